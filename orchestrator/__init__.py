@@ -1,0 +1,5 @@
+"""orchestrator: build, lock, install and ship the services of a Python monorepo."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,138 @@
+"""Plain, frozen data that crosses stage boundaries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+MemberKind = Literal["service", "library"]
+
+LOCK_FILENAME = "pylock.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """One package index from workspace.yaml; the first one is the default."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec:
+    """The `image:` section of workspace.yaml."""
+
+    base: str = "python:3.11-slim"
+    registry: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One environment a lock and an image are made for."""
+
+    python: str  # "3.11"
+    platform: str  # "linux/amd64"
+
+    @property
+    def key(self) -> str:
+        return f"cp{self.python.replace('.', '')}-{self.platform.replace('/', '_')}"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberOptions:
+    """A member's `[tool.orchestrator]` table."""
+
+    kind: MemberKind = "library"
+    command: tuple[str, ...] | None = None
+    ports: tuple[int, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)  # package -> index name
+    health: str | None = None  # HTTP path answering 200 when the service is up
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One workspace member: a directory holding a pyproject.toml."""
+
+    name: str  # PEP 503-normalized
+    display_name: str  # as written in [project].name
+    path: Path  # absolute directory
+    relpath: str  # POSIX path relative to the workspace root
+    version: str | None
+    description: str | None
+    requires_python: str | None
+    dependencies: tuple[str, ...]  # PEP 508 strings, as written
+    groups: Mapping[str, tuple[str, ...]]  # PEP 735 groups, include-group expanded
+    optional: Mapping[str, tuple[str, ...]]  # [project.optional-dependencies]
+    scripts: Mapping[str, str]
+    options: MemberOptions
+
+    @property
+    def kind(self) -> MemberKind:
+        return self.options.kind
+
+    @property
+    def pyproject(self) -> Path:
+        return self.path / "pyproject.toml"
+
+    @property
+    def lockfile(self) -> Path:
+        return self.path / LOCK_FILENAME
+
+    def all_requirements(self) -> tuple[str, ...]:
+        """Main dependencies followed by every group's, in declaration order."""
+        reqs = list(self.dependencies)
+        for group in self.groups.values():
+            reqs.extend(group)
+        return tuple(reqs)
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache: $ORCHESTRATOR_CACHE_DIR, else $XDG_CACHE_HOME/orchestrator."""
+    env = os.environ.get("ORCHESTRATOR_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "orchestrator"
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A loaded, validated workspace."""
+
+    root: Path
+    manifest: Path
+    name: str
+    python: str
+    platforms: tuple[str, ...]
+    indexes: tuple[IndexSpec, ...]
+    members: tuple[Member, ...]
+    image: ImageSpec
+    cache_dir: Path | None = None  # from the manifest's `cache:` key
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return tuple(Target(self.python, p) for p in self.platforms)
+
+    @property
+    def services(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.kind == "service")
+
+    def find(self, name: str) -> Member | None:
+        from orchestrator.names import normalize
+
+        wanted = normalize(name)
+        for member in self.members:
+            if member.name == wanted:
+                return member
+        return None
+
+    def resolved_cache_dir(self) -> Path:
+        """The environment variable wins over the manifest, which wins over the default."""
+        if os.environ.get("ORCHESTRATOR_CACHE_DIR") or self.cache_dir is None:
+            return default_cache_dir()
+        return self.cache_dir
