@@ -136,3 +136,34 @@ class Workspace:
         if os.environ.get("ORCHESTRATOR_CACHE_DIR") or self.cache_dir is None:
             return default_cache_dir()
         return self.cache_dir
+
+
+@dataclass(frozen=True, slots=True)
+class DistFile:
+    """One file (wheel or sdist) of a release, as an index lists it."""
+
+    filename: str
+    url: str  # absolute, without credentials
+    index: str  # name of the index (IndexSpec.name) that served it
+    sha256: str | None = None
+    size: int | None = None
+    requires_python: str | None = None
+    yanked: str | None = None  # None: not yanked; a string (maybe empty): the reason
+    upload_time: str | None = None
+    metadata_sha256: str | None = None  # PEP 658/714 file's hash, "" if served unhashed
+    has_metadata: bool = False  # the index serves `<url>.metadata` (PEP 658/714)
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+@dataclass(frozen=True, slots=True)
+class CoreMetadata:
+    """The parts of a distribution's core metadata the resolver needs."""
+
+    name: str
+    version: str
+    requires_dist: tuple[str, ...] = ()
+    requires_python: str | None = None
+    provides_extra: tuple[str, ...] = ()
