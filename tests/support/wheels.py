@@ -76,13 +76,13 @@ def build_wheel(
     entries[f"{dist_info}/RECORD"] = record.getvalue().encode()
 
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{dist}-{version}-{tag}.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    wheel = directory / f"{dist}-{version}-{tag}.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
         for arcname, data in entries.items():
             info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
             zf.writestr(info, data, zipfile.ZIP_DEFLATED)
-    return path
+    return wheel
 
 
 def build_sdist(

@@ -1,0 +1,228 @@
+"""The command line: a thin layer that parses options, calls the library, prints.
+
+Only this module talks to the terminal and decides exit codes: 0 success,
+1 a user error (an OrchestratorError, printed without a traceback unless
+--verbose), 2 a usage error. Heavy libraries are imported inside commands so
+that `orchestrator --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from orchestrator import __version__
+from orchestrator.errors import OrchestratorError
+from orchestrator.models import Member, Workspace
+
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class App:
+    """Global options and the lazily loaded workspace."""
+
+    workspace_path: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    _workspace: Workspace | None = field(default=None, repr=False)
+
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from orchestrator.workspace import load_workspace
+
+            self._workspace = load_workspace(self.workspace_path)
+        return self._workspace
+
+    def info(self, message: str) -> None:
+        """Progress and summaries for people: stderr, silenced by --quiet."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def members(self, names: Sequence[str], *, services_only: bool = False) -> list[Member]:
+        from orchestrator.graph import select
+
+        ws = self.workspace()
+        chosen = select(ws, names) if names else list(ws.members)
+        if services_only:
+            if names:
+                for member in chosen:
+                    if member.kind != "service":
+                        raise OrchestratorError(
+                            f"{member.name} is a library, not a service",
+                            hint="only services have images; list services with "
+                            "`orchestrator list`")
+            chosen = [m for m in chosen if m.kind == "service"]
+        return chosen
+
+
+class OrchestratorGroup(click.Group):
+    """Maps library errors to a short message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OrchestratorError as exc:
+            app = ctx.find_object(App)
+            _fail(exc, verbose=bool(app and app.verbose))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+def _fail(exc: OrchestratorError, *, verbose: bool) -> NoReturn:
+    if verbose:
+        traceback.print_exc()
+    click.secho(f"error: {exc.message}", err=True, fg="red")
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(cls=OrchestratorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--workspace", "-w", "workspace_path", type=click.Path(path_type=Path),
+              help="workspace.yaml, or a directory inside the workspace (default: search "
+              "upwards from the current directory).")
+@click.option("--verbose", "-v", is_flag=True, help="Show more detail and tracebacks.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
+@click.version_option(__version__, prog_name="orchestrator")
+@click.pass_context
+def cli(ctx: click.Context, workspace_path: Path | None, verbose: bool, quiet: bool) -> None:
+    """Plan, lock, install, build and publish the services of a Python monorepo."""
+    ctx.obj = App(workspace_path=workspace_path, verbose=verbose, quiet=quiet)
+
+
+# -- planning -----------------------------------------------------------------
+
+
+@cli.command("list")
+@click.option("--services", "services_only", is_flag=True, help="Only services.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_cmd(app: App, services_only: bool, as_json: bool) -> None:
+    """List the workspace members."""
+    ws = app.workspace()
+    members = [m for m in ws.members if m.kind == "service" or not services_only]
+    if as_json:
+        import json
+
+        rows = [{"name": m.name, "kind": m.kind, "version": m.version, "path": m.relpath}
+                for m in members]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(m.name) for m in members), default=0)
+    for m in members:
+        click.echo(f"{m.name:<{width}}  {m.kind:<8}  {m.version or '-':<10}  {m.relpath}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "dot", "mermaid", "json"]),
+              default="text", show_default=True)
+@pass_app
+def graph(app: App, fmt: str) -> None:
+    """Show the member dependency graph and the build stages."""
+    from orchestrator import report
+    from orchestrator.graph import build_generations, build_graph, member_edges
+
+    ws = app.workspace()
+    g = build_graph(ws)
+    edges = member_edges(ws)
+    if fmt == "dot":
+        click.echo(report.graph_dot(ws, edges))
+    elif fmt == "mermaid":
+        click.echo(report.graph_mermaid(ws, edges))
+    elif fmt == "json":
+        click.echo(report.graph_json(ws, edges, build_generations(g)))
+    else:
+        click.echo(report.graph_text(ws, edges, build_generations(g)))
+
+
+def _affected(app: App, since: str | None, committed_only: bool) -> list[Any]:
+    from orchestrator.graph import Affected, affected, build_graph, build_order
+
+    ws = app.workspace()
+    g = build_graph(ws)
+    if since is None:
+        by_name = {m.name: m for m in ws.members}
+        return [Affected(by_name[n], "all members") for n in build_order(g)]
+    from orchestrator.vcs import changed_files
+
+    return affected(ws, g, changed_files(ws.root, since, committed_only=committed_only))
+
+
+@cli.command("affected")
+@click.option("--since", required=True, metavar="REF",
+              help="Compare with the merge base of REF and HEAD (e.g. origin/main).")
+@click.option("--committed-only", is_flag=True, help="Ignore uncommitted changes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@pass_app
+def affected_cmd(app: App, since: str, committed_only: bool, fmt: str) -> None:
+    """List the members a change since REF affects, in build order."""
+    result = _affected(app, since, committed_only)
+    if fmt == "json":
+        import json
+
+        rows = [{"name": a.member.name, "kind": a.member.kind, "path": a.member.relpath,
+                 "reason": a.reason} for a in result]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not result:
+        app.info(f"no member is affected by changes since {since}")
+    for a in result:
+        click.echo(f"{a.member.name}\t{a.reason}")
+
+
+@cli.command()
+@click.option("--since", metavar="REF", help="Only services affected since REF.")
+@click.option("--all", "all_", is_flag=True, help="Every service.")
+@click.option("--committed-only", is_flag=True, help="Ignore uncommitted changes.")
+@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json"]),
+              default="github", show_default=True)
+@pass_app
+def matrix(app: App, since: str | None, all_: bool, committed_only: bool, fmt: str) -> None:
+    """Print a CI matrix of the services to build."""
+    from orchestrator import report
+
+    if bool(since) == all_:
+        raise click.UsageError("pass exactly one of --since REF or --all")
+    entries = report.matrix_entries(app.workspace(), _affected(app, since, committed_only))
+    render = {"github": report.matrix_github, "gitlab": report.matrix_gitlab,
+              "json": report.matrix_json}[fmt]
+    click.echo(render(entries).rstrip("\n"))
+
+
+@cli.command()
+@pass_app
+def check(app: App) -> None:
+    """Validate the workspace and report what was found."""
+    from orchestrator.graph import build_graph
+
+    ws = app.workspace()
+    build_graph(ws)
+    services = sum(1 for m in ws.members if m.kind == "service")
+    libraries = len(ws.members) - services
+    click.echo(f"workspace {ws.name} ({ws.manifest})")
+    click.echo(f"  python {ws.python} on {', '.join(ws.platforms)}")
+    click.echo(f"  indexes: {', '.join(f'{i.name} ({i.url})' for i in ws.indexes)}")
+    click.echo(f"  members: {len(ws.members)} ({services} services, {libraries} libraries)")
+    for m in ws.members:
+        groups = f", groups: {', '.join(m.groups)}" if m.groups else ""
+        click.echo(f"    {m.name} [{m.kind}] {m.relpath}: {len(m.dependencies)} dependencies"
+                   f"{groups}")
+    click.echo("ok: no problems found")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="orchestrator")

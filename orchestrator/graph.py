@@ -1,0 +1,172 @@
+"""The member graph: who depends on whom, build order, cycles, and what a change affects.
+
+An edge ``a -> b`` means member *a* depends on member *b* (in its main
+dependencies or in any dependency group), so *b* is built before *a*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import GraphError
+from orchestrator.models import Member, Workspace
+from orchestrator.names import normalize
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+# Paths (relative to the workspace root) whose change affects every member.
+GLOBAL_INPUTS = ("workspace.yaml", "templates")
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One workspace dependency, with the groups it comes from ("" for main)."""
+
+    source: str
+    target: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """A member a change affects, and why."""
+
+    member: Member
+    reason: str  # "changed: services/orders/app.py" or "depends on common"
+
+
+def member_edges(workspace: Workspace) -> list[Edge]:
+    """Every workspace dependency edge, read from each member's requirements."""
+    from packaging.requirements import Requirement
+
+    names = {m.name for m in workspace.members}
+    edges: list[Edge] = []
+    for member in workspace.members:
+        found: dict[str, list[str]] = {}
+        sections = [("", member.dependencies), *member.groups.items(), *member.optional.items()]
+        for group, reqs in sections:
+            for req in reqs:
+                target = normalize(Requirement(req).name)
+                if target in names and target != member.name:
+                    found.setdefault(target, [])
+                    if group not in found[target]:
+                        found[target].append(group)
+        edges.extend(Edge(member.name, t, tuple(g)) for t, g in sorted(found.items()))
+    return edges
+
+
+def build_graph(workspace: Workspace) -> nx.DiGraph:
+    """A DiGraph over member names; raises GraphError on a dependency cycle."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for member in workspace.members:
+        graph.add_node(member.name, member=member)
+    for edge in member_edges(workspace):
+        graph.add_edge(edge.source, edge.target, groups=edge.groups)
+    cycle = _find_cycle(graph)
+    if cycle:
+        raise GraphError(
+            "dependency cycle between workspace members: " + " -> ".join(cycle),
+            hint="a member cannot depend on itself through others; move the shared code "
+            "into a library both can depend on",
+        )
+    return graph
+
+
+def _find_cycle(graph: nx.DiGraph) -> list[str] | None:
+    import networkx as nx
+
+    try:
+        edges = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return None
+    # Start the printed cycle at its alphabetically first member so it is stable.
+    nodes = [u for u, _v in edges]
+    start = nodes.index(min(nodes))
+    nodes = nodes[start:] + nodes[:start]
+    return [*nodes, nodes[0]]
+
+
+def build_generations(graph: nx.DiGraph) -> list[list[str]]:
+    """Members grouped into stages: each stage depends only on earlier stages."""
+    import networkx as nx
+
+    return [sorted(stage) for stage in nx.topological_generations(graph.reverse(copy=False))]
+
+
+def build_order(graph: nx.DiGraph) -> list[str]:
+    """A stable topological order: dependencies before dependents."""
+    return [name for stage in build_generations(graph) for name in stage]
+
+
+def dependencies_of(graph: nx.DiGraph, name: str) -> list[str]:
+    """Every member *name* depends on, transitively, in build order."""
+    import networkx as nx
+
+    deps = nx.descendants(graph, name)
+    return [n for n in build_order(graph) if n in deps]
+
+
+def dependents_of(graph: nx.DiGraph, name: str) -> set[str]:
+    """Every member that depends on *name*, transitively."""
+    import networkx as nx
+
+    return set(nx.ancestors(graph, name))
+
+
+def owner_of(workspace: Workspace, path: str) -> Member | None:
+    """The member whose directory holds *path* (relative to the root); the deepest wins."""
+    parts = PurePosixPath(path).parts
+    best: Member | None = None
+    for member in workspace.members:
+        mparts = PurePosixPath(member.relpath).parts
+        if parts[: len(mparts)] == mparts and (
+            best is None or len(mparts) > len(PurePosixPath(best.relpath).parts)
+        ):
+            best = member
+    return best
+
+
+def affected(
+    workspace: Workspace, graph: nx.DiGraph, changed: Iterable[str]
+) -> list[Affected]:
+    """The members a set of changed paths (relative to the workspace root) affects.
+
+    A changed file marks the member that owns it, then everything depending on
+    that member; a change to workspace.yaml or templates/ marks every member.
+    Returned in build order.
+    """
+    reasons: dict[str, str] = {}
+    for path in sorted(set(changed)):
+        first = PurePosixPath(path).parts[0] if path else ""
+        if path in GLOBAL_INPUTS or first in GLOBAL_INPUTS:
+            for member in workspace.members:
+                reasons.setdefault(member.name, f"changed: {path}")
+            continue
+        owner = owner_of(workspace, path)
+        if owner is None:
+            continue
+        reasons.setdefault(owner.name, f"changed: {path}")
+        for dependent in sorted(dependents_of(graph, owner.name)):
+            reasons.setdefault(dependent, f"depends on {owner.name}")
+    by_name = {m.name: m for m in workspace.members}
+    return [Affected(by_name[n], reasons[n]) for n in build_order(graph) if n in reasons]
+
+
+def select(workspace: Workspace, names: Sequence[str]) -> list[Member]:
+    """Members by name, in the order given; an unknown name is a GraphError."""
+    out: list[Member] = []
+    for name in names:
+        member = workspace.find(name)
+        if member is None:
+            known = ", ".join(m.name for m in workspace.members) or "none"
+            raise GraphError(f"no workspace member named {name!r} (members: {known})",
+                             hint="run `orchestrator list` to see the members")
+        if member not in out:
+            out.append(member)
+    return out

@@ -1,0 +1,480 @@
+"""Load and validate a workspace: workspace.yaml plus each member's pyproject.toml.
+
+Every error names the file, the key path inside it and what was expected, so a
+user can fix the input without reading this code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.models import ImageSpec, IndexSpec, Member, MemberOptions, Workspace
+from orchestrator.names import normalize
+
+MANIFEST = "workspace.yaml"
+KNOWN_PLATFORMS = ("linux/amd64", "linux/arm64")
+DEFAULT_INDEX = IndexSpec("pypi", "https://pypi.org/simple")
+
+_PYTHON = re.compile(r"^3\.(\d{1,2})$")
+_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+T = TypeVar("T")
+
+
+def find_manifest(start: Path) -> Path:
+    """Walk up from *start* to the nearest workspace.yaml, as git finds .git."""
+    start = start.resolve()
+    if start.is_file():
+        return start
+    for directory in (start, *start.parents):
+        candidate = directory / MANIFEST
+        if candidate.is_file():
+            return candidate
+    raise WorkspaceError(
+        f"no {MANIFEST} found in {start} or any parent directory",
+        hint=f"run inside a workspace, pass --workspace PATH, or create {MANIFEST}",
+    )
+
+
+def load_workspace(start: Path | None = None) -> Workspace:
+    """Find, read and validate the workspace containing *start* (default: cwd)."""
+    manifest = find_manifest(start if start is not None else Path.cwd())
+    return _Loader(manifest).load()
+
+
+class _Loader:
+    def __init__(self, manifest: Path) -> None:
+        self.manifest = manifest
+        self.root = manifest.parent
+        self.label = manifest.name if manifest.parent == Path.cwd() else str(manifest)
+
+    def fail(self, key: str, problem: str, hint: str | None = None) -> NoReturn:
+        where = f"{self.label}: {key}: " if key else f"{self.label}: "
+        raise WorkspaceError(where + problem, hint=hint)
+
+    def load(self) -> Workspace:
+        data = self._read_yaml()
+        allowed = {"version", "name", "python", "platforms", "indexes", "members", "exclude",
+                   "image", "cache"}
+        _reject_unknown(data, allowed, "", self.fail)
+        if "version" not in data:
+            self.fail("version", "missing; expected `version: 1`")
+        if data["version"] != 1:
+            self.fail("version", f"expected 1, got {data['version']!r}",
+                      "this orchestrator reads workspace.yaml version 1")
+        name = self._str(data, "name", required=True)
+        python = self._python(data.get("python", "3.11"))
+        platforms = self._platforms(data.get("platforms", ["linux/amd64"]))
+        indexes = self._indexes(data.get("indexes"))
+        image = self._image(data.get("image", {}), python)
+        cache_dir = self._cache(data.get("cache"))
+        globs = self._str_list(data, "members", required=True)
+        exclude = self._str_list(data, "exclude", required=False)
+        index_names = {index.name for index in indexes}
+        dirs = self._expand(globs, exclude)
+        members = [_MemberLoader(self.root, d, index_names).load() for d in dirs]
+        _check_unique(members)
+        return Workspace(
+            root=self.root, manifest=self.manifest, name=name, python=python,
+            platforms=platforms, indexes=indexes, members=tuple(members), image=image,
+            cache_dir=cache_dir,
+        )
+
+    def _read_yaml(self) -> dict[str, Any]:
+        import yaml
+
+        try:
+            text = self.manifest.read_text(encoding="utf-8")
+        except OSError as exc:
+            self.fail("", f"cannot read the file ({exc.strerror})")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.fail("", f"{at}invalid YAML ({problem})", "fix the syntax at that position")
+        if not isinstance(data, dict):
+            got = "an empty file" if data is None else f"a {_yaml_type(data)}"
+            self.fail("", f"expected a mapping of keys (version, name, members, ...), got {got}",
+                      "see the workspace.yaml reference in README.md")
+        return data
+
+    def _str(self, data: Mapping[str, Any], key: str, *, required: bool,
+             path: str | None = None) -> str:
+        path = path or key
+        if key not in data:
+            if required:
+                self.fail(path, "missing; expected a string")
+            return ""
+        value = data[key]
+        if not isinstance(value, str) or not value.strip():
+            self.fail(path, f"expected a non-empty string, got {_describe(value)}")
+        return value
+
+    def _str_list(self, data: Mapping[str, Any], key: str, *, required: bool) -> tuple[str, ...]:
+        if key not in data:
+            if required:
+                self.fail(key, "missing; expected a list of directory globs such as services/*")
+            return ()
+        value = data[key]
+        if not isinstance(value, list) or (required and not value):
+            self.fail(key, f"expected a non-empty list of strings, got {_describe(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item:
+                self.fail(f"{key}[{i}]", f"expected a string (a directory glob), got "
+                          f"{_describe(item)}")
+        return tuple(value)
+
+    def _python(self, value: Any) -> str:
+        if isinstance(value, float):  # YAML reads an unquoted 3.10 as the float 3.1
+            self.fail("python", f"got the number {value!r}; quote it, e.g. python: \"3.11\"")
+        if not isinstance(value, str) or not _PYTHON.match(value):
+            self.fail("python", f"expected a CPython version like \"3.11\", got {_describe(value)}")
+        if int(value.split(".")[1]) < 8:
+            self.fail("python", f"Python {value} is not supported; use 3.8 or newer")
+        return value
+
+    def _platforms(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            self.fail("platforms", f"expected a non-empty list such as [linux/amd64], got "
+                      f"{_describe(value)}")
+        for i, item in enumerate(value):
+            if item not in KNOWN_PLATFORMS:
+                self.fail(f"platforms[{i}]", f"unknown platform {item!r}; expected one of "
+                          + ", ".join(KNOWN_PLATFORMS))
+        if len(set(value)) != len(value):
+            self.fail("platforms", "lists a platform twice")
+        return tuple(value)
+
+    def _indexes(self, value: Any) -> tuple[IndexSpec, ...]:
+        if value is None:
+            return (DEFAULT_INDEX,)
+        if not isinstance(value, list) or not value:
+            self.fail("indexes", f"expected a non-empty list of {{name, url}}, got "
+                      f"{_describe(value)}")
+        indexes: list[IndexSpec] = []
+        for i, item in enumerate(value):
+            path = f"indexes[{i}]"
+            if not isinstance(item, dict):
+                self.fail(path, f"expected a mapping with name and url, got {_describe(item)}")
+            _reject_unknown(item, {"name", "url"}, path, self.fail)
+            name = self._str(item, "name", required=True, path=f"{path}.name")
+            url = self._str(item, "url", required=True, path=f"{path}.url")
+            if not _INDEX_NAME.match(name):
+                self.fail(f"{path}.name", f"{name!r} is not a valid index name (letters, digits,"
+                          " - and _)")
+            if not url.startswith(("https://", "http://", "file://")):
+                self.fail(f"{path}.url", f"expected an http(s) URL, got {url!r}")
+            if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+                self.fail(f"{path}.url", "holds credentials; credentials never live in "
+                          "workspace.yaml", f"set ORCHESTRATOR_INDEX_{_env_name(name)}_USERNAME"
+                          f" and _PASSWORD, or use ~/.netrc")
+            if any(index.name == name for index in indexes):
+                self.fail(f"{path}.name", f"index name {name!r} is used twice")
+            indexes.append(IndexSpec(name, url.rstrip("/")))
+        return tuple(indexes)
+
+    def _image(self, value: Any, python: str) -> ImageSpec:
+        if not isinstance(value, dict):
+            self.fail("image", f"expected a mapping with base and registry, got {_describe(value)}")
+        _reject_unknown(value, {"base", "registry"}, "image", self.fail)
+        base = self._str(value, "base", required=False, path="image.base")
+        registry = self._str(value, "registry", required=False, path="image.registry")
+        return ImageSpec(base=base or f"python:{python}-slim",
+                         registry=registry.rstrip("/") or None)
+
+    def _cache(self, value: Any) -> Path | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.fail("cache", f"expected a mapping with dir, got {_describe(value)}")
+        _reject_unknown(value, {"dir"}, "cache", self.fail)
+        raw = self._str(value, "dir", required=True, path="cache.dir")
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    def _expand(self, globs: Sequence[str], exclude: Sequence[str]) -> list[Path]:
+        root = self.root.resolve()
+        excluded = {p.resolve() for pattern in exclude for p in self.root.glob(pattern)}
+        found: dict[Path, None] = {}
+        for i, pattern in enumerate(globs):
+            if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+                self.fail(f"members[{i}]", f"{pattern!r} points outside the workspace root",
+                          "members must live under the directory holding workspace.yaml")
+            matches = sorted(p for p in self.root.glob(pattern) if p.is_dir())
+            if not matches and not any(ch in pattern for ch in "*?["):
+                self.fail(f"members[{i}]", f"directory {pattern!r} does not exist")
+            for path in matches:
+                resolved = path.resolve()
+                if resolved in excluded or _is_hidden(path.relative_to(self.root)):
+                    continue
+                if not resolved.is_relative_to(root):
+                    self.fail(f"members[{i}]", f"{path} resolves outside the workspace root "
+                              f"({resolved})")
+                if not (path / "pyproject.toml").is_file():
+                    rel = path.relative_to(self.root).as_posix()
+                    self.fail(f"members[{i}]", f"member directory {rel} has no pyproject.toml",
+                              f"add {rel}/pyproject.toml, or add {rel} to `exclude`")
+                found[resolved] = None
+        return list(found)
+
+
+class _MemberLoader:
+    """Reads one member's pyproject.toml into a Member."""
+
+    def __init__(self, root: Path, directory: Path, index_names: set[str]) -> None:
+        self.root = root.resolve()
+        self.directory = directory
+        self.relpath = directory.relative_to(self.root).as_posix()
+        self.file = f"{self.relpath}/pyproject.toml"
+        self.index_names = index_names
+
+    def fail(self, key: str, problem: str, hint: str | None = None) -> NoReturn:
+        where = f"{self.file}: {key}: " if key else f"{self.file}: "
+        raise WorkspaceError(where + problem, hint=hint)
+
+    def load(self) -> Member:
+        try:
+            with (self.directory / "pyproject.toml").open("rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            self.fail("", f"invalid TOML ({exc})")
+        except OSError as exc:
+            self.fail("", f"cannot read the file ({exc.strerror})")
+        project = data.get("project")
+        if not isinstance(project, dict):
+            self.fail("project", "missing; every member needs a PEP 621 [project] table")
+        raw_name = project.get("name")
+        if not isinstance(raw_name, str) or not _NAME.match(raw_name):
+            self.fail("project.name", f"expected a valid project name, got {_describe(raw_name)}")
+        version = project.get("version")
+        if version is not None and not isinstance(version, str):
+            self.fail("project.version", f"expected a string, got {_describe(version)}")
+        if version is not None:
+            self._check_version(version)
+        tool = data.get("tool", {}).get("orchestrator", {})
+        return Member(
+            name=normalize(raw_name), display_name=raw_name, path=self.directory.resolve(),
+            relpath=self.relpath, version=version,
+            description=_opt_str(project.get("description")),
+            requires_python=self._requires_python(project.get("requires-python")),
+            dependencies=self._requirements(project.get("dependencies", []),
+                                            "project.dependencies"),
+            groups=self._groups(data.get("dependency-groups", {})),
+            optional=self._optional(project.get("optional-dependencies", {})),
+            scripts=self._scripts(project.get("scripts", {})),
+            options=self._options(tool),
+        )
+
+    def _check_version(self, version: str) -> None:
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            Version(version)
+        except InvalidVersion:
+            self.fail("project.version", f"{version!r} is not a valid PEP 440 version")
+
+    def _requires_python(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        if not isinstance(value, str):
+            self.fail("project.requires-python", f"expected a string, got {_describe(value)}")
+        try:
+            SpecifierSet(value)
+        except InvalidSpecifier:
+            self.fail("project.requires-python", f"{value!r} is not a valid version specifier")
+        return value
+
+    def _requirements(self, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            self.fail(key, f"expected a list of PEP 508 requirement strings, got "
+                      f"{_describe(value)}")
+        for i, item in enumerate(value):
+            self._requirement(item, f"{key}[{i}]")
+        return tuple(value)
+
+    def _requirement(self, item: Any, key: str) -> str:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        if not isinstance(item, str):
+            self.fail(key, f"expected a requirement string, got {_describe(item)}")
+        try:
+            Requirement(item)
+        except InvalidRequirement as exc:
+            detail = str(exc).splitlines()[0]
+            self.fail(key, f"invalid requirement {item!r}: {detail}",
+                      "write a PEP 508 requirement such as \"httpx>=0.27\"")
+        return item
+
+    def _optional(self, value: Any) -> dict[str, tuple[str, ...]]:
+        key = "project.optional-dependencies"
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table of extra -> requirements, got {_describe(value)}")
+        return {extra: self._requirements(reqs, f"{key}.{extra}") for extra, reqs in value.items()}
+
+    def _groups(self, value: Any) -> dict[str, tuple[str, ...]]:
+        if not isinstance(value, dict):
+            self.fail("dependency-groups", f"expected a table of group -> list, got "
+                      f"{_describe(value)}")
+        names = {normalize(group): group for group in value}
+        expanded: dict[str, tuple[str, ...]] = {}
+
+        def expand(group: str, trail: tuple[str, ...]) -> tuple[str, ...]:
+            if group in trail:
+                cycle = " -> ".join((*trail, group))
+                self.fail(f"dependency-groups.{trail[0]}", f"include-group cycle: {cycle}")
+            items = value[names[group]]
+            key = f"dependency-groups.{names[group]}"
+            if not isinstance(items, list):
+                self.fail(key, f"expected a list, got {_describe(items)}")
+            out: list[str] = []
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    include = item.get("include-group")
+                    if set(item) != {"include-group"} or not isinstance(include, str):
+                        self.fail(f"{key}[{i}]", "expected {include-group = \"NAME\"}")
+                    if normalize(include) not in names:
+                        self.fail(f"{key}[{i}].include-group", f"no dependency group named "
+                                  f"{include!r}")
+                    out.extend(expand(normalize(include), (*trail, group)))
+                elif isinstance(item, str):
+                    out.append(self._requirement(item, f"{key}[{i}]"))
+                else:
+                    self.fail(f"{key}[{i}]", f"expected a requirement string or "
+                              f"{{include-group = ...}}, got {_describe(item)}")
+            return tuple(out)
+
+        for group in names:
+            expanded[group] = expand(group, ())
+        return expanded
+
+    def _scripts(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            self.fail("project.scripts", "expected a table of name = \"module:function\"")
+        return dict(value)
+
+    def _options(self, tool: Any) -> MemberOptions:
+        key = "tool.orchestrator"
+        if not isinstance(tool, dict):
+            self.fail(key, f"expected a table, got {_describe(tool)}")
+        _reject_unknown(tool, {"kind", "command", "ports", "env", "sources", "health"}, key,
+                        self.fail)
+        default_kind = "service" if Path(self.relpath).parent.name == "services" else "library"
+        kind = tool.get("kind", default_kind)
+        if kind not in ("service", "library"):
+            self.fail(f"{key}.kind", f"expected \"service\" or \"library\", got {_describe(kind)}")
+        return MemberOptions(
+            kind=kind, command=self._command(tool.get("command")),
+            ports=self._ports(tool.get("ports", [])),
+            env=self._str_table(tool.get("env", {}), f"{key}.env"),
+            sources=self._sources(tool.get("sources", {})),
+            health=self._health(tool.get("health")),
+        )
+
+    def _command(self, value: Any) -> tuple[str, ...] | None:
+        import shlex
+
+        if value is None:
+            return None
+        if isinstance(value, str) and value.strip():
+            return tuple(shlex.split(value))
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        self.fail("tool.orchestrator.command", f"expected a string or a list of strings, got "
+                  f"{_describe(value)}")
+
+    def _ports(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, list):
+            self.fail("tool.orchestrator.ports", f"expected a list of port numbers, got "
+                      f"{_describe(value)}")
+        for i, port in enumerate(value):
+            if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+                self.fail(f"tool.orchestrator.ports[{i}]", f"expected a port number 1-65535, "
+                          f"got {_describe(port)}")
+        return tuple(value)
+
+    def _str_table(self, value: Any, key: str) -> dict[str, str]:
+        if not isinstance(value, dict):
+            self.fail(key, f"expected a table of strings, got {_describe(value)}")
+        for name, item in value.items():
+            if not isinstance(item, str):
+                self.fail(f"{key}.{name}", f"expected a string, got {_describe(item)}")
+        return dict(value)
+
+    def _sources(self, value: Any) -> dict[str, str]:
+        table = self._str_table(value, "tool.orchestrator.sources")
+        for package, index in table.items():
+            if index not in self.index_names:
+                known = ", ".join(sorted(self.index_names))
+                self.fail(f"tool.orchestrator.sources.{package}", f"no index named {index!r} in "
+                          f"workspace.yaml (known: {known})")
+        return {normalize(package): index for package, index in table.items()}
+
+    def _health(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.startswith("/"):
+            self.fail("tool.orchestrator.health", f"expected an HTTP path such as \"/health\", "
+                      f"got {_describe(value)}")
+        return value
+
+
+def _check_unique(members: Sequence[Member]) -> None:
+    seen: dict[str, Member] = {}
+    for member in members:
+        other = seen.get(member.name)
+        if other is not None:
+            raise WorkspaceError(
+                f"two members are named {member.name!r}: {other.relpath} and {member.relpath}",
+                hint="rename one of them in its pyproject.toml [project].name",
+            )
+        seen[member.name] = member
+
+
+def _reject_unknown(
+    data: Mapping[str, Any], allowed: set[str], path: str, fail: Callable[..., NoReturn]
+) -> None:
+    for key in data:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            import difflib
+
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(
+                sorted(allowed))
+            fail(where, "unknown key", hint)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return f"{_yaml_type(value)} {value!r}"
+
+
+def _yaml_type(value: Any) -> str:
+    names = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "number",
+             float: "number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _is_hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()

@@ -1,0 +1,3 @@
+"""The acme gateway service."""
+
+__version__ = "1.2.0"

@@ -1,0 +1,3 @@
+"""The acme orders API."""
+
+__version__ = "0.4.1"

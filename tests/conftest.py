@@ -1,0 +1,71 @@
+"""Shared fixtures: temporary workspaces written from short descriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+MakeWorkspace = Callable[..., Path]
+
+MANIFEST = """\
+version: 1
+name: demo
+python: "3.11"
+platforms: [linux/amd64]
+members: [services/*, libs/*]
+"""
+
+
+def pyproject(
+    name: str,
+    deps: Sequence[str] = (),
+    *,
+    version: str = "1.0.0",
+    groups: Mapping[str, Sequence[str]] | None = None,
+    tool: str = "",
+) -> str:
+    """A member pyproject.toml with the given dependencies and groups."""
+    lines = [
+        "[project]",
+        f'name = "{name}"',
+        f'version = "{version}"',
+        "dependencies = [" + ", ".join(f'"{d}"' for d in deps) + "]",
+    ]
+    if groups:
+        lines.append("\n[dependency-groups]")
+        for group, reqs in groups.items():
+            lines.append(f"{group} = [" + ", ".join(f'"{r}"' for r in reqs) + "]")
+    if tool:
+        lines.append("\n[tool.orchestrator]\n" + tool)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> MakeWorkspace:
+    """Write workspace.yaml and members ({relpath: pyproject text}) under tmp_path."""
+
+    def make(
+        members: Mapping[str, str], manifest: str = MANIFEST, root: Path | None = None
+    ) -> Path:
+        base = root or tmp_path / "ws"
+        base.mkdir(parents=True, exist_ok=True)
+        (base / "workspace.yaml").write_text(manifest)
+        for rel, text in members.items():
+            (base / rel).mkdir(parents=True, exist_ok=True)
+            (base / rel / "pyproject.toml").write_text(text)
+        return base
+
+    return make
+
+
+@pytest.fixture
+def shop(make_workspace: MakeWorkspace) -> Path:
+    """Two services sharing a library, plus an unrelated service."""
+    return make_workspace({
+        "libs/common": pyproject("common", ["attrs"]),
+        "services/api": pyproject("api", ["common", "httpx"], tool='kind = "service"'),
+        "services/web": pyproject("web", ["requests"], groups={"dev": ["common", "pytest"]}),
+        "services/solo": pyproject("solo", ["click"]),
+    })

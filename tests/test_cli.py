@@ -1,0 +1,166 @@
+"""The CLI through click's runner, and the installed executable as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from tests.conftest import MakeWorkspace, pyproject
+
+REPO = Path(__file__).parents[1]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_list(shop: Path) -> None:
+    code, out, _ = run("-w", str(shop), "list")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["api", "service", "1.0.0", "services/api"]
+    code, out, _ = run("-w", str(shop), "list", "--json", "--services")
+    assert [m["name"] for m in json.loads(out)] == ["api", "solo", "web"]
+
+
+def test_graph_formats(shop: Path) -> None:
+    code, out, _ = run("-w", str(shop), "graph")
+    assert code == 0
+    assert out == (
+        "stage 1:\n  common [library]\n  solo [service]\n"
+        "stage 2:\n  api [service] -> common\n  web [service] -> common (dev)\n"
+    )
+    _, dot, _ = run("-w", str(shop), "graph", "--format", "dot")
+    assert '"web" -> "common" [style=dashed];' in dot
+    _, mermaid, _ = run("-w", str(shop), "graph", "--format", "mermaid")
+    assert "  api --> common" in mermaid
+    _, data, _ = run("-w", str(shop), "graph", "--format", "json")
+    assert json.loads(data)["stages"] == [["common", "solo"], ["api", "web"]]
+
+
+def test_matrix_all_github(shop: Path) -> None:
+    code, out, _ = run("-w", str(shop), "matrix", "--all", "--format", "github")
+    assert code == 0
+    rows = json.loads(out)["include"]
+    assert [r["service"] for r in rows] == ["solo", "api", "web"]
+    assert rows[1] == {"service": "api", "path": "services/api", "image": "api",
+                       "version": "1.0.0"}
+
+
+def test_matrix_gitlab(shop: Path) -> None:
+    _, out, _ = run("-w", str(shop), "matrix", "--all", "--format", "gitlab")
+    doc = yaml.safe_load(out)
+    assert doc["parallel"]["matrix"][0] == {
+        "SERVICE": "solo", "SERVICE_PATH": "services/solo", "IMAGE": "solo", "VERSION": "1.0.0"}
+
+
+def test_matrix_needs_since_or_all(shop: Path) -> None:
+    code, _, err = run("-w", str(shop), "matrix")
+    assert code == 2
+    assert "pass exactly one of --since REF or --all" in err
+
+
+def test_cycle_exits_1_without_traceback(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a", ["b"]), "libs/b": pyproject("b", ["a"])})
+    code, out, err = run("-w", str(root), "graph")
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "error: dependency cycle between workspace members: a -> b -> a\n"
+        "hint: a member cannot depend on itself through others; move the shared code into a "
+        "library both can depend on\n"
+    )
+
+
+def test_verbose_shows_traceback(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a", ["b"]), "libs/b": pyproject("b", ["a"])})
+    code, _, err = run("-v", "-w", str(root), "check")
+    assert code == 1
+    assert "Traceback (most recent call last)" in err
+
+
+@pytest.mark.parametrize(
+    ("members", "manifest", "expected"),
+    [
+        ({}, "just a string\n", "workspace.yaml: expected a mapping of keys (version, name, "
+         "members, ...), got a string"),
+        ({"libs/a": pyproject("a", ["ok>="])}, None,
+         "libs/a/pyproject.toml: project.dependencies[0]: invalid requirement 'ok>='"),
+    ],
+)
+def test_bad_input_messages(
+    make_workspace: MakeWorkspace, members: dict[str, str], manifest: str | None, expected: str
+) -> None:
+    root = make_workspace(members, **({"manifest": manifest} if manifest else {}))
+    code, _, err = run("-w", str(root), "check")
+    assert code == 1
+    assert err.startswith("error: ")
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_check_summary(shop: Path) -> None:
+    code, out, _ = run("-w", str(shop), "check")
+    assert code == 0
+    assert "  members: 4 (3 services, 1 libraries)" in out
+    assert out.endswith("ok: no problems found\n")
+
+
+def test_unknown_command_is_usage_error() -> None:
+    code, _, _ = run("frobnicate")
+    assert code == 2
+
+
+# -- the installed executable --------------------------------------------------
+
+
+def executable() -> str:
+    found = shutil.which("orchestrator", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.skip("the orchestrator console script is not installed in this environment")
+    return found
+
+
+def test_executable_graph_on_example_workspace() -> None:
+    proc = subprocess.run([executable(), "graph"], cwd=REPO / "services" / "orders",
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "orders [service] -> acme-common, acme-events" in proc.stdout
+
+
+def test_executable_matrix_on_example_workspace() -> None:
+    proc = subprocess.run([executable(), "matrix", "--all", "--format", "github"], cwd=REPO,
+                          capture_output=True, text=True, check=True)
+    rows = json.loads(proc.stdout)["include"]
+    assert sorted(r["service"] for r in rows) == ["gateway", "orders", "worker"]
+
+
+def test_executable_error_exit_code(tmp_path: Path) -> None:
+    proc = subprocess.run([executable(), "list"], cwd=tmp_path, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: no workspace.yaml found in ")
+    assert "Traceback" not in proc.stderr
+
+
+HEAVY = ("networkx", "resolvelib", "docker", "httpx", "requests", "urllib3")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"]])
+def test_startup_imports_stay_light(args: list[str]) -> None:
+    code = (
+        "import sys\nfrom orchestrator.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "HEAVY="

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import GraphError
+from orchestrator.graph import (
+    affected,
+    build_generations,
+    build_graph,
+    build_order,
+    dependencies_of,
+    member_edges,
+    owner_of,
+    select,
+)
+from orchestrator.workspace import load_workspace
+from tests.conftest import MakeWorkspace, pyproject
+
+
+def test_edges_include_groups(shop: Path) -> None:
+    edges = {(e.source, e.target): e.groups for e in member_edges(load_workspace(shop))}
+    assert edges == {("api", "common"): ("",), ("web", "common"): ("dev",)}
+
+
+def test_generations_and_order(shop: Path) -> None:
+    g = build_graph(load_workspace(shop))
+    assert build_generations(g) == [["common", "solo"], ["api", "web"]]
+    assert build_order(g) == ["common", "solo", "api", "web"]
+    assert dependencies_of(g, "api") == ["common"]
+
+
+def test_cycle_is_reported(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({
+        "libs/a": pyproject("a", ["b"]),
+        "libs/b": pyproject("b", ["c"]),
+        "libs/c": pyproject("c", groups={"dev": ["a"]}),
+    })
+    with pytest.raises(GraphError) as info:
+        build_graph(load_workspace(root))
+    assert str(info.value) == (
+        "dependency cycle between workspace members: a -> b -> c -> a\n"
+        "hint: a member cannot depend on itself through others; move the shared code into a "
+        "library both can depend on"
+    )
+
+
+def test_owner_prefers_deepest(make_workspace: MakeWorkspace) -> None:
+    manifest = "version: 1\nname: d\nmembers: [apps/*, apps/x/plugins/*]\n"
+    root = make_workspace({
+        "apps/x": pyproject("x"),
+        "apps/x/plugins/p": pyproject("p"),
+    }, manifest=manifest)
+    ws = load_workspace(root)
+    assert owner_of(ws, "apps/x/plugins/p/mod.py").name == "p"  # type: ignore[union-attr]
+    assert owner_of(ws, "apps/x/mod.py").name == "x"  # type: ignore[union-attr]
+    assert owner_of(ws, "README.md") is None
+
+
+def test_affected_by_library_change(shop: Path) -> None:
+    ws = load_workspace(shop)
+    result = affected(ws, build_graph(ws), ["libs/common/src/common.py"])
+    assert [(a.member.name, a.reason) for a in result] == [
+        ("common", "changed: libs/common/src/common.py"),
+        ("api", "depends on common"),
+        ("web", "depends on common"),
+    ]
+
+
+def test_affected_by_manifest_and_templates(shop: Path) -> None:
+    ws = load_workspace(shop)
+    g = build_graph(ws)
+    assert len(affected(ws, g, ["workspace.yaml"])) == 4
+    assert len(affected(ws, g, ["templates/Dockerfile.j2"])) == 4
+    assert affected(ws, g, ["docs/x.md", "README.md"]) == []
+
+
+def test_affected_by_lock(shop: Path) -> None:
+    ws = load_workspace(shop)
+    result = affected(ws, build_graph(ws), ["services/solo/pylock.toml"])
+    assert [a.member.name for a in result] == ["solo"]
+
+
+def test_select_unknown_member(shop: Path) -> None:
+    with pytest.raises(GraphError) as info:
+        select(load_workspace(shop), ["nope"])
+    assert str(info.value) == (
+        "no workspace member named 'nope' (members: api, solo, web, common)\n"
+        "hint: run `orchestrator list` to see the members"
+    )

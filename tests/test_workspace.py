@@ -1,0 +1,234 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.workspace import find_manifest, load_workspace
+from tests.conftest import MANIFEST, MakeWorkspace, pyproject
+
+
+def error_of(root: Path) -> str:
+    with pytest.raises(WorkspaceError) as info:
+        load_workspace(root)
+    return str(info.value)
+
+
+def test_loads_members_and_defaults(shop: Path) -> None:
+    ws = load_workspace(shop)
+    assert [m.name for m in ws.members] == ["api", "solo", "web", "common"]
+    assert ws.python == "3.11"
+    assert ws.platforms == ("linux/amd64",)
+    assert ws.indexes[0].url == "https://pypi.org/simple"
+    assert ws.image.base == "python:3.11-slim"
+    by = {m.name: m for m in ws.members}
+    assert by["api"].kind == "service"
+    assert by["solo"].kind == "service"  # inferred from services/
+    assert by["common"].kind == "library"
+    assert by["web"].groups == {"dev": ("common", "pytest")}
+
+
+def test_finds_manifest_walking_up(shop: Path) -> None:
+    deep = shop / "services" / "api" / "src" / "pkg"
+    deep.mkdir(parents=True)
+    assert find_manifest(deep) == shop / "workspace.yaml"
+
+
+def test_no_manifest(tmp_path: Path) -> None:
+    assert error_of(tmp_path) == (
+        f"no workspace.yaml found in {tmp_path} or any parent directory\n"
+        "hint: run inside a workspace, pass --workspace PATH, or create workspace.yaml"
+    )
+
+
+def test_include_group_and_normalized_names(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/My_Lib": """
+[project]
+name = "My_Lib"
+version = "1"
+[dependency-groups]
+Test = ["pytest"]
+dev = [{include-group = "test"}, "ruff"]
+"""})
+    member = load_workspace(root).members[0]
+    assert member.name == "my-lib"
+    assert member.display_name == "My_Lib"
+    assert member.groups == {"test": ("pytest",), "dev": ("pytest", "ruff")}
+
+
+def test_include_group_cycle(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": """
+[project]
+name = "a"
+[dependency-groups]
+x = [{include-group = "y"}]
+y = [{include-group = "x"}]
+"""})
+    assert error_of(root) == (
+        "libs/a/pyproject.toml: dependency-groups.x: include-group cycle: x -> y -> x"
+    )
+
+
+def test_manifest_not_a_mapping(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({}, manifest="- just\n- a list\n")
+    assert error_of(root) == (
+        f"{root}/workspace.yaml: expected a mapping of keys (version, name, members, ...), "
+        "got a list\nhint: see the workspace.yaml reference in README.md"
+    )
+
+
+def test_malformed_yaml(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({}, manifest="version: 1\nname: [unclosed\n")
+    message = error_of(root)
+    assert message.startswith(f"{root}/workspace.yaml: line 3, column 1: invalid YAML")
+    assert message.endswith("hint: fix the syntax at that position")
+
+
+def test_unknown_key_suggests(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({}, manifest=MANIFEST + "platfroms: [linux/amd64]\n")
+    assert error_of(root) == (
+        f"{root}/workspace.yaml: platfroms: unknown key\nhint: did you mean 'platforms'?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("python: 3.10", "python: got the number 3.1; quote it, e.g. python: \"3.11\""),
+        ("python: \"2.7\"", "python: expected a CPython version like \"3.11\", "
+         "got string '2.7'"),
+        ("platforms: [windows/amd64]", "platforms[0]: unknown platform 'windows/amd64'; "
+         "expected one of linux/amd64, linux/arm64"),
+        ("version: 2", "version: expected 1, got 2\n"
+         "hint: this orchestrator reads workspace.yaml version 1"),
+        ("members: services/*", "members: expected a non-empty list of strings, got "
+         "string 'services/*'"),
+    ],
+)
+def test_bad_values(make_workspace: MakeWorkspace, line: str, expected: str) -> None:
+    key = line.split(":")[0]
+    manifest = "\n".join(ln for ln in MANIFEST.splitlines() if not ln.startswith(key + ":"))
+    root = make_workspace({}, manifest=manifest + "\n" + line + "\n")
+    assert error_of(root) == f"{root}/workspace.yaml: {expected}"
+
+
+def test_member_without_pyproject(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a")})
+    (root / "services" / "empty").mkdir(parents=True)
+    assert error_of(root) == (
+        f"{root}/workspace.yaml: members[0]: member directory services/empty has no "
+        "pyproject.toml\nhint: add services/empty/pyproject.toml, or add services/empty to "
+        "`exclude`"
+    )
+
+
+def test_exclude_skips_directory(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a")}, manifest=MANIFEST + "exclude: [services/x]\n")
+    (root / "services" / "x").mkdir(parents=True)
+    assert [m.name for m in load_workspace(root).members] == ["a"]
+
+
+def test_duplicate_member_names(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("shared"), "services/b": pyproject("Shared")})
+    assert error_of(root) == (
+        "two members are named 'shared': services/b and libs/a\n"
+        "hint: rename one of them in its pyproject.toml [project].name"
+    )
+
+
+def test_member_outside_root(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({}, manifest=MANIFEST.replace("[services/*, libs/*]", "[../other]"))
+    assert error_of(root) == (
+        f"{root}/workspace.yaml: members[0]: '../other' points outside the workspace root\n"
+        "hint: members must live under the directory holding workspace.yaml"
+    )
+
+
+def test_symlink_outside_root(make_workspace: MakeWorkspace, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "pyproject.toml").write_text(pyproject("x"))
+    root = make_workspace({"libs/a": pyproject("a")})
+    (root / "services").mkdir()
+    (root / "services" / "link").symlink_to(outside)
+    message = error_of(root)
+    assert message == (
+        f"{root}/workspace.yaml: members[0]: {root}/services/link resolves outside the "
+        f"workspace root ({outside})"
+    )
+
+
+def test_invalid_requirement(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a", ["requests>=>2"])})
+    message = error_of(root)
+    assert message.startswith(
+        "libs/a/pyproject.toml: project.dependencies[0]: invalid requirement 'requests>=>2': "
+    )
+    assert message.endswith('hint: write a PEP 508 requirement such as "httpx>=0.27"')
+
+
+def test_invalid_group_requirement(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a", groups={"dev": ["ok", "bad req!"]})})
+    assert error_of(root).startswith(
+        "libs/a/pyproject.toml: dependency-groups.dev[1]: invalid requirement 'bad req!': "
+    )
+
+
+def test_missing_project_table(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": "[tool.x]\ny = 1\n"})
+    assert error_of(root) == (
+        "libs/a/pyproject.toml: project: missing; every member needs a PEP 621 [project] table"
+    )
+
+
+def test_bad_toml(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": "[project\n"})
+    assert error_of(root).startswith("libs/a/pyproject.toml: invalid TOML (")
+
+
+def test_tool_options(make_workspace: MakeWorkspace) -> None:
+    tool = ('kind = "service"\ncommand = "app --port 80"\nports = [80]\n'
+            'env = {A = "1"}\nsources = {Private_Pkg = "pypi"}\nhealth = "/healthz"')
+    root = make_workspace({"services/s": pyproject("s", tool=tool)})
+    options = load_workspace(root).members[0].options
+    assert options.command == ("app", "--port", "80")
+    assert options.ports == (80,)
+    assert options.env == {"A": "1"}
+    assert options.sources == {"private-pkg": "pypi"}
+    assert options.health == "/healthz"
+
+
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [
+        ('kind = "daemon"', "tool.orchestrator.kind: expected \"service\" or \"library\", "
+         "got string 'daemon'"),
+        ("ports = [70000]", "tool.orchestrator.ports[0]: expected a port number 1-65535, "
+         "got number 70000"),
+        ('sources = {x = "nope"}', "tool.orchestrator.sources.x: no index named 'nope' in "
+         "workspace.yaml (known: pypi)"),
+        ('comand = "x"', "tool.orchestrator.comand: unknown key\nhint: did you mean 'command'?"),
+    ],
+)
+def test_bad_tool_options(make_workspace: MakeWorkspace, tool: str, expected: str) -> None:
+    root = make_workspace({"services/s": pyproject("s", tool=tool)})
+    assert error_of(root) == f"services/s/pyproject.toml: {expected}"
+
+
+def test_index_credentials_rejected(make_workspace: MakeWorkspace) -> None:
+    manifest = MANIFEST + "indexes:\n  - {name: corp, url: 'https://u:p@corp.example/simple'}\n"
+    root = make_workspace({}, manifest=manifest)
+    assert error_of(root) == (
+        f"{root}/workspace.yaml: indexes[0].url: holds credentials; credentials never live in "
+        "workspace.yaml\nhint: set ORCHESTRATOR_INDEX_CORP_USERNAME and _PASSWORD, or use "
+        "~/.netrc"
+    )
+
+
+def test_example_workspace_loads() -> None:
+    ws = load_workspace(Path(__file__).parents[1])
+    assert {m.name for m in ws.services} == {"gateway", "orders", "worker"}
+    for service in ws.services:
+        assert service.scripts, f"{service.name} has no [project.scripts]"
+        assert "test" in service.groups
