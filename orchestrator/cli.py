@@ -223,6 +223,91 @@ def check(app: App) -> None:
     click.echo("ok: no problems found")
 
 
+# -- locking ----------------------------------------------------------------------
+
+
+def _sources(members: Sequence[Member]) -> dict[str, str]:
+    """The union of the members' package -> index pins; conflicting pins are an error."""
+    merged: dict[str, tuple[str, str]] = {}
+    for member in members:
+        for package, index in member.options.sources.items():
+            seen = merged.setdefault(package, (index, member.name))
+            if seen[0] != index:
+                raise OrchestratorError(
+                    f"{package} is pinned to index {seen[0]!r} by {seen[1]} but to {index!r} "
+                    f"by {member.name}",
+                    hint="pin the package to the same index in [tool.orchestrator.sources] of "
+                    "both members")
+    return {package: index for package, (index, _m) in merged.items()}
+
+
+def _index_client(app: App, *, refresh: bool = False, offline: bool = False) -> Any:
+    from orchestrator.index import IndexClient
+
+    ws = app.workspace()
+    return IndexClient(ws.indexes, ws.resolved_cache_dir(), sources=_sources(ws.members),
+                       refresh=refresh, offline=offline)
+
+
+def _run_lock(app: App, names: Sequence[str], *, upgrade: bool | Sequence[str],
+              refresh: bool) -> None:
+    import time
+
+    from orchestrator.lock import lock_members
+
+    ws = app.workspace()
+    members = app.members(names)
+    started = time.monotonic()
+    app.info(f"locking {len(members)} member(s) for "
+             f"{', '.join(f'{t.python} {t.platform}' for t in ws.targets)}")
+    with _index_client(app, refresh=refresh) as client:
+        results = lock_members(ws, members, client, upgrade=upgrade,
+                               progress=app.info if app.verbose else None)
+    for result in results:
+        state = "updated" if result.written else "unchanged"
+        click.echo(f"{result.member.name}: {result.packages} packages, {state}"
+                   f"{'' if result.changes.empty else ' (' + result.changes.summary() + ')'}")
+    app.info(f"locked in {time.monotonic() - started:.2f}s")
+
+
+@cli.command()
+@click.argument("members", nargs=-1)
+@click.option("--check", is_flag=True,
+              help="Exit 1 if a lock is missing or stale; offline, no resolution.")
+@click.option("--refresh", is_flag=True, help="Re-fetch index pages, ignoring their TTL.")
+@pass_app
+def lock(app: App, members: tuple[str, ...], check: bool, refresh: bool) -> None:
+    """Write pylock.toml for every member (or those named), keeping existing pins."""
+    if check:
+        from orchestrator.lock import stale_members
+
+        ws = app.workspace()
+        chosen = app.members(members)
+        stale = stale_members(ws, chosen)
+        for item in stale:
+            click.echo(f"{item.member.name}: stale: {item.reason}", err=True)
+        if stale:
+            raise OrchestratorError(
+                f"{len(stale)} of {len(chosen)} lock(s) are out of date: "
+                + ", ".join(s.member.name for s in stale),
+                hint="run `orchestrator lock` and commit the pylock.toml files")
+        click.echo(f"{len(chosen)} lock(s) up to date")
+        return
+    _run_lock(app, members, upgrade=False, refresh=refresh)
+
+
+@cli.command()
+@click.argument("members", nargs=-1)
+@click.option("--package", "-p", "packages", multiple=True, metavar="PKG",
+              help="Upgrade only this package (repeatable); default: everything.")
+@click.option("--refresh/--no-refresh", default=True, show_default=True,
+              help="Re-fetch index pages so new releases are seen.")
+@pass_app
+def update(app: App, members: tuple[str, ...], packages: tuple[str, ...], refresh: bool) -> None:
+    """Re-resolve allowing upgrades, for all packages or those named with --package."""
+    _run_lock(app, members, upgrade=list(packages) if packages else True, refresh=refresh)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="orchestrator")

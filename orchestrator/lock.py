@@ -1,0 +1,440 @@
+"""One PEP 751 ``pylock.toml`` per member: build, write, read, and check for staleness.
+
+A lock is built through ``packaging.pylock`` so it is valid by construction,
+written deterministically (sorted packages, stable key order) and atomically.
+Its ``[tool.orchestrator]`` table records an input fingerprint: a hash of
+everything the resolution depended on that can be read without the network
+(the member's requirements, its workspace dependencies' requirements, the
+target environments and the index configuration). ``check`` recomputes the
+fingerprint from the workspace and compares, so it is fast and offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from orchestrator.errors import LockError
+from orchestrator.models import DistFile, Member, Workspace
+from orchestrator.names import normalize
+
+if TYPE_CHECKING:
+    from packaging.pylock import Pylock
+
+LOCK_VERSION = "1.0"
+# Bump when the fingerprint recipe or the lock layout changes, so old locks read as stale.
+FINGERPRINT_VERSION = 1
+CREATED_BY = "orchestrator"
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+class LockablePackage(Protocol):
+    """What a resolver hands over per locked package."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def files(self) -> tuple[DistFile, ...]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
+    @property
+    def marker(self) -> str | None: ...
+    @property
+    def directory(self) -> str | None: ...
+
+
+# -- fingerprints ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """The lock inputs of one member, hashed per part so staleness can say why."""
+
+    requirements: str  # the member's own dependencies, groups and requires-python
+    workspace: str  # the requirements of the workspace members it depends on
+    targets: str  # python x platforms
+    indexes: str  # index names and URLs, and the member's sources
+
+    @property
+    def combined(self) -> str:
+        return _digest([FINGERPRINT_VERSION, self.requirements, self.workspace, self.targets,
+                        self.indexes])
+
+    def as_table(self) -> dict[str, str]:
+        return {"requirements": self.requirements, "workspace": self.workspace,
+                "targets": self.targets, "indexes": self.indexes}
+
+
+def _digest(value: Any) -> str:
+    data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _member_inputs(member: Member) -> dict[str, Any]:
+    return {
+        "name": member.name,
+        "version": member.version,
+        "requires-python": member.requires_python,
+        "dependencies": list(member.dependencies),
+        "groups": {g: list(reqs) for g, reqs in sorted(member.groups.items())},
+    }
+
+
+def workspace_dependencies(member: Member, members: Mapping[str, Member]) -> list[Member]:
+    """The members *member* needs (main and groups, then their main deps), sorted by name.
+
+    Uses a cheap name parse so that ``lock --check`` stays fast.
+    """
+    seen: dict[str, Member] = {}
+    stack = [req for req in member.all_requirements()]
+    while stack:
+        match = _REQ_NAME.match(stack.pop())
+        name = normalize(match.group(1)) if match else ""
+        dep = members.get(name)
+        if dep is None or name in seen or name == member.name:
+            continue
+        seen[name] = dep
+        stack.extend(dep.dependencies)
+    return [seen[n] for n in sorted(seen)]
+
+
+def fingerprint(workspace: Workspace, member: Member) -> Fingerprint:
+    members = {m.name: m for m in workspace.members}
+    deps = workspace_dependencies(member, members)
+    return Fingerprint(
+        requirements=_digest(_member_inputs(member)),
+        workspace=_digest([{k: v for k, v in _member_inputs(d).items() if k != "groups"}
+                           for d in deps]),
+        targets=_digest([[t.python, t.platform] for t in workspace.targets]),
+        indexes=_digest({"indexes": [[i.name, i.url] for i in workspace.indexes],
+                         "sources": dict(sorted(member.options.sources.items()))}),
+    )
+
+
+# -- staleness -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Staleness:
+    member: Member
+    reason: str
+
+
+_REASONS = {
+    "requirements": "its dependencies or dependency groups changed",
+    "workspace": "a workspace library it depends on changed its requirements",
+    "targets": "the workspace's python or platforms changed",
+    "indexes": "the index configuration changed",
+}
+
+
+def staleness(workspace: Workspace, member: Member) -> Staleness | None:
+    """Why *member*'s lock is out of date, or None when it is current. No network."""
+    path = member.lockfile
+    if not path.is_file():
+        return Staleness(member, f"{_rel(workspace, path)} does not exist")
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return Staleness(member, f"{_rel(workspace, path)} cannot be read ({exc})")
+    tool = data.get("tool", {}).get("orchestrator", {})
+    current = fingerprint(workspace, member)
+    if tool.get("fingerprint") == current.combined:
+        return None
+    recorded = tool.get("inputs", {})
+    if not isinstance(recorded, dict) or tool.get("fingerprint-version") != FINGERPRINT_VERSION:
+        return Staleness(member, "the lock was written by another version of orchestrator")
+    for part, value in current.as_table().items():
+        if recorded.get(part) != value:
+            return Staleness(member, _REASONS[part])
+    return Staleness(member, "the lock's fingerprint does not match its inputs")
+
+
+def _rel(workspace: Workspace, path: Path) -> str:
+    try:
+        return path.relative_to(workspace.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# -- building and writing ----------------------------------------------------------
+
+
+def build_pylock(
+    workspace: Workspace,
+    member: Member,
+    packages: Sequence[LockablePackage],
+) -> Pylock:
+    """A validated Pylock for *member* from the resolved packages."""
+    from packaging.markers import Marker
+    from packaging.pylock import (
+        Package,
+        PackageDirectory,
+        PackageSdist,
+        PackageWheel,
+        Pylock,
+        PylockValidationError,
+    )
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    index_urls = {i.name: i.url for i in workspace.indexes}
+    entries = []
+    for pkg in sorted(packages, key=lambda p: (p.name, p.version, p.marker or "")):
+        wheels = [f for f in pkg.files if f.is_wheel]
+        sdists = [f for f in pkg.files if not f.is_wheel]
+        directory = None
+        if pkg.directory is not None:
+            target = workspace.root / pkg.directory
+            directory = PackageDirectory(path=os.path.relpath(target, member.path),
+                                         editable=True)
+        entries.append(Package(
+            name=canonicalize_name(pkg.name),
+            version=Version(pkg.version) if pkg.version is not None else None,
+            marker=Marker(pkg.marker) if pkg.marker else None,
+            dependencies=[{"name": d} for d in sorted(set(pkg.dependencies))] or None,
+            directory=directory,
+            index=index_urls.get(pkg.files[0].index) if pkg.files else None,
+            wheels=[_wheel(PackageWheel, f) for f in sorted(wheels, key=lambda f: f.filename)]
+            or None,
+            sdist=_wheel(PackageSdist, sdists[0]) if sdists and not wheels else None,
+        ))
+    fp = fingerprint(workspace, member)
+    lock = Pylock(
+        lock_version=Version(LOCK_VERSION),
+        environments=[Marker(_environment_marker(t.python, t.platform))
+                      for t in workspace.targets],
+        requires_python=SpecifierSet(member.requires_python) if member.requires_python else None,
+        dependency_groups=sorted(member.groups) or None,
+        default_groups=[] if member.groups else None,
+        created_by=CREATED_BY,
+        packages=entries,
+        tool={"orchestrator": {
+            "member": member.name,
+            "fingerprint": fp.combined,
+            "fingerprint-version": FINGERPRINT_VERSION,
+            "inputs": fp.as_table(),
+            "targets": [f"{t.python} {t.platform}" for t in workspace.targets],
+        }},
+    )
+    try:
+        lock.validate()
+    except PylockValidationError as exc:  # a bug here, not a user error, but say where
+        raise LockError(f"internal error: the lock for {member.name} is not valid PEP 751: "
+                        f"{exc}") from exc
+    return lock
+
+
+def _wheel(cls: Any, file: DistFile) -> Any:
+    from datetime import datetime
+
+    if not file.sha256:
+        raise LockError(f"the index lists {file.filename} without a sha256 hash",
+                        hint="locks need hashes; use an index that publishes them")
+    uploaded = None
+    if file.upload_time:
+        try:
+            uploaded = datetime.fromisoformat(file.upload_time.replace("Z", "+00:00"))
+        except ValueError:
+            uploaded = None
+    return cls(name=file.filename, url=file.url, size=file.size, upload_time=uploaded,
+               hashes={"sha256": file.sha256})
+
+
+_MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+
+
+def _environment_marker(python: str, platform: str) -> str:
+    return (f"sys_platform == 'linux' and platform_machine == '{_MACHINES[platform]}' "
+            f"and python_version == '{python}' and implementation_name == 'cpython'")
+
+
+def render(lock: Pylock) -> str:
+    """Deterministic TOML for *lock*: top-level keys, then [[packages]], then [tool]."""
+    import tomlkit
+
+    data = dict(lock.to_dict())
+    packages = data.pop("packages")
+    tool = data.pop("tool", None)
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment("This file is @generated by orchestrator; do not edit by hand."))
+    doc.add(tomlkit.comment("Re-create it with `orchestrator lock`."))
+    for key, value in data.items():
+        doc[key] = value
+    aot = tomlkit.aot()
+    for pkg in packages:
+        table = tomlkit.table()
+        for key, value in pkg.items():
+            if key in ("wheels", "dependencies") and isinstance(value, list):
+                array = tomlkit.array()
+                array.multiline(True)
+                for item in value:
+                    inline = tomlkit.inline_table()
+                    inline.update(item)
+                    array.append(inline)
+                table[key] = array
+            else:
+                table[key] = value
+        aot.append(table)
+    doc["packages"] = aot
+    if tool is not None:
+        doc["tool"] = tool
+    return tomlkit.dumps(doc)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write *text* to a temp file beside *path*, then rename it over *path*."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_lock(member: Member, lock: Pylock) -> bool:
+    """Write *member*'s pylock.toml; returns False when the bytes were already there."""
+    text = render(lock)
+    path = member.lockfile
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text_atomic(path, text)
+    return True
+
+
+# -- reading -----------------------------------------------------------------------
+
+
+def read_lock(path: Path) -> Pylock:
+    """Parse and validate a pylock.toml; errors name the file and the bad key."""
+    from packaging.pylock import Pylock, PylockValidationError
+
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise LockError(f"{path} does not exist", hint="run `orchestrator lock`") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(f"{path}: invalid TOML ({exc})",
+                        hint="re-create it with `orchestrator lock`") from exc
+    try:
+        return Pylock.from_dict(data)
+    except PylockValidationError as exc:
+        raise LockError(f"{path}: not a valid PEP 751 lock: {exc}",
+                        hint="re-create it with `orchestrator lock`") from exc
+
+
+def pins(lock: Pylock) -> dict[str, str]:
+    """name -> version for every index package in the lock (preferences for re-locking)."""
+    out: dict[str, str] = {}
+    for pkg in lock.packages:
+        if pkg.version is not None and pkg.directory is None:
+            out.setdefault(str(pkg.name), str(pkg.version))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LockChanges:
+    added: tuple[tuple[str, str], ...]
+    removed: tuple[tuple[str, str], ...]
+    changed: tuple[tuple[str, str, str], ...]  # name, old, new
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def summary(self) -> str:
+        parts = [f"+{n} {v}" for n, v in self.added]
+        parts += [f"-{n} {v}" for n, v in self.removed]
+        parts += [f"{n} {old} -> {new}" for n, old, new in self.changed]
+        return ", ".join(parts) if parts else "no changes"
+
+
+def compare(old: Mapping[str, str], new: Mapping[str, str]) -> LockChanges:
+    return LockChanges(
+        added=tuple((n, new[n]) for n in sorted(new.keys() - old.keys())),
+        removed=tuple((n, old[n]) for n in sorted(old.keys() - new.keys())),
+        changed=tuple((n, old[n], new[n]) for n in sorted(old.keys() & new.keys())
+                      if old[n] != new[n]),
+    )
+
+
+def existing_pins(member: Member) -> dict[str, str]:
+    """Pins of the member's current lock, or nothing when it is missing or unreadable."""
+    try:
+        return pins(read_lock(member.lockfile))
+    except LockError:
+        return {}
+
+
+def stale_members(workspace: Workspace, members: Iterable[Member]) -> list[Staleness]:
+    return [s for m in members if (s := staleness(workspace, m)) is not None]
+
+
+# -- locking members ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockResult:
+    member: Member
+    changes: LockChanges
+    written: bool
+    packages: int
+
+
+def lock_members(
+    workspace: Workspace,
+    members: Sequence[Member],
+    finder: Any,
+    *,
+    upgrade: bool | Collection[str] = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[LockResult]:
+    """Resolve every member in one process over a shared *finder*, then write the locks.
+
+    Existing pins are kept while they still fit (minimal churn) unless
+    *upgrade* says otherwise. Locks are written only after every member has
+    resolved, so a failure leaves every lock file as it was.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.resolver import resolve
+
+    by_name = {m.name: m for m in workspace.members}
+
+    def one(member: Member) -> tuple[Member, Pylock, dict[str, str]]:
+        old = existing_pins(member)
+        resolution = resolve(member, by_name, workspace.targets, finder, preferred=old,
+                             upgrade=upgrade)
+        if progress:
+            progress(f"resolved {member.name}: {len(resolution.packages)} packages")
+        return member, build_pylock(workspace, member, resolution.packages), old
+
+    # Threads overlap one member's network waits with another's resolution.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(members)))) as pool:
+        resolved = list(pool.map(one, members))
+    results = []
+    for member, lock, old in resolved:
+        written = write_lock(member, lock)
+        results.append(LockResult(member, compare(old, pins(lock)), written,
+                                  len(lock.packages)))
+    return results
