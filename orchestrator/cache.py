@@ -1,0 +1,455 @@
+"""The content-addressed wheel store shared by every member and command.
+
+Layout under the cache root (other buckets, such as ``http-v1/`` and
+``metadata-v1/``, belong to the index client and are never touched here)::
+
+    wheels-v1/ab/cdef…/<filename>       downloaded files, by their sha256
+    wheels-v1/ab/cdef…/.<filename>.ok   verification marker (see below)
+    unpacked-v1/ab/cdef…/               a wheel unpacked, for hardlinked installs
+    built-v1/<sdist sha256>/…           wheels built from sdists (``build.py``)
+
+Every entry is written under a temporary name in its own bucket and renamed
+into place, so no reader ever sees a partial file, and two processes filling
+the cache at once both succeed: the later rename replaces identical bytes (a
+file) or fails harmlessly (a directory), and the loser uses the winner's entry.
+
+Verification: a file is hashed while it is downloaded and only renamed into
+place when the hash matches the lock's. Beside it goes a marker holding the
+size and mtime it had then. ``get`` trusts an entry whose stat still matches
+its marker and re-hashes one that does not (or has no marker); an entry that
+fails the re-hash is discarded. This makes a warm lookup one ``stat`` instead
+of reading every byte; ``WheelCache(root, rehash=True)`` re-hashes always, for
+caches on storage that can rot without touching mtimes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
+
+from orchestrator.errors import CacheError, HashMismatchError, OrchestratorError
+from orchestrator.models import DistFile
+
+WHEELS = "wheels-v1"
+BUILT = "built-v1"
+UNPACKED = "unpacked-v1"
+BUCKETS = (WHEELS, BUILT, UNPACKED)
+_STALE_TEMP_SECONDS = 3600  # temp entries older than this are left by dead processes
+
+
+class Downloader(Protocol):
+    """Streams one file from its index into *dest* (``IndexClient`` satisfies this)."""
+
+    def download(self, file: DistFile, dest: BinaryIO) -> None: ...
+
+
+FetchStatus = Literal["start", "hit", "downloaded", "corrupt", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchEvent:
+    """One step of a fetch, for progress display.
+
+    ``corrupt`` means a cached copy failed its hash check and is being
+    fetched again; ``done``/``total`` count finished files of the batch.
+    """
+
+    file: DistFile
+    status: FetchStatus
+    done: int
+    total: int
+    path: Path | None = None
+    error: str | None = None
+
+
+class Progress(Protocol):
+    """Called from worker threads; implementations must be thread-safe."""
+
+    def __call__(self, event: FetchEvent, /) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BucketInfo:
+    name: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    root: Path
+    buckets: tuple[BucketInfo, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(b.bytes for b in self.buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    removed: int  # entries removed
+    freed_bytes: int
+
+
+def _noop_progress(event: FetchEvent) -> None:
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _HashingWriter:
+    """A write-only file object that hashes what passes through it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+class WheelCache:
+    """Content-addressed wheels and their unpacked trees under *root*."""
+
+    def __init__(self, root: Path, *, rehash: bool = False) -> None:
+        self.root = root
+        self.rehash = rehash
+
+    # -- addressing -----------------------------------------------------------
+
+    def entry_dir(self, bucket: str, sha256: str) -> Path:
+        sha256 = sha256.lower()
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise CacheError(
+                f"{sha256!r} is not a sha256 hex digest",
+                hint="the lock's hash is malformed; re-lock to record it again",
+            )
+        return self.root / bucket / sha256[:2] / sha256[2:]
+
+    def _bucket(self, name: str) -> Path:
+        path = self.root / name
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the cache directory {path}: {exc.strerror}",
+                hint="set ORCHESTRATOR_CACHE_DIR (or `cache:` in workspace.yaml) "
+                "to a writable directory",
+            ) from exc
+        return path
+
+    # -- lookup ---------------------------------------------------------------
+
+    def get(self, file: DistFile) -> Path | None:
+        """The verified cached copy of *file*, or None; a corrupt copy is discarded."""
+        return self._lookup(file)[0]
+
+    def _lookup(self, file: DistFile) -> tuple[Path | None, bool]:
+        """(path or None, whether a corrupt copy was found and discarded)."""
+        if not file.sha256:
+            return None, False
+        entry = self.entry_dir(WHEELS, file.sha256)
+        path = entry / file.filename
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None, False
+        if not self.rehash and self._marker_matches(entry, file.filename, stat):
+            return path, False
+        if file_sha256(path) == file.sha256.lower():
+            self._write_marker(entry, file.filename)
+            return path, False
+        self._discard(entry)
+        return None, True
+
+    @staticmethod
+    def _marker(entry: Path, filename: str) -> Path:
+        return entry / f".{filename}.ok"
+
+    def _marker_matches(self, entry: Path, filename: str, stat: os.stat_result) -> bool:
+        try:
+            data = json.loads(self._marker(entry, filename).read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(data == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+
+    def _write_marker(self, entry: Path, filename: str) -> None:
+        stat = (entry / filename).stat()
+        data = json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+        fd, tmp = tempfile.mkstemp(dir=entry, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            f.write(data)
+        Path(tmp).replace(self._marker(entry, filename))
+
+    def _discard(self, entry: Path) -> None:
+        """Remove an entry by renaming it away first, so no reader sees it half-deleted."""
+        trash = entry.with_name(f".trash-{entry.name}-{os.getpid()}-{threading.get_ident()}")
+        try:
+            entry.rename(trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- fetching -------------------------------------------------------------
+
+    def fetch(
+        self, file: DistFile, downloader: Downloader, *, progress: Progress | None = None
+    ) -> Path:
+        """The cached copy of *file*, downloading and verifying it if missing."""
+        return self._fetch(file, downloader, _Batch(1, progress))
+
+    def _fetch(self, file: DistFile, downloader: Downloader, batch: _Batch) -> Path:
+        try:
+            path, corrupt = self._lookup(file)
+            if path is not None:
+                batch.emit(file, "hit", path)
+                return path
+            if corrupt:
+                batch.emit(file, "corrupt")
+            batch.emit(file, "start")
+            path = self._download(file, downloader)
+        except OrchestratorError as exc:
+            batch.emit(file, "failed", error=str(exc))
+            raise
+        batch.emit(file, "downloaded", path)
+        return path
+
+    def _download(self, file: DistFile, downloader: Downloader) -> Path:
+        bucket = self._bucket(WHEELS)
+        fd, tmp_name = tempfile.mkstemp(dir=bucket, prefix=".tmp-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                writer = _HashingWriter(out)
+                downloader.download(file, writer)  # type: ignore[arg-type]  # write-only file
+            actual = writer.digest.hexdigest()
+            self._check_hash(file, actual, writer.size)
+            return self._install_entry(tmp, actual, file.filename)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _check_hash(file: DistFile, actual: str, size: int) -> None:
+        if file.sha256 and actual != file.sha256.lower():
+            raise HashMismatchError(
+                f"{file.filename} from index {file.index!r} ({file.url}) has sha256 "
+                f"{actual} ({size} bytes), but the lock records {file.sha256.lower()}",
+                hint="the file changed on the index since it was locked; if that is "
+                "expected, re-lock (`orchestrator lock --update PACKAGE`), otherwise "
+                "treat the index as compromised",
+            )
+
+    def _install_entry(self, tmp: Path, sha256: str, filename: str) -> Path:
+        entry = self.entry_dir(WHEELS, sha256)
+        entry.mkdir(parents=True, exist_ok=True)
+        final = entry / filename
+        if not final.exists():
+            tmp.chmod(0o644)  # mkstemp makes 0600; the cache may be shared by a group
+            tmp.replace(final)  # atomic: readers see nothing or the whole file
+        self._write_marker(entry, filename)
+        return final
+
+    def add(self, path: Path, *, filename: str | None = None) -> tuple[Path, str]:
+        """Copy a local file (a built wheel) into the store; returns (path, sha256)."""
+        bucket = self._bucket(WHEELS)
+        fd, tmp_name = tempfile.mkstemp(dir=bucket, prefix=".tmp-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                writer = _HashingWriter(out)
+                shutil.copyfileobj(src, writer)
+            sha = writer.digest.hexdigest()
+            return self._install_entry(tmp, sha, filename or path.name), sha
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def fetch_many(
+        self,
+        files: Iterable[DistFile],
+        downloader: Downloader,
+        *,
+        jobs: int = 8,
+        progress: Progress | None = None,
+    ) -> dict[DistFile, Path]:
+        """Fetch *files* concurrently; raises the first failure after all have finished.
+
+        Files sharing a sha256 are downloaded once.
+        """
+        unique = list(dict.fromkeys(files))
+        batch = _Batch(len(unique), progress)
+        results: dict[DistFile, Path] = {}
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {
+                file: pool.submit(self._fetch, file, downloader, batch)
+                for file in _dedupe_by_hash(unique)
+            }
+            for file, future in futures.items():
+                exc = future.exception()
+                if exc is not None:
+                    errors.append(exc)
+                else:
+                    results[file] = future.result()
+        if errors:
+            raise errors[0]
+        for file in unique:
+            if file not in results:  # the same bytes listed under another name or index
+                results[file] = self._fetch(file, downloader, batch)
+        return results
+
+    # -- unpacked trees ---------------------------------------------------------
+
+    def unpacked(self, wheel_path: Path, sha256: str) -> Path:
+        """The wheel at *wheel_path* unpacked, built once (atomically) and then reused."""
+        entry = self.entry_dir(UNPACKED, sha256)
+        if entry.is_dir():
+            return entry
+        from orchestrator.installer import unpack_wheel  # the wheel format lives there
+
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self._bucket(UNPACKED), prefix=".tmp-"))
+        try:
+            unpack_wheel(wheel_path, tmp)
+            tmp.chmod(0o755)
+            try:
+                tmp.rename(entry)
+            except OSError:
+                if not entry.is_dir():  # not a lost race: a real failure
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return entry
+
+    # -- housekeeping -----------------------------------------------------------
+
+    def info(self) -> CacheInfo:
+        """Sizes per bucket (counts regular files; hardlinked installs are not counted)."""
+        buckets = []
+        for name in BUCKETS:
+            files = size = 0
+            for dirpath, _dirs, filenames in os.walk(self.root / name):
+                for filename in filenames:
+                    with contextlib.suppress(OSError):
+                        size += Path(dirpath, filename).lstat().st_size
+                        files += 1
+            buckets.append(BucketInfo(name, files, size))
+        return CacheInfo(self.root, tuple(buckets))
+
+    def clean(self) -> PruneReport:
+        """Remove this store's buckets (the index client's buckets stay)."""
+        before = self.info()
+        for name in BUCKETS:
+            bucket = self.root / name
+            if bucket.exists():
+                trash = self.root / f".trash-{name}-{os.getpid()}"
+                bucket.rename(trash)
+                shutil.rmtree(trash, ignore_errors=True)
+        return PruneReport(sum(b.files for b in before.buckets), before.total_bytes)
+
+    def prune(self, keep: set[str]) -> PruneReport:
+        """Remove entries whose sha256 (a wheel's, or a built sdist's) is not in *keep*."""
+        keep = {k.lower() for k in keep}
+        removed = freed = 0
+        for name in (WHEELS, UNPACKED):
+            for entry, sha in self._entries(name):
+                if sha not in keep:
+                    freed += _tree_size(entry)
+                    self._discard(entry)
+                    removed += 1
+        built = self.root / BUILT
+        for entry in sorted(built.iterdir()) if built.is_dir() else []:
+            if entry.name not in keep and not entry.name.startswith("."):
+                freed += _tree_size(entry)
+                self._discard(entry)
+                removed += 1
+        self._remove_stale_temps()
+        return PruneReport(removed, freed)
+
+    def _entries(self, bucket: str) -> Iterable[tuple[Path, str]]:
+        base = self.root / bucket
+        if not base.is_dir():
+            return
+        for prefix in sorted(base.iterdir()):
+            if len(prefix.name) != 2 or not prefix.is_dir():
+                continue
+            for entry in sorted(prefix.iterdir()):
+                if not entry.name.startswith("."):
+                    yield entry, prefix.name + entry.name
+
+    def _remove_stale_temps(self) -> None:
+        cutoff = time.time() - _STALE_TEMP_SECONDS
+        for name in BUCKETS:
+            base = self.root / name
+            for path in base.glob("**/.t*-*") if base.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    if path.lstat().st_mtime < cutoff:
+                        if path.is_dir():
+                            shutil.rmtree(path)
+                        else:
+                            path.unlink()
+
+
+class _Batch:
+    """Numbers a batch's progress events; shared by its worker threads."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.progress = progress or _noop_progress
+        self.lock = threading.Lock()
+        self.done = 0
+
+    def emit(
+        self,
+        file: DistFile,
+        status: FetchStatus,
+        path: Path | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.lock:
+            if status in ("hit", "downloaded"):
+                self.done += 1
+            done = self.done
+        self.progress(FetchEvent(file, status, done, self.total, path, error))
+
+
+def _dedupe_by_hash(files: Iterable[DistFile]) -> list[DistFile]:
+    seen: set[str] = set()
+    out = []
+    for file in files:
+        key = (file.sha256 or file.url).lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(file)
+    return out
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, filenames in os.walk(path):
+        for filename in filenames:
+            with contextlib.suppress(OSError):
+                total += Path(dirpath, filename).lstat().st_size
+    return total
