@@ -1,0 +1,171 @@
+"""Locking end to end: a real local index, the real resolver, pylock.toml on disk."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from packaging.pylock import Pylock
+
+from orchestrator.cli import cli
+from orchestrator.lock import read_lock
+from tests.conftest import MakeWorkspace, pyproject
+from tests.support.indexserver import IndexServer
+
+
+@pytest.fixture
+def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    with IndexServer(tmp_path / "index") as server:
+        server.add_wheel("attrs", "23.1.0")
+        server.add_wheel("attrs", "24.2.0")
+        server.add_wheel("httpx", "0.27.0", requires_dist=["idna>=3"])
+        server.add_wheel("idna", "3.7")
+        server.add_wheel("pytest", "8.3.0", requires_dist=["pluggy<2"])
+        server.add_wheel("pluggy", "1.5.0")
+        yield server
+
+
+def manifest(server: IndexServer, platforms: str = "[linux/amd64]") -> str:
+    return (
+        "version: 1\nname: shop\npython: \"3.11\"\n"
+        f"platforms: {platforms}\n"
+        f"indexes:\n  - {{name: local, url: '{server.url}'}}\n"
+        "members: [services/*, libs/*]\n"
+    )
+
+
+@pytest.fixture
+def shop(make_workspace: MakeWorkspace, index: IndexServer) -> Path:
+    return make_workspace({
+        "libs/common": pyproject("common", ["attrs>=23"]),
+        "services/api": pyproject("api", ["common", "httpx"], groups={"test": ["pytest"]}),
+    }, manifest=manifest(index))
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["-w", str(root), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def packages(root: Path, member: str) -> dict[str, dict[str, object]]:
+    data = tomllib.loads((root / member / "pylock.toml").read_text())
+    return {p["name"]: p for p in data["packages"]}
+
+
+def test_lock_writes_valid_pep751(shop: Path, index: IndexServer) -> None:
+    code, out, err = run(shop, "lock")
+    assert code == 0, err
+    assert "api: 6 packages, updated" in out
+    lock = read_lock(shop / "services/api/pylock.toml")
+    assert isinstance(lock, Pylock)
+    assert lock.dependency_groups == ["test"]
+    pkgs = packages(shop, "services/api")
+    assert {n: p.get("version") for n, p in pkgs.items()} == {
+        "attrs": "24.2.0", "common": "1.0.0", "httpx": "0.27.0", "idna": "3.7",
+        "pluggy": "1.5.0", "pytest": "8.3.0",
+    }
+    assert pkgs["common"]["directory"] == {"path": "../../libs/common", "editable": True}
+    assert pkgs["pytest"]["marker"] == '"test" in dependency_groups'
+    assert "marker" not in pkgs["attrs"]
+    wheel = pkgs["httpx"]["wheels"][0]  # type: ignore[index]
+    assert wheel["url"] == f"{index.base_url}/files/httpx-0.27.0-py3-none-any.whl"
+    assert len(wheel["hashes"]["sha256"]) == 64
+    assert pkgs["httpx"]["index"] == index.url
+
+
+def test_lock_is_deterministic(shop: Path) -> None:
+    run(shop, "lock")
+    first = (shop / "services/api/pylock.toml").read_bytes()
+    code, out, _ = run(shop, "lock")
+    assert code == 0
+    assert "api: 6 packages, unchanged" in out
+    assert (shop / "services/api/pylock.toml").read_bytes() == first
+
+
+def test_check_is_offline_and_names_stale_members(shop: Path, index: IndexServer) -> None:
+    assert run(shop, "lock")[0] == 0
+    index.reset()
+    code, out, _ = run(shop, "lock", "--check")
+    assert (code, out) == (0, "2 lock(s) up to date\n")
+    (shop / "libs/common/pyproject.toml").write_text(pyproject("common", ["attrs>=24"]))
+    code, _, err = run(shop, "lock", "--check")
+    assert code == 1
+    assert err == (
+        "api: stale: a workspace library it depends on changed its requirements\n"
+        "common: stale: its dependencies or dependency groups changed\n"
+        "error: 2 of 2 lock(s) are out of date: api, common\n"
+        "hint: run `orchestrator lock` and commit the pylock.toml files\n"
+    )
+    assert index.count() == 0
+
+
+def test_check_missing_lock(shop: Path) -> None:
+    code, _, err = run(shop, "lock", "--check", "common")
+    assert code == 1
+    assert err.startswith("common: stale: libs/common/pylock.toml does not exist\n")
+
+
+def test_relock_keeps_pins_update_upgrades(shop: Path, index: IndexServer) -> None:
+    index.add_wheel("attrs", "23.1.0")  # already there; harmless
+    (shop / "libs/common/pyproject.toml").write_text(pyproject("common", ["attrs>=23,<24"]))
+    assert run(shop, "lock")[0] == 0
+    (shop / "libs/common/pyproject.toml").write_text(pyproject("common", ["attrs>=23"]))
+    index.add_wheel("idna", "3.8")
+    code, out, _ = run(shop, "lock", "--refresh")
+    assert code == 0
+    assert packages(shop, "services/api")["attrs"]["version"] == "23.1.0"  # kept
+    assert packages(shop, "services/api")["idna"]["version"] == "3.7"  # kept
+    code, out, _ = run(shop, "update", "api", "--package", "idna")
+    assert code == 0, out
+    assert "api: 6 packages, updated (idna 3.7 -> 3.8)" in out
+    assert packages(shop, "services/api")["attrs"]["version"] == "23.1.0"
+    code, out, _ = run(shop, "update")
+    assert packages(shop, "services/api")["attrs"]["version"] == "24.2.0"
+
+
+def test_unsatisfiable_changes_nothing(shop: Path) -> None:
+    assert run(shop, "lock")[0] == 0
+    before = (shop / "services/api/pylock.toml").read_bytes()
+    (shop / "libs/common/pyproject.toml").write_text(pyproject("common", ["attrs>=24"]))
+    (shop / "services/api/pyproject.toml").write_text(
+        pyproject("api", ["common", "httpx", "attrs<24"]))
+    code, out, err = run(shop, "-q", "lock")
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "error: cannot lock api for cpython 3.11 linux/amd64: conflicting requirements on attrs\n"
+        "  api -> attrs<24\n"
+        "  api -> common -> attrs>=24\n"
+        "hint: no version of attrs satisfies all of these; loosen one of them, or require "
+        "another version of a package that brings it\n"
+    )
+    assert (shop / "services/api/pylock.toml").read_bytes() == before
+
+
+def test_unknown_package(make_workspace: MakeWorkspace, index: IndexServer) -> None:
+    root = make_workspace({"services/api": pyproject("api", ["no-such-thing"])},
+                          manifest=manifest(index))
+    code, _, err = run(root, "lock")
+    assert code == 1
+    assert "no-such-thing" in err
+    assert "local" in err
+
+
+def test_two_platforms(make_workspace: MakeWorkspace, index: IndexServer) -> None:
+    index.add_wheel("fastlib", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64")
+    index.add_wheel("fastlib", "1.0", tag="cp311-cp311-manylinux_2_17_aarch64")
+    root = make_workspace({"services/api": pyproject("api", ["fastlib"])},
+                          manifest=manifest(index, "[linux/amd64, linux/arm64]"))
+    code, _, err = run(root, "lock")
+    assert code == 0, err
+    lock = read_lock(root / "services/api/pylock.toml")
+    assert len(lock.environments or []) == 2
+    wheels = packages(root, "services/api")["fastlib"]["wheels"]
+    assert sorted(w["name"] for w in wheels) == [  # type: ignore[attr-defined]
+        "fastlib-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
+        "fastlib-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+    ]
