@@ -418,26 +418,36 @@ def _record_path(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def compile_bytecode(python: Path, files: Sequence[Path]) -> None:
+def compile_bytecode(
+    python: Path, files: Sequence[Path], *, relocate: tuple[Path, str] | None = None
+) -> None:
     """Compile *files* with *python* into deterministic, hash-based (unchecked) pycs.
 
     Runs in the environment's own interpreter, since the pyc format belongs to
-    its version. Files that do not compile (Python 2 leftovers some wheels ship)
-    are skipped, as pip does. The pycs are not listed in RECORD; uninstall
-    removes the pycs of every .py it removes.
+    its version. A pyc embeds its source path; *relocate* = (venv path, path in
+    use) writes the latter instead, so an image's pycs name ``/opt/venv/...``
+    and are byte-identical wherever they were built. Files that do not compile
+    (Python 2 leftovers some wheels ship) are skipped, as pip does. The pycs
+    are not listed in RECORD; uninstall removes the pycs of every .py it removes.
     """
     if not files:
         return
     script = (
         "import json, py_compile, sys\n"
         "mode = py_compile.PycInvalidationMode.UNCHECKED_HASH\n"
-        "for path in json.load(sys.stdin):\n"
+        "for path, dfile in json.load(sys.stdin):\n"
         "    try:\n"
-        "        py_compile.compile(path, doraise=True, invalidation_mode=mode)\n"
+        "        py_compile.compile(path, dfile=dfile, doraise=True, invalidation_mode=mode)\n"
         "    except py_compile.PyCompileError:\n"
         "        pass\n"
     )
-    payload = json.dumps([str(f) for f in files])
+    pairs = []
+    for file in files:
+        shown = str(file)
+        if relocate is not None and file.is_relative_to(relocate[0]):
+            shown = relocate[1].rstrip("/") + "/" + file.relative_to(relocate[0]).as_posix()
+        pairs.append((str(file), shown))
+    payload = json.dumps(pairs)
     proc = subprocess.run(
         [str(python), "-c", script], input=payload, text=True, capture_output=True, check=False
     )
@@ -590,10 +600,11 @@ def _pycs_of(path: Path) -> list[Path]:
 
 
 def _remove_empty_dirs(dirs: Iterable[Path], scheme: Scheme) -> None:
-    roots = {
-        os.path.normpath(p)
-        for p in (scheme.prefix, scheme.purelib, scheme.platlib, scheme.scripts, scheme.data)
-    }
+    # The scheme directories and everything above them belong to the venv; the
+    # headers scheme's `include/site/pythonX.Y` is made on demand, so it may go.
+    roots = {os.path.normpath(scheme.prefix), os.path.normpath(scheme.prefix / "include")}
+    for base in (scheme.purelib, scheme.platlib, scheme.scripts, scheme.data):
+        roots.update(os.path.normpath(p) for p in (base, *base.parents))
     prefix = os.path.normpath(scheme.prefix) + os.sep
     # Deepest first, so a parent emptied by its children's removal goes too.
     for directory in sorted({os.path.normpath(d) for d in dirs}, key=len, reverse=True):

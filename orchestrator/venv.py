@@ -1,0 +1,523 @@
+"""One virtual environment per member, synced exactly to a lock.
+
+Environments are created with the virtualenv library *without* pip,
+setuptools or wheel: orchestrator installs everything itself, and a seeded
+pip would be one more package that drifts from the lock. A user who wants pip
+in a dev venv adds it to a dependency group.
+
+``sync_venv`` is an *exact* sync by default: whatever is installed and not
+wanted is removed, pip included. ``exact=False`` only adds and upgrades.
+
+State: ``<venv>/.orchestrator/venv.json`` records the interpreter's scheme
+(so no interpreter start is needed later), and ``sync-state.json`` records
+what the last completed sync installed plus the mtimes of site-packages and
+the scripts directory. A sync whose wanted set equals that record, in a venv
+whose directories were not touched since, returns at once. The record is
+deleted before a sync changes anything, so an interrupted sync is always
+followed by a full one, which finds and repairs half-installed dists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orchestrator.cache import WheelCache
+from orchestrator.errors import VenvError
+from orchestrator.installer import (
+    InstalledDist,
+    InstallOptions,
+    Scheme,
+    compile_bytecode,
+    install_editable,
+    install_unpacked,
+    installed_dists,
+    uninstall_dist,
+)
+from orchestrator.models import Member
+from orchestrator.names import normalize
+
+__all__ = [
+    "InstalledDist",
+    "SyncReport",
+    "VenvInfo",
+    "WantedDist",
+    "create_venv",
+    "find_python",
+    "installed",
+    "load_venv",
+    "sync_venv",
+    "uninstall",
+]
+
+STATE_DIR = ".orchestrator"
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+_VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
+_QUERY = """\
+import json, platform, sys, sysconfig
+paths = sysconfig.get_paths()
+print(json.dumps({
+    "version": platform.python_version(),
+    "purelib": paths["purelib"], "platlib": paths["platlib"],
+    "scripts": paths["scripts"], "data": paths["data"],
+    "prefix": sys.prefix,
+}))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class VenvInfo:
+    """A virtual environment: its interpreter, Python version and install scheme."""
+
+    path: Path
+    python: Path  # the venv's interpreter
+    version: str  # "3.11.7"
+    scheme: Scheme
+
+    @property
+    def site_packages(self) -> Path:
+        return self.scheme.purelib
+
+
+@dataclass(frozen=True, slots=True)
+class WantedDist:
+    """One distribution a sync must leave installed: a cached wheel or an editable dir."""
+
+    name: str
+    version: str
+    wheel: Path | None = None  # the wheel in the cache (WheelCache.fetch)
+    sha256: str | None = None  # the wheel's hash, as locked
+    editable: Path | None = None  # a workspace member's directory
+    scripts: tuple[tuple[str, str], ...] = ()  # editable only: (name, "module:func")
+    requires_dist: tuple[str, ...] = ()  # editable only: written into METADATA
+    direct_url: str | None = None  # PEP 610 direct_url.json for a wheel from a URL
+
+    def __post_init__(self) -> None:
+        if (self.wheel is None) == (self.editable is None):
+            raise ValueError(f"{self.name}: give exactly one of wheel= and editable=")
+        if self.wheel is not None and not self.sha256:
+            raise ValueError(f"{self.name}: a wheel needs its sha256")
+
+    @classmethod
+    def for_member(cls, member: Member) -> WantedDist:
+        """An editable install of a workspace member."""
+        return cls(
+            name=member.name,
+            version=member.version or "0",
+            editable=member.path,
+            scripts=tuple(sorted(member.scripts.items())),
+            requires_dist=member.dependencies,
+        )
+
+    def fingerprint(self) -> str:
+        """A digest of everything that makes an install of this dist differ."""
+        text = json.dumps(self.state(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def state(self) -> dict[str, Any]:
+        """What identifies this install in the sync state (JSON-able)."""
+        return {
+            "name": normalize(self.name),
+            "version": self.version,
+            "sha256": self.sha256.lower() if self.sha256 else None,
+            "editable": str(self.editable.resolve()) if self.editable else None,
+            "scripts": [list(s) for s in self.scripts],
+            "requires_dist": list(self.requires_dist),
+            "direct_url": self.direct_url,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A distribution a sync touched: versions before and after (None: absent)."""
+
+    name: str
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    installed: tuple[Change, ...] = ()
+    upgraded: tuple[Change, ...] = ()  # version, wheel or editable source changed
+    removed: tuple[Change, ...] = ()
+    repaired: tuple[Change, ...] = ()  # found half-installed (an interrupted sync) and redone
+    unchanged: tuple[str, ...] = ()
+    fast_path: bool = False  # the state record matched: nothing was inspected
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.installed or self.upgraded or self.removed or self.repaired)
+
+
+# -- creating and loading ------------------------------------------------------
+
+
+def find_python(python: str | Path) -> Path:
+    """An interpreter from a path, or from a version like ``3.11`` (``python3.11`` on PATH)."""
+    text = str(python)
+    if isinstance(python, Path) or os.sep in text:
+        path = Path(text).expanduser()
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+        raise VenvError(
+            f"Python interpreter {path} does not exist or is not executable",
+            hint="pass --python with a version like 3.11 or the path of a python executable",
+        )
+    if text.startswith("python"):
+        names = [text]
+    elif _VERSION.match(text):
+        names = [f"python{text}"]
+    else:
+        raise VenvError(
+            f"{text!r} is neither a Python version (like 3.11) nor an interpreter path",
+            hint="pass --python 3.11 or --python /usr/bin/python3.11",
+        )
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise VenvError(
+        f"no Python {text} interpreter found: looked for {', '.join(names)} on PATH",
+        hint=f"install Python {text}, or pass --python with the path of an interpreter",
+    )
+
+
+def create_venv(path: Path, python: str | Path) -> VenvInfo:
+    """Create a virtual environment at *path* (without pip, setuptools or wheel).
+
+    An existing environment there is replaced.
+    """
+    interpreter = find_python(python)
+    from virtualenv import cli_run  # imported here: it is slow to import
+
+    args = [str(path), "--python", str(interpreter), "--no-seed", "--clear", "--quiet"]
+    try:
+        cli_run(args, setup_logging=False)
+    except (RuntimeError, OSError) as exc:
+        raise VenvError(
+            f"creating the virtual environment {path} with {interpreter} failed: {exc}",
+            hint="check that the interpreter runs, or pass another one with --python",
+        ) from exc
+    return _query_and_store(path)
+
+
+def load_venv(path: Path) -> VenvInfo:
+    """An existing environment; its scheme comes from the record create_venv left."""
+    record = path / STATE_DIR / "venv.json"
+    try:
+        data = json.loads(record.read_text("utf-8"))
+        return _venv_info(path, data)
+    except (OSError, ValueError, KeyError):
+        pass  # created by another tool, or an old record: ask the interpreter
+    if not (path / "pyvenv.cfg").exists():
+        raise VenvError(
+            f"{path} is not a virtual environment (no pyvenv.cfg)",
+            hint="create it with `orchestrator sync`, or remove the directory",
+        )
+    return _query_and_store(path)
+
+
+def _venv_python(path: Path) -> Path:
+    return path / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _query_and_store(path: Path) -> VenvInfo:
+    python = _venv_python(path)
+    proc = subprocess.run(
+        [str(python), "-I", "-c", _QUERY], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise VenvError(
+            f"the interpreter of {path} does not run: {proc.stderr.strip()[-1000:]}",
+            hint="its base Python may have been removed; recreate the environment",
+        )
+    data = json.loads(proc.stdout)
+    info = _venv_info(path, data)
+    state = path / STATE_DIR
+    state.mkdir(exist_ok=True)
+    tmp = state / f".venv.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(state / "venv.json")
+    return info
+
+
+def _venv_info(path: Path, data: Mapping[str, str]) -> VenvInfo:
+    prefix = Path(data["prefix"])
+    major_minor = ".".join(data["version"].split(".")[:2])
+    scheme = Scheme(
+        prefix=prefix,
+        purelib=Path(data["purelib"]),
+        platlib=Path(data["platlib"]),
+        scripts=Path(data["scripts"]),
+        # Where pip puts headers in a venv; sysconfig's "include" is the base Python's.
+        headers=prefix / "include" / "site" / f"python{major_minor}",
+        data=Path(data["data"]),
+    )
+    return VenvInfo(path, _venv_python(path), data["version"], scheme)
+
+
+# -- single operations ---------------------------------------------------------
+
+
+def installed(venv: Path | VenvInfo) -> dict[str, InstalledDist]:
+    """Distributions in the venv by normalized name (check ``complete`` for broken ones)."""
+    info = venv if isinstance(venv, VenvInfo) else load_venv(venv)
+    found = installed_dists(info.scheme.purelib)
+    if info.scheme.platlib != info.scheme.purelib:
+        found.update(installed_dists(info.scheme.platlib))
+    return found
+
+
+def uninstall(venv: Path | VenvInfo, name: str) -> list[Path]:
+    """Remove *name* from the venv; returns the removed files."""
+    info = venv if isinstance(venv, VenvInfo) else load_venv(venv)
+    _invalidate_state(info)
+    dist = installed(info).get(normalize(name))
+    if dist is None:
+        raise VenvError(
+            f"{name} is not installed in {info.path}",
+            hint="`orchestrator show` lists what a member's environment holds",
+        )
+    return uninstall_dist(dist, info.scheme)
+
+
+def install(
+    venv: VenvInfo,
+    wanted: WantedDist,
+    cache: WheelCache,
+    *,
+    relocate_to: str | None = None,
+    link: bool = True,
+) -> InstalledDist:
+    """Install one distribution (the caller removes any older version first)."""
+    options = InstallOptions(
+        _shebang_python(venv, relocate_to), link, wanted.direct_url, requested=True
+    )
+    if wanted.editable is not None:
+        return install_editable(
+            wanted.name,
+            wanted.version,
+            wanted.editable,
+            venv.scheme,
+            options,
+            scripts=dict(wanted.scripts),
+            requires_dist=wanted.requires_dist,
+            origin={"fingerprint": wanted.fingerprint()},
+        )
+    assert wanted.wheel is not None and wanted.sha256 is not None  # by __post_init__
+    unpacked = cache.unpacked(wanted.wheel, wanted.sha256)
+    origin = {"sha256": wanted.sha256.lower(), "fingerprint": wanted.fingerprint()}
+    return install_unpacked(unpacked, venv.scheme, options, origin=origin)
+
+
+def _shebang_python(venv: VenvInfo, relocate_to: str | None) -> str:
+    if relocate_to is None:
+        return str(venv.python)
+    return relocate_to.rstrip("/") + "/" + venv.python.relative_to(venv.path).as_posix()
+
+
+# -- sync ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    install: tuple[WantedDist, ...] = ()
+    upgrade: tuple[tuple[InstalledDist, WantedDist], ...] = ()
+    repair: tuple[tuple[InstalledDist, WantedDist | None], ...] = ()
+    remove: tuple[InstalledDist, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    previous: Mapping[str, Any] = field(default_factory=dict)
+
+
+def sync_venv(
+    venv_path: Path,
+    wanted: Sequence[WantedDist],
+    cache: WheelCache,
+    *,
+    exact: bool = True,
+    jobs: int = 4,
+    compile: bool = False,
+    relocate_to: str | None = None,
+    link: bool = True,
+) -> SyncReport:
+    """Make the venv hold exactly *wanted*: install, upgrade, repair and remove.
+
+    Removals finish before installs start (a file may move between dists);
+    both run in *jobs* threads, since distinct dists write distinct files.
+    With *compile*, bytecode is compiled deterministically (unchecked-hash pycs).
+    *relocate_to* is the path the venv will have when used (``/opt/venv`` in an
+    image): script shebangs and the source paths inside pycs point there.
+    """
+    info = load_venv(venv_path)
+    by_name = _index_wanted(wanted)
+    settings = {"exact": exact, "compile": compile, "relocate_to": relocate_to, "link": link}
+    state_now = _state(info, by_name, settings)
+    previous = _read_state(info)
+    if previous is not None and previous == state_now:
+        return SyncReport(unchanged=tuple(sorted(by_name)), fast_path=True)
+    _invalidate_state(info)
+
+    plan = _plan(installed(info), by_name, exact)
+
+    def put(w: WantedDist) -> InstalledDist:
+        return install(info, w, cache, relocate_to=relocate_to, link=link)
+
+    _parallel(
+        jobs,
+        [d for d, _ in plan.upgrade + plan.repair] + list(plan.remove),
+        lambda d: uninstall_dist(d, info.scheme),
+    )
+    todo = (
+        list(plan.install)
+        + [w for _, w in plan.upgrade]
+        + [w for _, w in plan.repair if w is not None]
+    )
+    done = _parallel(jobs, todo, put)
+    if compile:
+        compiled_before = bool(previous and previous.get("settings", {}).get("compile"))
+        targets = done if compiled_before else list(installed(info).values())
+        relocate = (info.path, relocate_to) if relocate_to else None
+        compile_bytecode(info.python, _python_files(targets, info.scheme), relocate=relocate)
+    _write_state(info, _state(info, by_name, settings))
+    return _report(plan, by_name)
+
+
+def _index_wanted(wanted: Sequence[WantedDist]) -> dict[str, WantedDist]:
+    by_name: dict[str, WantedDist] = {}
+    for w in wanted:
+        key = normalize(w.name)
+        if key in by_name and by_name[key] != w:
+            raise VenvError(
+                f"{w.name} is wanted twice with different versions or sources "
+                f"({by_name[key].version} and {w.version})",
+                hint="the lock lists one entry per package and environment; re-lock",
+            )
+        by_name[key] = w
+    return by_name
+
+
+def _plan(
+    current: Mapping[str, InstalledDist], wanted: Mapping[str, WantedDist], exact: bool
+) -> _Plan:
+    install: list[WantedDist] = []
+    upgrade: list[tuple[InstalledDist, WantedDist]] = []
+    repair: list[tuple[InstalledDist, WantedDist | None]] = []
+    unchanged: list[str] = []
+    for name, w in sorted(wanted.items()):
+        have = current.get(name)
+        if have is None:
+            install.append(w)
+        elif not have.complete:
+            repair.append((have, w))
+        elif _differs(have, w):
+            upgrade.append((have, w))
+        else:
+            unchanged.append(name)
+    remove: list[InstalledDist] = []
+    for name, have in sorted(current.items()):
+        if name in wanted:
+            continue
+        if not have.complete:
+            repair.append((have, None))  # a half-installed leftover: always cleaned up
+        elif exact:
+            remove.append(have)
+    return _Plan(tuple(install), tuple(upgrade), tuple(repair), tuple(remove), tuple(unchanged))
+
+
+def _differs(have: InstalledDist, w: WantedDist) -> bool:
+    # The fingerprint covers version, wheel hash, editable source, scripts and
+    # PEP 610 data; a dist installed by another tool has none and is replaced.
+    return have.version != w.version or have.fingerprint != w.fingerprint()
+
+
+def _parallel(jobs: int, items: Sequence[_T], work: Callable[[_T], _R]) -> list[_R]:
+    if not items:
+        return []
+    if jobs <= 1 or len(items) == 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(work, items))  # re-raises the first failure
+
+
+def _python_files(dists: Sequence[InstalledDist], scheme: Scheme) -> list[Path]:
+    roots = (str(scheme.purelib) + os.sep, str(scheme.platlib) + os.sep)
+    files: list[Path] = []
+    for dist in dists:
+        if dist.editable is not None:
+            continue  # the member's own tree is not ours to write pycs into
+        record = dist.dist_info / "RECORD"
+        for line in record.read_text("utf-8").splitlines():
+            rel = line.rsplit(",", 2)[0]
+            path = os.path.normpath(dist.dist_info.parent / rel)
+            if path.endswith(".py") and path.startswith(roots):
+                files.append(Path(path))
+    return files
+
+
+def _report(plan: _Plan, wanted: Mapping[str, WantedDist]) -> SyncReport:
+    return SyncReport(
+        installed=tuple(Change(normalize(w.name), None, w.version) for w in plan.install),
+        upgraded=tuple(Change(h.name, h.version, w.version) for h, w in plan.upgrade),
+        removed=tuple(Change(h.name, h.version, None) for h in plan.remove),
+        repaired=tuple(Change(h.name, h.version, w.version if w else None) for h, w in plan.repair),
+        unchanged=plan.unchanged,
+    )
+
+
+# -- the no-op fast path ------------------------------------------------------------
+
+
+def _state_file(info: VenvInfo) -> Path:
+    return info.path / STATE_DIR / "sync-state.json"
+
+
+def _stamp(info: VenvInfo) -> list[int]:
+    """mtimes that change whenever anyone adds or removes a dist or a script."""
+    stamps = []
+    for directory in (info.scheme.purelib, info.scheme.platlib, info.scheme.scripts):
+        try:
+            stamps.append(directory.stat().st_mtime_ns)
+        except FileNotFoundError:
+            stamps.append(0)
+    return stamps
+
+
+def _state(
+    info: VenvInfo, wanted: Mapping[str, WantedDist], settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "wanted": [wanted[name].state() for name in sorted(wanted)],
+        "settings": dict(settings),
+        "stamp": _stamp(info),
+    }
+
+
+def _read_state(info: VenvInfo) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_state_file(info).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_state(info: VenvInfo, state: Mapping[str, Any]) -> None:
+    path = _state_file(info)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, sort_keys=True))
+    tmp.replace(path)
+
+
+def _invalidate_state(info: VenvInfo) -> None:
+    _state_file(info).unlink(missing_ok=True)

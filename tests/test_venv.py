@@ -1,0 +1,440 @@
+"""Virtual environments: creation, wheel installs, uninstall, editable members, sync."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator import installer
+from orchestrator.cache import WheelCache
+from orchestrator.errors import VenvError
+from orchestrator.venv import (
+    VenvInfo,
+    WantedDist,
+    create_venv,
+    find_python,
+    install,
+    installed,
+    sync_venv,
+    uninstall,
+)
+from tests.support.wheels import build_wheel, sha256_of
+
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def rich_wheel(directory: Path, version: str = "1.0") -> Path:
+    """A wheel using every install feature: .data schemes, scripts, entry points."""
+    return build_wheel(
+        directory,
+        "demo-pkg",
+        version,
+        files={
+            "demo_pkg/__init__.py": f'__version__ = "{version}"\n',
+            "demo_pkg/cli.py": "def main():\n    print('hello from demo')\n    return 0\n",
+            f"demo_pkg-{version}.data/scripts/demo-raw": "#!python\nprint('raw script')\n",
+            f"demo_pkg-{version}.data/data/share/demo/notes.txt": "data file\n",
+            f"demo_pkg-{version}.data/headers/demo.h": "#define DEMO 1\n",
+            f"demo_pkg-{version}.data/purelib/demo_extra.py": "EXTRA = 1\n",
+        },
+        console_scripts={"demo": "demo_pkg.cli:main"},
+    )
+
+
+def wanted_wheel(wheel: Path, name: str, version: str) -> WantedDist:
+    return WantedDist(name, version, wheel=wheel, sha256=sha256_of(wheel))
+
+
+def tree(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def run(venv: VenvInfo, *args: str) -> str:
+    proc = subprocess.run(
+        [str(venv.python), *args], capture_output=True, text=True, check=True, timeout=60
+    )
+    return proc.stdout
+
+
+@pytest.fixture
+def venv(tmp_path: Path) -> VenvInfo:
+    return create_venv(tmp_path / "venv", PY)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> WheelCache:
+    return WheelCache(tmp_path / "cache")
+
+
+# -- creation -------------------------------------------------------------------
+
+
+def test_create_venv_has_no_seed_packages(venv: VenvInfo) -> None:
+    assert venv.version.startswith(PY + ".")
+    assert venv.python.exists()
+    assert venv.site_packages.is_dir()
+    assert installed(venv.path) == {}
+    assert run(venv, "-c", "import sys; print(sys.prefix)").strip() == str(venv.path)
+
+
+def test_missing_interpreter_names_what_was_looked_for() -> None:
+    with pytest.raises(VenvError) as info:
+        find_python("3.99")
+    assert info.value.message == "no Python 3.99 interpreter found: looked for python3.99 on PATH"
+    assert info.value.hint == (
+        "install Python 3.99, or pass --python with the path of an interpreter"
+    )
+
+
+def test_missing_interpreter_path(tmp_path: Path) -> None:
+    with pytest.raises(VenvError) as info:
+        find_python(tmp_path / "nope" / "python")
+    assert info.value.message == (
+        f"Python interpreter {tmp_path}/nope/python does not exist or is not executable"
+    )
+    assert info.value.hint is not None and "--python" in info.value.hint
+
+
+# -- install / uninstall -----------------------------------------------------------
+
+
+def test_install_wheel_places_every_scheme_and_runs(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    wheel = rich_wheel(tmp_path / "wheels")
+    dist = install(venv, wanted_wheel(wheel, "demo-pkg", "1.0"), cache)
+
+    assert (dist.name, dist.version, dist.complete) == ("demo-pkg", "1.0", True)
+    assert run(venv, "-c", "import demo_pkg, demo_extra; print(demo_pkg.__version__)") == "1.0\n"
+    script = venv.scheme.scripts / "demo"
+    assert script.read_text().startswith(f"#!{venv.python}\n")
+    out = subprocess.run([str(script)], capture_output=True, text=True, check=True)
+    assert out.stdout == "hello from demo\n"
+    raw = subprocess.run(
+        [str(venv.scheme.scripts / "demo-raw")], capture_output=True, text=True, check=True
+    )
+    assert raw.stdout == "raw script\n"
+    assert (venv.path / "share" / "demo" / "notes.txt").read_text() == "data file\n"
+    assert (venv.scheme.headers / "demo-pkg" / "demo.h").exists()
+
+    dist_info = venv.site_packages / "demo_pkg-1.0.dist-info"
+    assert (dist_info / "INSTALLER").read_text() == "orchestrator\n"
+    assert not (dist_info / installer.PENDING).exists()
+    record = (dist_info / "RECORD").read_text().splitlines()
+    paths = {line.rsplit(",", 2)[0] for line in record}
+    assert "demo_pkg/__init__.py" in paths
+    assert "../../../bin/demo" in paths and "../../../bin/demo-raw" in paths
+    assert "../../../share/demo/notes.txt" in paths
+    assert "demo_pkg-1.0.dist-info/RECORD" in paths
+    assert not any(".data/" in p for p in paths)
+
+
+def test_installed_files_are_hardlinks_into_the_unpacked_cache(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    wheel = rich_wheel(tmp_path / "wheels")
+    install(venv, wanted_wheel(wheel, "demo-pkg", "1.0"), cache)
+    cached = cache.unpacked(wheel, sha256_of(wheel)) / "demo_pkg" / "cli.py"
+    assert (venv.site_packages / "demo_pkg" / "cli.py").stat().st_ino == cached.stat().st_ino
+
+
+def test_direct_url_is_written_when_given(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    wheel = build_wheel(tmp_path / "wheels", "local", "2.0")
+    direct = json.dumps({"url": wheel.as_uri(), "archive_info": {}})
+    wanted = WantedDist("local", "2.0", wheel=wheel, sha256=sha256_of(wheel), direct_url=direct)
+    dist = install(venv, wanted, cache)
+    assert (dist.dist_info / "direct_url.json").read_text() == direct
+
+
+def test_uninstall_leaves_nothing(tmp_path: Path, venv: VenvInfo, cache: WheelCache) -> None:
+    before = tree(venv.path)
+    install(venv, wanted_wheel(rich_wheel(tmp_path / "wheels"), "demo-pkg", "1.0"), cache)
+    run(venv, "-c", "import demo_pkg.cli, demo_extra")  # leaves runtime pycs behind
+    installer.compile_bytecode(venv.python, [venv.site_packages / "demo_pkg" / "__init__.py"])
+
+    removed = uninstall(venv.path, "Demo_Pkg")
+
+    assert tree(venv.path) - {".orchestrator/sync-state.json"} == before
+    assert venv.site_packages / "demo_pkg" / "cli.py" in removed
+    with pytest.raises(VenvError, match=r"^demo-pkg is not installed in "):
+        uninstall(venv.path, "demo-pkg")
+
+
+@pytest.mark.parametrize(
+    "evil", ["../../../../escaped.py", "/tmp/orchestrator-absolute.py", "a/../../x.py"]
+)
+def test_wheel_with_traversal_paths_is_rejected(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache, evil: str
+) -> None:
+    wheel = build_wheel(tmp_path / "wheels", "evil", "1.0", files={evil: "x = 1\n"})
+    before = tree(venv.path)
+
+    with pytest.raises(VenvError, match="refusing to install it"):
+        install(venv, wanted_wheel(wheel, "evil", "1.0"), cache)
+
+    assert tree(venv.path) == before
+    assert not (tmp_path / "escaped.py").exists()
+    assert not Path("/tmp/orchestrator-absolute.py").exists()
+
+
+def test_data_path_escaping_via_scheme_is_rejected(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    wheel = build_wheel(
+        tmp_path / "wheels", "evil", "1.0", files={"evil-1.0.data/unknown/x.txt": "x"}
+    )
+    with pytest.raises(VenvError, match=r"is not under a known \.data scheme"):
+        install(venv, wanted_wheel(wheel, "evil", "1.0"), cache)
+
+
+# -- editable ---------------------------------------------------------------------
+
+
+def make_member(root: Path, name: str, *, src_layout: bool) -> Path:
+    package = (root / "src" if src_layout else root) / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 'from source'\n")
+    (package / "cli.py").write_text("def main():\n    print('member cli')\n")
+    return root
+
+
+@pytest.mark.parametrize("src_layout", [True, False])
+def test_editable_member_imports_from_source_and_has_scripts(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache, src_layout: bool
+) -> None:
+    member = make_member(tmp_path / "member", "svc", src_layout=src_layout)
+    wanted = WantedDist("svc", "0.1.0", editable=member, scripts=(("svc", "svc.cli:main"),))
+
+    report = sync_venv(venv.path, [wanted], cache)
+
+    assert [c.name for c in report.installed] == ["svc"]
+    assert run(venv, "-c", "import svc; print(svc.VALUE)") == "from source\n"
+    (member / ("src" if src_layout else "") / "svc" / "__init__.py").write_text("VALUE = 2\n")
+    assert run(venv, "-c", "import svc; print(svc.VALUE)") == "2\n"
+    out = subprocess.run(
+        [str(venv.scheme.scripts / "svc")], capture_output=True, text=True, check=True
+    )
+    assert out.stdout == "member cli\n"
+    dist = installed(venv.path)["svc"]
+    assert dist.editable == member.resolve()
+    direct = json.loads((dist.dist_info / "direct_url.json").read_text())
+    assert direct == {"url": member.resolve().as_uri(), "dir_info": {"editable": True}}
+
+
+# -- sync ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def versions(tmp_path: Path) -> dict[str, WantedDist]:
+    out = {}
+    for name, version in [("alpha", "1.0"), ("alpha", "2.0"), ("beta", "1.0"), ("gamma", "1.0")]:
+        wheel = build_wheel(tmp_path / "wheels", name, version)
+        out[f"{name}=={version}"] = wanted_wheel(wheel, name, version)
+    return out
+
+
+def test_sync_installs_upgrades_removes_and_skips_when_nothing_changed(
+    venv: VenvInfo, cache: WheelCache, versions: dict[str, WantedDist]
+) -> None:
+    first = sync_venv(venv.path, [versions["alpha==1.0"], versions["beta==1.0"]], cache)
+    assert [(c.name, c.new) for c in first.installed] == [("alpha", "1.0"), ("beta", "1.0")]
+
+    second = sync_venv(venv.path, [versions["alpha==2.0"], versions["gamma==1.0"]], cache)
+    assert [(c.name, c.old, c.new) for c in second.upgraded] == [("alpha", "1.0", "2.0")]
+    assert [c.name for c in second.installed] == ["gamma"]
+    assert [(c.name, c.old) for c in second.removed] == [("beta", "1.0")]
+    assert run(venv, "-c", "import alpha, gamma; print(alpha.__version__)") == "2.0\n"
+    assert sorted(installed(venv.path)) == ["alpha", "gamma"]
+    assert not (venv.site_packages / "beta").exists()
+
+    started = time.perf_counter()
+    noop = sync_venv(venv.path, [versions["gamma==1.0"], versions["alpha==2.0"]], cache)
+    elapsed = time.perf_counter() - started
+    assert noop.fast_path and not noop.changed, elapsed
+    assert noop.unchanged == ("alpha", "gamma")
+
+
+def test_sync_notices_changes_made_behind_its_back(
+    venv: VenvInfo, cache: WheelCache, versions: dict[str, WantedDist]
+) -> None:
+    wanted = [versions["alpha==1.0"], versions["beta==1.0"]]
+    sync_venv(venv.path, wanted, cache)
+    uninstall(venv.path, "beta")  # as `pip uninstall` would
+
+    report = sync_venv(venv.path, wanted, cache)
+
+    assert not report.fast_path
+    assert [c.name for c in report.installed] == ["beta"]
+    assert report.unchanged == ("alpha",)
+
+
+def test_same_version_from_another_wheel_is_reinstalled(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    one = build_wheel(tmp_path / "a", "alpha", "1.0")
+    other = build_wheel(tmp_path / "b", "alpha", "1.0", files={"alpha/__init__.py": "X = 2\n"})
+    sync_venv(venv.path, [wanted_wheel(one, "alpha", "1.0")], cache)
+    report = sync_venv(venv.path, [wanted_wheel(other, "alpha", "1.0")], cache)
+    assert [c.name for c in report.upgraded] == ["alpha"]
+    assert run(venv, "-c", "import alpha; print(alpha.X)") == "2\n"
+
+
+def test_non_exact_sync_keeps_extra_packages(
+    venv: VenvInfo, cache: WheelCache, versions: dict[str, WantedDist]
+) -> None:
+    sync_venv(venv.path, [versions["alpha==1.0"], versions["beta==1.0"]], cache)
+    report = sync_venv(venv.path, [versions["alpha==1.0"]], cache, exact=False)
+    assert report.removed == ()
+    assert sorted(installed(venv.path)) == ["alpha", "beta"]
+
+
+def test_interrupted_install_is_repaired_by_the_next_sync(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = rich_wheel(tmp_path / "wheels")
+    wanted = [wanted_wheel(wheel, "demo-pkg", "1.0")]
+    real_place = installer._place
+    calls = 0
+
+    def crash_after_two(source: Path, dest: Path, link: bool) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise KeyboardInterrupt  # what Ctrl-C does halfway through an install
+        return real_place(source, dest, link)
+
+    monkeypatch.setattr(installer, "_place", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        sync_venv(venv.path, wanted, cache)
+    monkeypatch.setattr(installer, "_place", real_place)
+    broken = installed(venv.path)["demo-pkg"]
+    assert not broken.complete
+
+    report = sync_venv(venv.path, wanted, cache)
+
+    assert [c.name for c in report.repaired] == ["demo-pkg"]
+    assert installed(venv.path)["demo-pkg"].complete
+    assert run(venv, "-c", "import demo_pkg.cli; print('ok')") == "ok\n"
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from orchestrator import installer
+from orchestrator.cache import WheelCache
+from orchestrator.venv import WantedDist, sync_venv
+
+venv, cache, wheel, sha, kill_after = sys.argv[1:]
+real = installer._place
+calls = 0
+
+def place(source, dest, link):
+    global calls
+    calls += 1
+    if calls > int(kill_after):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(source, dest, link)
+
+installer._place = place
+sync_venv(Path(venv), [WantedDist("demo-pkg", "2.0", wheel=Path(wheel), sha256=sha)],
+          WheelCache(Path(cache)))
+"""
+
+
+def test_sync_killed_mid_upgrade_is_repaired(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    old = rich_wheel(tmp_path / "v1", "1.0")
+    new = rich_wheel(tmp_path / "v2", "2.0")
+    sync_venv(venv.path, [wanted_wheel(old, "demo-pkg", "1.0")], cache)
+    args = [str(venv.path), str(cache.root), str(new), sha256_of(new), "3"]
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, *args],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+    report = sync_venv(venv.path, [wanted_wheel(new, "demo-pkg", "2.0")], cache)
+
+    assert [(c.name, c.new) for c in report.repaired] == [("demo-pkg", "2.0")]
+    assert run(venv, "-c", "import demo_pkg; print(demo_pkg.__version__)") == "2.0\n"
+    assert [d.name for d in venv.site_packages.iterdir() if d.name.endswith(".dist-info")] == [
+        "demo_pkg-2.0.dist-info"
+    ]
+    assert sync_venv(venv.path, [wanted_wheel(new, "demo-pkg", "2.0")], cache).fast_path
+
+
+def test_compiled_bytecode_is_deterministic(
+    tmp_path: Path, cache: WheelCache, versions: dict[str, WantedDist]
+) -> None:
+    pycs: list[bytes] = []
+    for name in ("one", "two"):
+        venv = create_venv(tmp_path / name, PY)
+        sync_venv(venv.path, [versions["alpha==1.0"]], cache, compile=True, relocate_to="/opt/venv")
+        (pyc,) = (venv.site_packages / "alpha" / "__pycache__").glob("__init__.*.pyc")
+        pycs.append(pyc.read_bytes())
+        # Flags 0b01 = hash-based, unchecked: the source's mtime is not in the file.
+        assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
+    assert pycs[0] == pycs[1]
+    assert f"/opt/venv/lib/python{PY}/site-packages/alpha/__init__.py".encode() in pycs[0]
+
+
+def test_many_wheels_install_in_parallel(tmp_path: Path, cache: WheelCache) -> None:
+    wanted = []
+    for i in range(30):
+        files = {f"mod{i}/sub{j}.py": f"X = {j}\n" for j in range(20)}
+        files[f"mod{i}/__init__.py"] = ""
+        wheel = build_wheel(tmp_path / "wheels", f"mod{i}", "1.0", files=files)
+        wanted.append(wanted_wheel(wheel, f"mod{i}", "1.0"))
+    venv = create_venv(tmp_path / "venv", PY)
+
+    report = sync_venv(venv.path, wanted, cache, jobs=4)
+
+    assert len(report.installed) == 30
+    code = "import mod0.sub3, mod29.sub19; print(mod0.sub3.X + mod29.sub19.X)"
+    assert run(venv, "-c", code) == "22\n"
+
+
+def measure(label: str, work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    elapsed = time.perf_counter() - started
+    print(f"{label}: {elapsed * 1000:.1f} ms")
+    return elapsed
+
+
+@pytest.mark.skipif(not os.environ.get("ORCHESTRATOR_MEASURE"), reason="set ORCHESTRATOR_MEASURE")
+def test_measure_install_and_noop(tmp_path: Path, cache: WheelCache) -> None:
+    """Prints timings (run with -s); asserts nothing about them."""
+    wanted = []
+    for i in range(100):
+        files = {f"m{i}/f{j}.py": textwrap.dedent(f"X = {j}\n") * 50 for j in range(30)}
+        wheel = build_wheel(tmp_path / "wheels", f"m{i}", "1.0", files=files)
+        wanted.append(wanted_wheel(wheel, f"m{i}", "1.0"))
+    venv = create_venv(tmp_path / "venv", PY)
+    measure("create venv", lambda: create_venv(tmp_path / "venv2", PY))
+    measure("sync 100 wheels x 30 files, cold unpack", lambda: sync_venv(venv.path, wanted, cache))
+    measure("no-op sync", lambda: sync_venv(venv.path, wanted, cache))
+    (venv.path / ".orchestrator" / "sync-state.json").unlink()
+    measure("sync with nothing to do, no state", lambda: sync_venv(venv.path, wanted, cache))
+    other = create_venv(tmp_path / "venv3", PY)
+    measure("sync 100 wheels into a fresh venv, warm", lambda: sync_venv(other.path, wanted, cache))
+    third = create_venv(tmp_path / "venv4", PY)
+    measure(
+        "same, compiled",
+        lambda: sync_venv(third.path, wanted, cache, compile=True),
+    )
