@@ -308,6 +308,48 @@ def update(app: App, members: tuple[str, ...], packages: tuple[str, ...], refres
     _run_lock(app, members, upgrade=list(packages) if packages else True, refresh=refresh)
 
 
+# -- everyday commands --------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("member")
+@click.option("--format", "fmt", type=click.Choice(["requirements.txt", "pylock.toml"]),
+              default="requirements.txt", show_default=True)
+@click.option("--no-dev", is_flag=True, help="Leave out dependency groups (main only).")
+@click.option("--group", "-g", "groups", multiple=True, help="Include this group (repeatable).")
+@click.option("--no-workspace", is_flag=True, help="Leave out workspace members.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
+@pass_app
+def export(app: App, member: str, fmt: str, no_dev: bool, groups: tuple[str, ...],
+           no_workspace: bool, output: Path | None) -> None:
+    """Export MEMBER's lock as requirements.txt (with hashes) or pylock.toml."""
+    from orchestrator.export import export as run_export
+    from orchestrator.export import selected_groups
+    from orchestrator.lock import write_text_atomic
+
+    ws = app.workspace()
+    (chosen,) = app.members([member])
+    _require_fresh_lock(app, chosen)
+    text = run_export(ws, chosen, fmt=fmt, groups=selected_groups(chosen, no_dev=no_dev,
+                                                                  groups=groups),
+                      workspace_members=not no_workspace,
+                      output_dir=output.resolve().parent if output else None)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_text_atomic(output, text)
+        app.info(f"wrote {output}")
+
+
+def _require_fresh_lock(app: App, member: Member) -> None:
+    from orchestrator.lock import staleness
+
+    stale = staleness(app.workspace(), member)
+    if stale is not None:
+        raise OrchestratorError(f"the lock of {member.name} is out of date: {stale.reason}",
+                                hint=f"run `orchestrator lock {member.name}`")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="orchestrator")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.errors import LockError
-from orchestrator.models import DistFile, Member, Workspace
+from orchestrator.models import DistFile, Member, Target, Workspace
 from orchestrator.names import normalize
 
 if TYPE_CHECKING:
@@ -388,6 +388,66 @@ def existing_pins(member: Member) -> dict[str, str]:
 
 def stale_members(workspace: Workspace, members: Iterable[Member]) -> list[Staleness]:
     return [s for m in members if (s := staleness(workspace, m)) is not None]
+
+
+# -- selecting what to install ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """A lock entry chosen for some targets and dependency groups."""
+
+    package: Any  # packaging.pylock.Package
+    targets: tuple[Target, ...]  # where it applies, a subset of those asked for
+
+    @property
+    def name(self) -> str:
+        return str(self.package.name)
+
+    @property
+    def is_member(self) -> bool:
+        return self.package.directory is not None
+
+    def file_for(self, target: Target) -> Any:
+        """The best wheel for *target* (PackageWheel), else the sdist (PackageSdist)."""
+        from packaging.utils import parse_wheel_filename
+
+        from orchestrator.resolver.environment import TargetEnvironment
+
+        env = TargetEnvironment.for_target(target)
+        ranked = []
+        for wheel in self.package.wheels or ():
+            rank = env.best_rank(parse_wheel_filename(wheel.filename)[3])
+            if rank is not None:
+                ranked.append((rank, wheel.filename, wheel))
+        if ranked:
+            return min(ranked, key=lambda r: (r[0], r[1]))[2]
+        if self.package.sdist is not None:
+            return self.package.sdist
+        raise LockError(
+            f"the lock has no file of {self.name} {self.package.version} for "
+            f"{target.python} {target.platform}",
+            hint="re-lock with that platform listed under `platforms` in workspace.yaml")
+
+
+def select(lock: Pylock, targets: Sequence[Target], groups: Collection[str]) -> list[Selected]:
+    """Entries of *lock* installed on any of *targets* with *groups* selected.
+
+    Markers are evaluated per target with PEP 751's ``dependency_groups``
+    variable set to *groups* (the main dependencies have no group marker).
+    """
+    from orchestrator.resolver.environment import TargetEnvironment
+
+    envs = [(t, TargetEnvironment.for_target(t)) for t in targets]
+    chosen = frozenset(normalize(g) for g in groups)
+    out: list[Selected] = []
+    for pkg in lock.packages:
+        hits = tuple(t for t, env in envs if pkg.marker is None or pkg.marker.evaluate(
+            {**env.markers, "dependency_groups": chosen, "extras": frozenset()},
+            context="lock_file"))
+        if hits:
+            out.append(Selected(pkg, hits))
+    return out
 
 
 # -- locking members ------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""Export a member's lock for other tools: requirements.txt with hashes, or a PEP 751 subset."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+from orchestrator.lock import Selected, read_lock, render, select
+from orchestrator.models import Member, Target, Workspace
+
+FORMATS = ("requirements.txt", "pylock.toml")
+
+
+def selected_groups(member: Member, *, no_dev: bool, groups: Collection[str]) -> list[str]:
+    """The dependency groups an export or sync includes: all by default."""
+    if no_dev:
+        return list(groups)
+    return sorted(set(member.groups) | set(groups))
+
+
+def export(
+    workspace: Workspace,
+    member: Member,
+    *,
+    fmt: str,
+    groups: Collection[str],
+    workspace_members: bool = True,
+    output_dir: Path | None = None,
+) -> str:
+    """The member's lock as text in *fmt*, for its target environments and *groups*.
+
+    *output_dir* is where the text will be written (relative paths of workspace
+    members are made relative to it); default: the member's directory.
+    """
+    lock = read_lock(member.lockfile)
+    chosen = select(lock, workspace.targets, groups)
+    if not workspace_members:
+        chosen = [s for s in chosen if not s.is_member]
+    base = output_dir or member.path
+    if fmt == "pylock.toml":
+        return _pylock(lock, chosen, member, base)
+    return _requirements(chosen, workspace.targets, member, base)
+
+
+def _requirements(chosen: Sequence[Selected], targets: Sequence[Target], member: Member,
+                  base: Path) -> str:
+    from orchestrator.resolver.merge import targets_marker
+
+    lines = [f"# Exported from {member.name}'s pylock.toml by orchestrator; install with",
+             "#   pip install --require-hashes --no-deps -r <this file>"]
+    members = [s for s in chosen if s.is_member]
+    for item in sorted(chosen, key=lambda s: s.name):
+        if item.is_member:
+            continue
+        marker = targets_marker(item.targets, targets)
+        spec = f"{item.name}=={item.package.version}"
+        if marker:
+            spec += f" ; {marker}"
+        files = [*(item.package.wheels or ()), *([item.package.sdist] if item.package.sdist
+                                                 else [])]
+        hashes = sorted({f.hashes["sha256"] for f in files if "sha256" in f.hashes})
+        lines.append(" \\\n    ".join([spec, *(f"--hash=sha256:{h}" for h in hashes)]))
+    if members:
+        lines.append("# workspace members (unhashed local directories; pip cannot mix them "
+                     "with --require-hashes):")
+        for item in members:
+            path = os.path.relpath(member.path / item.package.directory.path, base)
+            lines.append(f"# {item.name} @ {Path(path).as_posix()}")
+    return "\n".join(lines) + "\n"
+
+
+def _pylock(lock: Any, chosen: Sequence[Selected], member: Member, base: Path) -> str:
+    import dataclasses
+
+    from packaging.pylock import PackageDirectory
+
+    keep = []
+    for item in chosen:
+        pkg = item.package
+        if pkg.directory is not None:
+            path = os.path.relpath(member.path / pkg.directory.path, base)
+            pkg = dataclasses.replace(pkg, directory=PackageDirectory(
+                path=Path(path).as_posix(), editable=pkg.directory.editable))
+        keep.append(pkg)
+    subset = dataclasses.replace(lock, packages=keep)
+    subset.validate()
+    return render(subset)
