@@ -161,16 +161,21 @@ def _resolve_index(spec: IndexSpec) -> _Index:
 # Parsing project pages
 
 
-def _file_from_link(
-    href: str, page_url: str, index: str, filename: str | None = None
-) -> tuple[DistFile, str | None]:
-    """A DistFile (hash from the URL fragment) and the absolute URL's fragment hash."""
-    absolute = _strip_credentials(urljoin(page_url, href))
+def _absolute_url(href: str, base: str) -> tuple[str, str | None]:
+    """(absolute URL without credentials or fragment, sha256 from a ``#sha256=`` fragment)."""
+    # Indexes usually link absolute URLs; skipping urljoin/urlsplit for them
+    # makes parsing numpy's 10^4-file page several times faster.
+    absolute = href if href.startswith(("https://", "http://")) else urljoin(base, href)
     url, _, fragment = absolute.partition("#")
-    name = filename or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    parts = url.split("/", 3)
+    if len(parts) > 2 and "@" in parts[2]:
+        url = _strip_credentials(url)
     algo, _, digest = fragment.partition("=")
-    sha = digest.lower() if algo == "sha256" and digest else None
-    return DistFile(filename=name, url=url, index=index, sha256=sha), sha
+    return url, (digest.lower() if algo == "sha256" and digest else None)
+
+
+def _filename_of(url: str) -> str:
+    return unquote(url.split("?", 1)[0].rsplit("/", 1)[-1])
 
 
 def _metadata_flag(value: object) -> tuple[bool, str | None]:
@@ -187,7 +192,7 @@ def parse_json_page(body: bytes, page_url: str, index: str) -> ProjectPage:
     data = json.loads(body)
     files = []
     for entry in data.get("files", ()):
-        base, fragment_sha = _file_from_link(entry["url"], page_url, index, entry["filename"])
+        url, fragment_sha = _absolute_url(entry["url"], page_url)
         hashes = entry.get("hashes") or {}
         meta = entry.get("core-metadata", entry.get("dist-info-metadata", False))
         has_metadata, metadata_sha = _metadata_flag(meta)
@@ -195,8 +200,8 @@ def parse_json_page(body: bytes, page_url: str, index: str) -> ProjectPage:
         size = entry.get("size")
         files.append(
             DistFile(
-                filename=base.filename,
-                url=base.url,
+                filename=entry["filename"],
+                url=url,
                 index=index,
                 sha256=(hashes.get("sha256") or fragment_sha or None),
                 size=size if isinstance(size, int) else None,
@@ -248,15 +253,15 @@ def parse_html_page(body: bytes, page_url: str, index: str, name: str) -> Projec
         href = attrs.get("href")
         if not href:
             continue
-        base, _ = _file_from_link(href, base_url, index)
+        url, sha = _absolute_url(href, base_url)
         has_metadata, metadata_sha = _html_metadata_flag(attrs)
         yanked = attrs.get("data-yanked", None) if "data-yanked" in attrs else None
         files.append(
             DistFile(
-                filename=base.filename,
-                url=base.url,
+                filename=_filename_of(url),
+                url=url,
                 index=index,
-                sha256=base.sha256,
+                sha256=sha,
                 requires_python=attrs.get("data-requires-python") or None,
                 yanked=(yanked or "") if "data-yanked" in attrs else None,
                 metadata_sha256=metadata_sha,
