@@ -337,6 +337,14 @@ def _file_key(file: DistFile) -> str:
 # Reading METADATA out of a remote wheel's zip
 
 
+class _DownloadInterruptedError(Exception):
+    """A download broke off mid-body (internal; the caller may restart it)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class _ZipError(Exception):
     """The bytes we read are not the zip we expected (internal; triggers a fallback)."""
 
@@ -521,11 +529,14 @@ class IndexClient:
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="index")
         self._inflight: dict[tuple[str, str], Future[Any]] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self._http = _make_http_client(max_workers)
 
     # -- lifecycle -----------------------------------------------------------
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
 
@@ -600,6 +611,8 @@ class IndexClient:
             future = self._inflight.get(key)
             owner = future is None
             if future is None:
+                if self._closed:
+                    raise _closed_error(key)
                 future = self._inflight[key] = Future()
         if owner:
             self._run(key, future, work)
@@ -608,11 +621,19 @@ class IndexClient:
 
     def _submit(self, key: tuple[str, str], work: Callable[[], Any]) -> None:
         with self._lock:
-            if key in self._inflight:
+            if key in self._inflight or self._closed:
                 return
             future: Future[Any] = Future()
             self._inflight[key] = future
-        self._pool.submit(self._run, key, future, work)
+        task = self._pool.submit(self._run, key, future, work)
+        # close() cancels queued tasks; their waiters must not hang forever.
+        task.add_done_callback(lambda t: self._abandon(key, future) if t.cancelled() else None)
+
+    def _abandon(self, key: tuple[str, str], future: Future[Any]) -> None:
+        with self._lock:
+            self._inflight.pop(key, None)
+        if not future.done():
+            future.set_exception(_closed_error(key))
 
     def _run(self, key: tuple[str, str], future: Future[Any], work: Callable[[], Any]) -> None:
         try:
@@ -821,6 +842,28 @@ class IndexClient:
     # -- downloads ------------------------------------------------------------------
 
     def _stream_to(self, index: _Index, file: DistFile, out: IO[bytes]) -> None:
+        """Copy the file into *out*; a dropped connection restarts it if *out* can rewind."""
+        start = out.tell() if out.seekable() else None
+        for attempt in range(RETRIES + 1):
+            try:
+                actual = self._copy(index, file, out)
+                break
+            except _DownloadInterruptedError as exc:
+                if start is None or attempt == RETRIES:
+                    raise _unreachable(index, file.url, exc.cause) from None
+                out.seek(start)
+                out.truncate()
+                _sleep_before_retry(attempt, None)
+        if file.sha256 and actual != file.sha256:
+            raise HashMismatchError(
+                f"Downloaded {file.filename} from index {index.describe()} has sha256 "
+                f"{actual}, but the index lists {file.sha256}.",
+                hint="The file was corrupted in transit or changed on the index; retry, "
+                "and report it to the index maintainers if it persists.",
+            )
+
+    def _copy(self, index: _Index, file: DistFile, out: IO[bytes]) -> str:
+        """One download attempt; returns the sha256 of what was written."""
         import httpx
 
         response = self._get(index, file.url, {})
@@ -833,15 +876,8 @@ class IndexClient:
                     digest.update(chunk)
                     out.write(chunk)
             except httpx.TransportError as exc:
-                raise _unreachable(index, file.url, exc) from None
-        actual = digest.hexdigest()
-        if file.sha256 and actual != file.sha256:
-            raise HashMismatchError(
-                f"Downloaded {file.filename} from index {index.describe()} has sha256 "
-                f"{actual}, but the index lists {file.sha256}.",
-                hint="The file was corrupted in transit or changed on the index; retry, "
-                "and report it to the index maintainers if it persists.",
-            )
+                raise _DownloadInterruptedError(exc) from exc
+        return digest.hexdigest()
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -974,6 +1010,10 @@ def _status_error(index: _Index, url: str, status: int) -> IndexError_:
         hint="The index may be down or overloaded; try again later, or use --offline "
         "if the cache has what you need.",
     )
+
+
+def _closed_error(key: tuple[str, str]) -> IndexError_:
+    return IndexError_(f"The index client was closed before it fetched {key[1]}.")
 
 
 def _unreachable(index: _Index, url: str, exc: Exception) -> IndexError_:

@@ -591,6 +591,46 @@ def test_download_to_path_and_stream(
     assert buffer.getvalue() == served.data
 
 
+def test_download_restarts_after_a_dropped_connection(
+    server: IndexServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    served = server.add_wheel("demo", "1.0", files={"demo/blob.bin": bytes(range(256)) * 64})
+    client = make_client(server.url)
+    (file,) = client.files("demo")
+
+    server.interrupt_next(1)
+    client.download(file, tmp_path / "a.whl")
+    assert (tmp_path / "a.whl").read_bytes() == served.data
+
+    server.interrupt_next(1)
+    buffer = io.BytesIO(b"prefix:")
+    buffer.seek(0, io.SEEK_END)
+    client.download(file, buffer)
+    assert buffer.getvalue() == b"prefix:" + served.data
+    assert server.count(_wheel_path(served)) == 4
+
+
+def test_close_releases_waiters_of_cancelled_prefetches(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    with IndexServer(tmp_path / "files", latency=0.05) as server:
+        client = make_client(server.url, max_workers=1)
+        client.prefetch_projects([f"p{i}" for i in range(5)])
+        errors: list[Exception] = []
+
+        def wait_for_last() -> None:
+            try:
+                client.files("p4")
+            except IndexError_ as exc:
+                errors.append(exc)
+
+        waiter = threading.Thread(target=wait_for_last)
+        waiter.start()
+        client.close()
+        waiter.join(timeout=10)
+    assert [str(e) for e in errors] == ["The index client was closed before it fetched p4."]
+
+
 def test_download_hash_mismatch(
     server: IndexServer, make_client: MakeClient, tmp_path: Path
 ) -> None:

@@ -151,6 +151,7 @@ class IndexServer:
         self.requests: list[RecordedRequest] = []
         self._projects: dict[str, dict[str, ServedFile]] = {}
         self._failures: list[int] = []
+        self._interrupts = 0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._port: int | None = None  # kept after stop(), for "unreachable" tests
@@ -343,6 +344,18 @@ class IndexServer:
         with self._lock:
             self._failures.extend([status] * count)
 
+    def interrupt_next(self, count: int) -> None:
+        """Drop the connection halfway through the next *count* file downloads."""
+        with self._lock:
+            self._interrupts += count
+
+    def take_interrupt(self) -> bool:
+        with self._lock:
+            if self._interrupts:
+                self._interrupts -= 1
+                return True
+            return False
+
     def next_failure(self) -> int | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
@@ -388,9 +401,14 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(urlsplit(self.path).path)
         if index.latency:
             time.sleep(index.latency)
-        status = self._route(index, path)
+        self._route(index, path)
+
+    def _record(self, status: int) -> None:
+        # Recorded before the response goes out, so a test that has its
+        # answer always sees the request in server.requests.
+        path = unquote(urlsplit(self.path).path)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        index.record(RecordedRequest(self.command, path, headers, status))
+        self.index.record(RecordedRequest(self.command, path, headers, status))
 
     def _route(self, index: IndexServer, path: str) -> int:
         failure = index.next_failure()
@@ -488,12 +506,26 @@ class _Handler(BaseHTTPRequestHandler):
         requested = self.headers.get("Range")
         if requested and index.ranges:
             return self._send_range(data, requested)
+        if index.take_interrupt():
+            return self._send_truncated(data)
         return self._send(
             200,
             data,
             "application/octet-stream",
             {"Accept-Ranges": "bytes"} if index.ranges else None,
         )
+
+    def _send_truncated(self, data: bytes) -> int:
+        """Promise the whole file, send half, and hang up (a dropped connection)."""
+        self._record(200)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        return 200
 
     def _send_range(self, data: bytes, header: str) -> int:
         span = _parse_range(header, len(data))
@@ -514,6 +546,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind: str | None,
         headers: dict[str, str] | None = None,
     ) -> int:
+        self._record(status)
         self.send_response(status, HTTPStatus(status).phrase)
         if kind:
             self.send_header("Content-Type", kind)
