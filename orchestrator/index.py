@@ -672,7 +672,7 @@ class IndexClient:
 
     def _parse_page(self, index: _Index, page: CachedPage, name: str) -> ProjectPage:
         try:
-            if page.content_type == JSON_TYPE:
+            if page.content_type.endswith("json"):  # v1+json, or a server's plain JSON
                 parsed = parse_json_page(page.body, page.url, index.name)
                 return ProjectPage(name, index.name, parsed.files, parsed.versions)
             return parse_html_page(page.body, page.url, index.name, name)
