@@ -75,6 +75,17 @@ class OrchestratorGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: still no traceback unless asked for
+            app = ctx.find_object(App)
+            if app and app.verbose:
+                raise
+            click.secho(f"error: internal error: {type(exc).__name__}: {exc}", err=True,
+                        fg="red")
+            click.echo("hint: run again with --verbose for the traceback, and report it",
+                       err=True)
+            sys.exit(EXIT_USER_ERROR)
 
 
 def _fail(exc: OrchestratorError, *, verbose: bool) -> NoReturn:
@@ -339,6 +350,177 @@ def export(app: App, member: str, fmt: str, no_dev: bool, groups: tuple[str, ...
     else:
         write_text_atomic(output, text)
         app.info(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("member")
+@click.argument("rule", required=False)
+@click.option("--dry-run", is_flag=True, help="Print the new version without writing it.")
+@pass_app
+def version(app: App, member: str, rule: str | None, dry_run: bool) -> None:
+    """Show MEMBER's version, or bump it: patch, minor, major, pre, or X.Y.Z."""
+    from orchestrator.pyproject import PyprojectEdit, bump
+
+    (chosen,) = app.members([member])
+    edit = PyprojectEdit.load(chosen.pyproject)
+    current = edit.version()
+    if current is None:
+        raise OrchestratorError(f"{chosen.relpath}/pyproject.toml has no static "
+                                "[project].version", hint="set project.version to a string")
+    if rule is None:
+        click.echo(f"{chosen.name} {current}")
+        return
+    new = bump(current, rule)
+    if not dry_run:
+        edit.set_version(new)
+        edit.save()
+    click.echo(f"{chosen.name} {current} -> {new}{' (dry run)' if dry_run else ''}")
+
+
+@cli.command()
+@click.argument("member")
+@click.argument("requirements", nargs=-1, required=True)
+@click.option("--group", "-g", help="Add to this dependency group instead of the main list.")
+@click.option("--no-sync", is_flag=True, help="Only edit and re-lock; leave the venv alone.")
+@pass_app
+def add(app: App, member: str, requirements: tuple[str, ...], group: str | None,
+        no_sync: bool) -> None:
+    """Add REQUIREMENTS to MEMBER's pyproject.toml, then re-lock (and sync)."""
+    from orchestrator.pyproject import add as run_add
+
+    (chosen,) = app.members([member])
+    with _index_client(app) as client:
+        result = run_add(app.workspace(), chosen, requirements, group, client)
+    _report_edit(app, result, no_sync)
+
+
+@cli.command()
+@click.argument("member")
+@click.argument("packages", nargs=-1, required=True)
+@click.option("--group", "-g", help="Remove from this dependency group.")
+@click.option("--no-sync", is_flag=True, help="Only edit and re-lock; leave the venv alone.")
+@pass_app
+def remove(app: App, member: str, packages: tuple[str, ...], group: str | None,
+           no_sync: bool) -> None:
+    """Remove PACKAGES from MEMBER's pyproject.toml, then re-lock (and sync)."""
+    from orchestrator.pyproject import remove as run_remove
+
+    (chosen,) = app.members([member])
+    with _index_client(app) as client:
+        result = run_remove(app.workspace(), chosen, packages, group, client)
+    _report_edit(app, result, no_sync)
+
+
+def _report_edit(app: App, result: Any, no_sync: bool) -> None:
+    for change in result.changes:
+        click.echo(f"{result.member}: {change}")
+    app.info(f"re-locked: {', '.join(result.relocked)}")
+    if not no_sync:
+        _sync_after_edit(app, result.member)
+
+
+def _sync_after_edit(app: App, member: str) -> None:
+    """Bring the member's venv up to date, if it has one (a later `sync` creates it)."""
+    sync_fn = globals().get("_sync_members")
+    fresh = App(app.workspace_path, app.verbose, app.quiet)
+    chosen = fresh.members([member])
+    if sync_fn is not None and (chosen[0].path / ".venv").exists():
+        sync_fn(fresh, chosen, groups=None, no_dev=False, frozen=True)
+
+
+@cli.command()
+@click.argument("member")
+@click.option("--tree", is_flag=True, help="Show the dependency tree.")
+@click.option("--why", "why", metavar="PKG", help="Show why PKG is in the lock.")
+@click.option("--outdated", is_flag=True, help="Show locked packages with newer releases.")
+@pass_app
+def show(app: App, member: str, tree: bool, why: str | None, outdated: bool) -> None:
+    """Show MEMBER's locked packages, tree, outdated packages, or why one is there."""
+    from orchestrator import report
+    from orchestrator.lock import read_lock
+    from orchestrator.names import normalize
+
+    (chosen,) = app.members([member])
+    lock = read_lock(chosen.lockfile)
+    if why:
+        chains = report.show_why(chosen, lock, normalize(why))
+        if not chains:
+            raise OrchestratorError(f"{normalize(why)} is not in {chosen.name}'s lock",
+                                    hint=f"see `orchestrator show {chosen.name}`")
+        for chain in chains:
+            click.echo(" -> ".join([chosen.name, *chain]))
+    elif tree:
+        click.echo(report.show_tree(chosen, lock))
+    elif outdated:
+        _show_outdated(app, lock)
+    else:
+        click.echo(report.show_list(chosen, lock, _installed_versions(chosen)))
+
+
+def _installed_versions(member: Member) -> dict[str, str] | None:
+    venv_dir = member.path / ".venv"
+    if not venv_dir.exists():
+        return None
+    from orchestrator.venv import installed
+
+    return {name: dist.version for name, dist in installed(venv_dir).items()}
+
+
+def _filename_version(filename: str) -> Any:
+    """The version in a wheel or sdist filename; None for eggs and other leftovers."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        return parse_sdist_filename(filename)[1]
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def _show_outdated(app: App, lock: Any) -> None:
+    from packaging.version import Version
+
+    with _index_client(app, refresh=True) as client:
+        names = [str(p.name) for p in lock.packages if p.version and p.directory is None]
+        client.prefetch_projects(names)
+        rows = []
+        for pkg in lock.packages:
+            if pkg.directory is not None or pkg.version is None:
+                continue
+            versions: list[Version] = []
+            for f in client.files(str(pkg.name)):
+                parsed = _filename_version(f.filename)
+                if f.yanked is None and parsed is not None and not parsed.is_prerelease:
+                    versions.append(parsed)
+            newest = max(versions, default=pkg.version)
+            if newest > pkg.version:
+                rows.append((str(pkg.name), str(pkg.version), str(newest)))
+    if not rows:
+        click.echo("every locked package is at its newest release")
+    for name, current, newest in rows:
+        click.echo(f"{name}  {current} -> {newest}")
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["service", "library"]))
+@click.argument("name")
+@click.option("--path", type=click.Path(path_type=Path),
+              help="Directory to create (default: services/NAME or libs/NAME).")
+@pass_app
+def new(app: App, kind: str, name: str, path: Path | None) -> None:
+    """Create a new service or library from templates/new/KIND."""
+    from orchestrator.scaffold import new_member
+
+    ws = app.workspace()
+    created = new_member(ws, "service" if kind == "service" else "library", name, path)
+    click.echo(f"created {kind} {name} in {created.relative_to(ws.root.resolve()).as_posix()}")
+    app.info(f"next: orchestrator lock {name} && orchestrator sync {name}")
 
 
 def _require_fresh_lock(app: App, member: Member) -> None:

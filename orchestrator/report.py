@@ -118,3 +118,94 @@ def matrix_gitlab(entries: Sequence[dict[str, Any]]) -> str:
 
 def matrix_json(entries: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(entries), indent=2)
+
+
+# -- show -----------------------------------------------------------------------------
+
+
+def _lock_graph(lock: Any) -> dict[str, list[str]]:
+    graph: dict[str, list[str]] = {}
+    for pkg in lock.packages:
+        deps = [str(d["name"]) for d in (pkg.dependencies or ()) if "name" in d]
+        graph.setdefault(str(pkg.name), [])
+        graph[str(pkg.name)].extend(d for d in deps if d not in graph[str(pkg.name)])
+    return graph
+
+
+def _versions(lock: Any) -> dict[str, str]:
+    return {str(p.name): (str(p.version) if p.version else "(workspace)") for p in lock.packages}
+
+
+def direct_names(member: Member) -> dict[str, str]:
+    """Direct requirement name -> where it comes from ("main" or the group)."""
+    from packaging.requirements import Requirement
+
+    from orchestrator.names import normalize
+
+    out: dict[str, str] = {}
+    for req in member.dependencies:
+        out.setdefault(normalize(Requirement(req).name), "main")
+    for group, reqs in member.groups.items():
+        for req in reqs:
+            out.setdefault(normalize(Requirement(req).name), group)
+    return out
+
+
+def show_list(member: Member, lock: Any, installed: dict[str, str] | None) -> str:
+    versions = _versions(lock)
+    direct = direct_names(member)
+    width = max((len(n) for n in versions), default=0)
+    lines = []
+    for name in sorted(versions):
+        mark = "*" if name in direct else " "
+        state = ""
+        if installed is not None:
+            have = installed.get(name)
+            state = "  (not installed)" if have is None else (
+                f"  (installed {have})" if have != versions[name] and
+                versions[name] != "(workspace)" else "")
+        lines.append(f"{mark} {name:<{width}}  {versions[name]}{state}")
+    lines.append("(* direct requirement)")
+    return "\n".join(lines)
+
+
+def show_tree(member: Member, lock: Any) -> str:
+    graph = _lock_graph(lock)
+    versions = _versions(lock)
+    lines = [f"{member.name} {member.version or ''}".rstrip()]
+
+    def walk(name: str, prefix: str, last: bool, seen: frozenset[str]) -> None:
+        branch = "└── " if last else "├── "
+        repeat = " (*)" if name in seen else ""
+        lines.append(f"{prefix}{branch}{name} {versions.get(name, '?')}{repeat}")
+        if repeat:
+            return
+        children = sorted(graph.get(name, []))
+        for i, child in enumerate(children):
+            walk(child, prefix + ("    " if last else "│   "), i == len(children) - 1,
+                 seen | {name})
+
+    roots = sorted(n for n in direct_names(member) if n in versions)
+    for i, root in enumerate(roots):
+        walk(root, "", i == len(roots) - 1, frozenset())
+    return "\n".join(lines)
+
+
+def show_why(member: Member, lock: Any, package: str) -> list[list[str]]:
+    """Every chain from the member's direct requirements to *package*."""
+    graph = _lock_graph(lock)
+    chains: list[list[str]] = []
+
+    def walk(path: list[str]) -> None:
+        node = path[-1]
+        if node == package:
+            chains.append(path)
+            return
+        for child in sorted(graph.get(node, [])):
+            if child not in path:
+                walk([*path, child])
+
+    for root in sorted(direct_names(member)):
+        if root in graph:
+            walk([root])
+    return chains

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+
+from tests.support.indexserver import IndexServer
 
 MakeWorkspace = Callable[..., Path]
 
@@ -69,3 +71,36 @@ def shop(make_workspace: MakeWorkspace) -> Path:
         "services/web": pyproject("web", ["requests"], groups={"dev": ["common", "pytest"]}),
         "services/solo": pyproject("solo", ["click"]),
     })
+
+
+def index_manifest(server: IndexServer, platforms: str = "[linux/amd64]") -> str:
+    """workspace.yaml text whose only index is the local *server*."""
+    return (
+        "version: 1\nname: shop\npython: \"3.11\"\n"
+        f"platforms: {platforms}\n"
+        f"indexes:\n  - {{name: local, url: '{server.url}'}}\n"
+        "members: [services/*, libs/*]\n"
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
+    """A local index with a few real wheels, and a private cache directory."""
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    with IndexServer(tmp_path / "index") as server:
+        server.add_wheel("attrs", "23.1.0")
+        server.add_wheel("attrs", "24.2.0")
+        server.add_wheel("httpx", "0.27.0", requires_dist=["idna>=3"])
+        server.add_wheel("idna", "3.7")
+        server.add_wheel("pytest", "8.3.0", requires_dist=["pluggy<2"])
+        server.add_wheel("pluggy", "1.5.0")
+        yield server
+
+
+@pytest.fixture
+def locked_shop(make_workspace: MakeWorkspace, index: IndexServer) -> Path:
+    """A service using a library, against the local index (not yet locked)."""
+    return make_workspace({
+        "libs/common": pyproject("common", ["attrs>=23"]),
+        "services/api": pyproject("api", ["common", "httpx"], groups={"test": ["pytest"]}),
+    }, manifest=index_manifest(index))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,38 +11,13 @@ from packaging.pylock import Pylock
 
 from orchestrator.cli import cli
 from orchestrator.lock import read_lock
-from tests.conftest import MakeWorkspace, pyproject
+from tests.conftest import MakeWorkspace, index_manifest, pyproject
 from tests.support.indexserver import IndexServer
 
 
 @pytest.fixture
-def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
-    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
-    with IndexServer(tmp_path / "index") as server:
-        server.add_wheel("attrs", "23.1.0")
-        server.add_wheel("attrs", "24.2.0")
-        server.add_wheel("httpx", "0.27.0", requires_dist=["idna>=3"])
-        server.add_wheel("idna", "3.7")
-        server.add_wheel("pytest", "8.3.0", requires_dist=["pluggy<2"])
-        server.add_wheel("pluggy", "1.5.0")
-        yield server
-
-
-def manifest(server: IndexServer, platforms: str = "[linux/amd64]") -> str:
-    return (
-        "version: 1\nname: shop\npython: \"3.11\"\n"
-        f"platforms: {platforms}\n"
-        f"indexes:\n  - {{name: local, url: '{server.url}'}}\n"
-        "members: [services/*, libs/*]\n"
-    )
-
-
-@pytest.fixture
-def shop(make_workspace: MakeWorkspace, index: IndexServer) -> Path:
-    return make_workspace({
-        "libs/common": pyproject("common", ["attrs>=23"]),
-        "services/api": pyproject("api", ["common", "httpx"], groups={"test": ["pytest"]}),
-    }, manifest=manifest(index))
+def shop(locked_shop: Path) -> Path:
+    return locked_shop
 
 
 def run(root: Path, *args: str) -> tuple[int, str, str]:
@@ -148,7 +122,7 @@ def test_unsatisfiable_changes_nothing(shop: Path) -> None:
 
 def test_unknown_package(make_workspace: MakeWorkspace, index: IndexServer) -> None:
     root = make_workspace({"services/api": pyproject("api", ["no-such-thing"])},
-                          manifest=manifest(index))
+                          manifest=index_manifest(index))
     code, _, err = run(root, "lock")
     assert code == 1
     assert "no-such-thing" in err
@@ -159,7 +133,7 @@ def test_two_platforms(make_workspace: MakeWorkspace, index: IndexServer) -> Non
     index.add_wheel("fastlib", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64")
     index.add_wheel("fastlib", "1.0", tag="cp311-cp311-manylinux_2_17_aarch64")
     root = make_workspace({"services/api": pyproject("api", ["fastlib"])},
-                          manifest=manifest(index, "[linux/amd64, linux/arm64]"))
+                          manifest=index_manifest(index, "[linux/amd64, linux/arm64]"))
     code, _, err = run(root, "lock")
     assert code == 0, err
     lock = read_lock(root / "services/api/pylock.toml")

@@ -1,0 +1,5 @@
+from ${module} import hello
+
+
+def test_hello() -> None:
+    assert hello("world") == "hello, world"

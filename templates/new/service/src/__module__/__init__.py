@@ -1,0 +1,3 @@
+"""The ${name} service."""
+
+__version__ = "0.1.0"

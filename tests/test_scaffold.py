@@ -1,0 +1,67 @@
+"""`orchestrator new`: scaffold from templates/new and register in workspace.yaml."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.workspace import load_workspace
+from tests.conftest import MakeWorkspace, pyproject
+
+REPO = Path(__file__).parents[1]
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["-w", str(root), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_new_service_covered_by_glob(shop: Path) -> None:
+    code, out, err = run(shop, "new", "service", "billing")
+    assert code == 0, err
+    assert out == "created service billing in services/billing\n"
+    member = load_workspace(shop).find("billing")
+    assert member is not None
+    assert member.kind == "service"
+    assert member.scripts == {"billing": "billing.main:main"}
+    assert "test" in member.groups
+    assert (shop / "services/billing/src/billing/main.py").is_file()
+    assert (shop / "services/billing/tests/test_billing.py").is_file()
+    assert (shop / "workspace.yaml").read_text().count("billing") == 0  # glob covers it
+
+
+def test_new_library_is_registered(make_workspace: MakeWorkspace) -> None:
+    manifest = "version: 1\nname: d\nmembers:\n  - services/api  # the API\n"
+    root = make_workspace({"services/api": pyproject("api")}, manifest=manifest)
+    code, _, err = run(root, "new", "library", "shared-utils")
+    assert code == 0, err
+    assert (root / "workspace.yaml").read_text() == (
+        "version: 1\nname: d\nmembers:\n  - services/api  # the API\n  - libs/shared-utils\n")
+    assert load_workspace(root).find("shared-utils") is not None
+
+
+def test_new_flow_list_registration(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"services/api": pyproject("api")},
+                          manifest="version: 1\nname: d\nmembers: [services/api]\n")
+    assert run(root, "new", "service", "web")[0] == 0
+    assert "members: [services/api, services/web]" in (root / "workspace.yaml").read_text()
+
+
+def test_new_rejects_existing_member(shop: Path) -> None:
+    code, _, err = run(shop, "new", "library", "Common")
+    assert code == 1
+    assert err == "error: the workspace already has a member named 'common'\n"
+
+
+def test_scaffolded_code_passes_its_own_test(shop: Path) -> None:
+    assert run(shop, "new", "service", "billing")[0] == 0
+    member = shop / "services/billing"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=member, env={"PYTHONPATH": str(member / "src"), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
