@@ -1,0 +1,431 @@
+"""Source distributions built into wheels once, through PEP 517, in isolation.
+
+Each build unpacks the sdist into a temporary directory, creates a throwaway
+virtualenv (seeded with pip only) for the target's Python, installs the
+``[build-system] requires`` and the backend's ``get_requires_for_build_wheel``
+with pip from the workspace's index URLs *only*, then calls the backend's
+hooks in a subprocess of that environment.
+
+Isolation from this machine's pip configuration: pip runs with
+``PIP_CONFIG_FILE=/dev/null`` (pip then reads no configuration file at all,
+not even /etc/pip.conf) and without the caller's ``PIP_*`` variables, except
+the transport settings in ``_PIP_ENV_KEPT`` (certificates, proxy, timeout),
+which say how to reach an index, not which one.
+
+Cache: the built wheel goes into the content-addressed ``wheels-v1`` store
+(so it is verified like a downloaded one), and
+``built-v1/<sdist sha256>/<target key>.json`` names it. The target key (e.g.
+``cp311-linux_amd64``) is part of the address because a platform-specific
+wheel built for one Python and platform is useless for another. Metadata is
+cached per sdist in ``built-v1/<sdist sha256>/METADATA``: it describes the
+source, not a target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.metadata import parse_email
+from packaging.utils import parse_wheel_filename
+
+from orchestrator.cache import BUILT, WheelCache, file_sha256
+from orchestrator.errors import BuildError
+from orchestrator.models import CoreMetadata, DistFile, Target
+
+_PIP_ENV_KEPT = frozenset(
+    {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT"}
+)
+_DEFAULT_BACKEND = {
+    # PEP 517: a project without [build-system] is built by setuptools' legacy backend.
+    "requires": ["setuptools>=40.8.0"],
+    "build-backend": "setuptools.build_meta:__legacy__",
+}
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+# Runs inside the build environment, in the unpacked source directory.
+_HOOK_RUNNER = """\
+import importlib, json, sys
+hook, backend_spec, backend_path, out = sys.argv[1:5]
+extra_paths = json.loads(backend_path)
+sys.path[:0] = extra_paths
+module, _, attrs = backend_spec.partition(":")
+backend = importlib.import_module(module.strip())
+for part in filter(None, attrs.strip().split(".")):
+    backend = getattr(backend, part)
+func = getattr(backend, hook, None)
+result = {"missing": True} if func is None else {"return": func(**json.load(sys.stdin))}
+with open(out, "w") as f:
+    json.dump(result, f)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltWheel:
+    """A wheel built from an sdist, stored in the wheel cache."""
+
+    path: Path
+    sha256: str
+    sdist_sha256: str
+    target: Target
+
+
+def host_platform() -> str:
+    """This machine as a Target platform, e.g. ``linux/amd64``."""
+    machine = platform.machine().lower()
+    return f"{platform.system().lower()}/{_MACHINES.get(machine, machine)}"
+
+
+class SdistBuilder:
+    """Builds sdists into cached wheels and reads their metadata.
+
+    *python* overrides the interpreter builds run with; by default the
+    target's ``python3.X`` is looked up on PATH (``venv.find_python``).
+    """
+
+    def __init__(
+        self,
+        cache: WheelCache,
+        index_urls: Sequence[str],
+        *,
+        python: str | Path | None = None,
+    ) -> None:
+        if not index_urls:
+            raise BuildError(
+                "building sdists needs at least one package index for the build requirements",
+                hint="list an index under `indexes:` in workspace.yaml",
+            )
+        self.cache = cache
+        self.index_urls = tuple(index_urls)
+        self.python = python
+
+    # -- public ---------------------------------------------------------------
+
+    def build_wheel(self, sdist: Path, target: Target, *, sha256: str | None = None) -> BuiltWheel:
+        """The wheel built from *sdist* for *target*, built now unless cached."""
+        sdist_sha = (sha256 or file_sha256(sdist)).lower()
+        cached = self._cached_build(sdist_sha, target)
+        if cached is not None:
+            return cached
+        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            session = _BuildSession(self, sdist, Path(tmp), target)
+            wheel = session.build_wheel()
+            self._check_target(sdist, wheel, target)
+            return self._store(wheel, sdist_sha, target)
+
+    def prepare_metadata(
+        self, sdist: Path, *, sha256: str | None = None, target: Target | None = None
+    ) -> CoreMetadata:
+        """Core metadata of *sdist*: PEP 517's prepare hook, else a full wheel build.
+
+        *target* picks the interpreter when a build is needed (the host's
+        Python by default).
+        """
+        sdist_sha = (sha256 or file_sha256(sdist)).lower()
+        record = self.cache.root / BUILT / sdist_sha / "METADATA"
+        if record.exists():
+            return _parse_metadata(record.read_bytes(), sdist)
+        target = target or Target(f"{sys.version_info[0]}.{sys.version_info[1]}", host_platform())
+        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            session = _BuildSession(self, sdist, Path(tmp), target)
+            data = session.prepare_metadata()
+            if data is None:  # no prepare hook: build the wheel and keep it
+                wheel = session.build_wheel()
+                self._check_target(sdist, wheel, target)
+                built = self._store(wheel, sdist_sha, target)
+                data = _metadata_from_wheel(built.path)
+        _write_atomic(record, data)
+        return _parse_metadata(data, sdist)
+
+    # -- cache ------------------------------------------------------------------
+
+    def _record(self, sdist_sha: str, target: Target) -> Path:
+        return self.cache.root / BUILT / sdist_sha / f"{target.key}.json"
+
+    def _cached_build(self, sdist_sha: str, target: Target) -> BuiltWheel | None:
+        try:
+            data = json.loads(self._record(sdist_sha, target).read_text("utf-8"))
+            file = DistFile(data["filename"], "", "built", sha256=data["sha256"])
+        except (OSError, ValueError, KeyError):
+            return None
+        path = self.cache.get(file)  # verified; None (and rebuilt) if corrupt
+        return BuiltWheel(path, data["sha256"], sdist_sha, target) if path else None
+
+    def _store(self, wheel: Path, sdist_sha: str, target: Target) -> BuiltWheel:
+        path, sha = self.cache.add(wheel)
+        record = json.dumps({"filename": wheel.name, "sha256": sha}, sort_keys=True)
+        _write_atomic(self._record(sdist_sha, target), record.encode())
+        return BuiltWheel(path, sha, sdist_sha, target)
+
+    # -- targets ----------------------------------------------------------------
+
+    def _interpreter(self, target: Target) -> Path:
+        from orchestrator.venv import find_python  # venv imports cache; keep this lazy
+
+        if self.python is not None:
+            return find_python(self.python)
+        if target.python == f"{sys.version_info[0]}.{sys.version_info[1]}":
+            return Path(sys.executable)
+        return find_python(target.python)
+
+    def _check_target(self, sdist: Path, wheel: Path, target: Target) -> None:
+        """A platform-specific wheel is only usable on the host that built it."""
+        tags = parse_wheel_filename(wheel.name)[3]
+        if all(t.abi == "none" and t.platform == "any" for t in tags):
+            return  # pure Python: good for every target
+        host = host_platform()
+        built_for = _interpreter_version(self._interpreter(target))
+        if target.platform != host or built_for != target.python:
+            raise BuildError(
+                f"{sdist.name} builds a platform-specific wheel ({wheel.name}), which cannot "
+                f"be cross-built for {target.platform} and Python {target.python} on this "
+                f"{host} host with Python {built_for}",
+                hint=f"publish a {target.platform} wheel of it to your index, or run the "
+                f"build on a {target.platform} machine with Python {target.python}",
+            )
+
+
+class _BuildSession:
+    """One sdist unpacked next to its own build environment."""
+
+    def __init__(self, builder: SdistBuilder, sdist: Path, tmp: Path, target: Target) -> None:
+        self.builder = builder
+        self.sdist = sdist
+        self.tmp = tmp
+        self.target = target
+        self.source = _unpack_sdist(sdist, tmp / "src")
+        self.backend, self.backend_path, requires = _build_system(self.source, sdist)
+        self.python = self._create_env(builder._interpreter(target))
+        self._pip_install(requires, "the [build-system] requirements")
+
+    def build_wheel(self) -> Path:
+        extra = self._hook("get_requires_for_build_wheel", {"config_settings": None})
+        if isinstance(extra, list) and extra:
+            self._pip_install([str(r) for r in extra], "the backend's extra requirements")
+        out = self.tmp / "wheel"
+        out.mkdir()
+        name = self._hook("build_wheel", {"wheel_directory": str(out), "config_settings": None})
+        wheel = out / str(name)
+        if not wheel.is_file():
+            raise BuildError(
+                f"{self.sdist.name}: the build backend {self.backend} reported {name!r}, "
+                "but wrote no such wheel",
+                hint="the sdist's build backend is broken; report it to the project",
+            )
+        return wheel
+
+    def prepare_metadata(self) -> bytes | None:
+        """METADATA from ``prepare_metadata_for_build_wheel``, or None without that hook."""
+        extra = self._hook("get_requires_for_build_wheel", {"config_settings": None})
+        if isinstance(extra, list) and extra:
+            self._pip_install([str(r) for r in extra], "the backend's extra requirements")
+        out = self.tmp / "metadata"
+        out.mkdir()
+        args = {"metadata_directory": str(out), "config_settings": None}
+        result = self._hook("prepare_metadata_for_build_wheel", args, optional=True)
+        if result is _MISSING:
+            return None
+        return (out / str(result) / "METADATA").read_bytes()
+
+    # -- environment --------------------------------------------------------------
+
+    def _create_env(self, interpreter: Path) -> Path:
+        from virtualenv import cli_run  # slow to import; only builds need it
+
+        env = self.tmp / "env"
+        args = [str(env), "--python", str(interpreter), "--no-setuptools", "--no-download"]
+        try:
+            cli_run([*args, "--no-periodic-update", "--quiet"], setup_logging=False)
+        except (RuntimeError, OSError) as exc:
+            raise BuildError(
+                f"{self.sdist.name}: creating the build environment with {interpreter} "
+                f"failed: {exc}",
+                hint="check that the interpreter runs, or pass another one with --python",
+            ) from exc
+        return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+    def _pip_install(self, requirements: Sequence[str], what: str) -> None:
+        if not requirements:
+            return
+        urls = self.builder.index_urls
+        args = [str(self.python), "-m", "pip", "install", "--no-input", "--quiet"]
+        args += ["--disable-pip-version-check", "--no-warn-script-location"]
+        args += ["--index-url", urls[0]]
+        for url in urls[1:]:
+            args += ["--extra-index-url", url]
+        proc = subprocess.run(
+            [*args, *requirements], env=_pip_env(), capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise BuildError(
+                f"{self.sdist.name}: installing {what} ({', '.join(requirements)}) from "
+                f"{', '.join(urls)} failed:\n{_tail(proc.stdout + proc.stderr)}",
+                hint="make the build requirements available on the workspace's indexes, "
+                "or publish a wheel of this package so no build is needed",
+            )
+
+    def _hook(self, name: str, kwargs: Mapping[str, Any], *, optional: bool = False) -> object:
+        out = self.tmp / f"{name}.json"
+        argv = [str(self.python), "-c", _HOOK_RUNNER, name, self.backend]
+        argv += [json.dumps(self.backend_path), str(out)]
+        proc = subprocess.run(
+            argv,
+            cwd=self.source,
+            input=json.dumps(dict(kwargs)),
+            env=_pip_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise BuildError(
+                f"{self.sdist.name}: the build backend {self.backend} failed in {name}:\n"
+                f"{_tail(proc.stdout + proc.stderr)}",
+                hint="fix the package's build (the output above says why), or publish "
+                "a wheel of it so no build is needed",
+            )
+        result: dict[str, object] = json.loads(out.read_text("utf-8"))
+        if "missing" in result:
+            if optional or name.startswith("get_requires"):
+                return _MISSING if optional else []
+            raise BuildError(
+                f"{self.sdist.name}: the build backend {self.backend} has no {name} hook",
+                hint="the backend does not implement PEP 517; report it to the project",
+            )
+        return result["return"]
+
+
+_MISSING = object()
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _pip_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in _PIP_ENV_KEPT}
+    env["PIP_CONFIG_FILE"] = os.devnull  # pip then skips every config file, global too
+    env["PYTHONNOUSERSITE"] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _unpack_sdist(sdist: Path, dest: Path) -> Path:
+    """Extract *sdist* safely; returns its single top-level directory."""
+    dest.mkdir(parents=True)
+    try:
+        if sdist.name.endswith(".zip"):
+            from orchestrator.installer import unpack_wheel  # path-checked zip extraction
+
+            unpack_wheel(sdist, dest)
+        else:
+            with tarfile.open(sdist) as tf:
+                tf.extractall(dest, filter="data")  # rejects traversal, links out, devices
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        raise BuildError(
+            f"{sdist.name}: cannot unpack the source distribution: {exc}",
+            hint="the file is corrupt or not an sdist; clear it from the cache and retry",
+        ) from exc
+    tops = [p for p in dest.iterdir()]
+    if len(tops) != 1 or not tops[0].is_dir():
+        raise BuildError(
+            f"{sdist.name}: an sdist holds one top-level directory, found "
+            f"{', '.join(sorted(p.name for p in tops)) or 'nothing'}",
+            hint="the sdist is malformed; use a wheel of this package instead",
+        )
+    return tops[0]
+
+
+def _build_system(source: Path, sdist: Path) -> tuple[str, list[str], list[str]]:
+    """(backend, absolute backend-path entries, requires) from pyproject.toml."""
+    pyproject = source / "pyproject.toml"
+    table: dict[str, Any] = dict(_DEFAULT_BACKEND)
+    if pyproject.exists():
+        try:
+            data = tomllib.loads(pyproject.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise BuildError(
+                f"{sdist.name}: pyproject.toml is not valid TOML: {exc}",
+                hint="the sdist is broken; use a wheel of this package instead",
+            ) from exc
+        if "build-system" in data:
+            table = data["build-system"]
+    requires = table.get("requires")
+    backend = table.get("build-backend", _DEFAULT_BACKEND["build-backend"])
+    paths = table.get("backend-path", [])
+    if not isinstance(requires, list) or not isinstance(backend, str):
+        raise BuildError(
+            f"{sdist.name}: pyproject.toml's [build-system] needs `requires` (a list) "
+            "and `build-backend` (a string)",
+            hint="the sdist is broken; use a wheel of this package instead",
+        )
+    absolute = [str((source / p).resolve()) for p in paths]
+    for entry in absolute:
+        if not Path(entry).is_relative_to(source.resolve()):
+            raise BuildError(
+                f"{sdist.name}: [build-system] backend-path {entry!r} leaves the source tree",
+                hint="PEP 517 only allows backend paths inside the project",
+            )
+    return backend, absolute, [str(r) for r in requires]
+
+
+def _interpreter_version(python: Path) -> str:
+    code = "import sys; print('%d.%d' % sys.version_info[:2])"
+    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BuildError(
+            f"the interpreter {python} does not run: {_tail(proc.stderr, 5)}",
+            hint="pass another interpreter with --python",
+        )
+    return proc.stdout.strip()
+
+
+def _metadata_from_wheel(wheel: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if n.count("/") == 1]
+        for name in names:
+            if name.endswith(".dist-info/METADATA"):
+                return zf.read(name)
+    raise BuildError(
+        f"{wheel.name}: the built wheel has no .dist-info/METADATA",
+        hint="the sdist's build backend is broken; report it to the project",
+    )
+
+
+def _parse_metadata(data: bytes, sdist: Path) -> CoreMetadata:
+    raw, _unparsed = parse_email(data)
+    name, version = raw.get("name"), raw.get("version")
+    if not name or not version:
+        raise BuildError(
+            f"{sdist.name}: the metadata its build produced has no Name or Version",
+            hint="the sdist's build backend is broken; report it to the project",
+        )
+    return CoreMetadata(
+        name=name,
+        version=version,
+        requires_dist=tuple(raw.get("requires_dist", [])),
+        requires_python=raw.get("requires_python"),
+        provides_extra=tuple(raw.get("provides_extra", [])),
+    )
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    Path(tmp).replace(path)
