@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from configparser import ConfigParser
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -419,7 +420,11 @@ def _record_path(path: Path, root: Path) -> str:
 
 
 def compile_bytecode(
-    python: Path, files: Sequence[Path], *, relocate: tuple[Path, str] | None = None
+    python: Path,
+    files: Sequence[Path],
+    *,
+    relocate: tuple[Path, str] | None = None,
+    jobs: int = 1,
 ) -> None:
     """Compile *files* with *python* into deterministic, hash-based (unchecked) pycs.
 
@@ -429,6 +434,7 @@ def compile_bytecode(
     and are byte-identical wherever they were built. Files that do not compile
     (Python 2 leftovers some wheels ship) are skipped, as pip does. The pycs
     are not listed in RECORD; uninstall removes the pycs of every .py it removes.
+    *jobs* interpreters compile slices of the list side by side.
     """
     if not files:
         return
@@ -447,15 +453,24 @@ def compile_bytecode(
         if relocate is not None and file.is_relative_to(relocate[0]):
             shown = relocate[1].rstrip("/") + "/" + file.relative_to(relocate[0]).as_posix()
         pairs.append((str(file), shown))
-    payload = json.dumps(pairs)
-    proc = subprocess.run(
-        [str(python), "-c", script], input=payload, text=True, capture_output=True, check=False
-    )
-    if proc.returncode != 0:
-        raise VenvError(
-            f"compiling bytecode with {python} failed: {proc.stderr.strip()[-2000:]}",
-            hint="check the interpreter works, or sync without bytecode compilation",
+    slices = [pairs[i :: max(1, jobs)] for i in range(max(1, jobs))]
+
+    def run(chunk: list[tuple[str, str]]) -> None:
+        proc = subprocess.run(
+            [str(python), "-c", script],
+            input=json.dumps(chunk),
+            text=True,
+            capture_output=True,
+            check=False,
         )
+        if proc.returncode != 0:
+            raise VenvError(
+                f"compiling bytecode with {python} failed: {proc.stderr.strip()[-2000:]}",
+                hint="check the interpreter works, or sync without bytecode compilation",
+            )
+
+    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
+        list(pool.map(run, [c for c in slices if c]))
 
 
 # -- editable installs -----------------------------------------------------------

@@ -388,7 +388,8 @@ def sync_venv(
         compiled_before = bool(previous and previous.get("settings", {}).get("compile"))
         targets = done if compiled_before else list(installed(info).values())
         relocate = (info.path, relocate_to) if relocate_to else None
-        compile_bytecode(info.python, _python_files(targets, info.scheme), relocate=relocate)
+        files = _python_files(targets, info.scheme)
+        compile_bytecode(info.python, files, relocate=relocate, jobs=jobs)
     _write_state(info, _state(info, by_name, settings))
     return _report(plan, by_name)
 
