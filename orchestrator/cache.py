@@ -370,8 +370,11 @@ class WheelCache:
         return PruneReport(sum(b.files for b in before.buckets), before.total_bytes)
 
     def prune(self, keep: set[str]) -> PruneReport:
-        """Remove entries whose sha256 (a wheel's, or a built sdist's) is not in *keep*."""
-        keep = {k.lower() for k in keep}
+        """Remove entries whose sha256 (a wheel's, or a built sdist's) is not in *keep*.
+
+        Wheels built from a kept sdist are kept too.
+        """
+        keep = {k.lower() for k in keep} | self._built_wheels(keep)
         removed = freed = 0
         for name in (WHEELS, UNPACKED):
             for entry, sha in self._entries(name):
@@ -387,6 +390,16 @@ class WheelCache:
                 removed += 1
         self._remove_stale_temps()
         return PruneReport(removed, freed)
+
+    def _built_wheels(self, sdists: set[str]) -> set[str]:
+        """sha256 of every wheel ``build.py`` recorded for these sdists."""
+        found: set[str] = set()
+        for sdist in sdists:
+            directory = self.root / BUILT / sdist.lower()
+            for record in directory.glob("*.json") if directory.is_dir() else []:
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    found.add(str(json.loads(record.read_text())["sha256"]).lower())
+        return found
 
     def _entries(self, bucket: str) -> Iterable[tuple[Path, str]]:
         base = self.root / bucket

@@ -196,9 +196,15 @@ def find_python(python: str | Path) -> Path:
 def create_venv(path: Path, python: str | Path) -> VenvInfo:
     """Create a virtual environment at *path* (without pip, setuptools or wheel).
 
-    An existing environment there is replaced.
+    An existing environment there is replaced; any other non-empty directory
+    is refused rather than cleared.
     """
     interpreter = find_python(python)
+    if path.exists() and not (path / "pyvenv.cfg").exists() and any(path.iterdir()):
+        raise VenvError(
+            f"{path} exists and is not a virtual environment; refusing to replace it",
+            hint="move it away, or choose another environment directory",
+        )
     from virtualenv import cli_run  # imported here: it is slow to import
 
     args = [str(path), "--python", str(interpreter), "--no-seed", "--clear", "--quiet"]

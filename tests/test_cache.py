@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import threading
@@ -263,6 +264,21 @@ def test_info_prune_and_clean(tmp_path: Path, wheels: list[Path]) -> None:
     cache.clean()
     assert sorted(p.name for p in root.iterdir()) == ["http-v1"]
     assert cache.get(files[0]) is None
+
+
+def test_prune_keeps_wheels_built_from_kept_sdists(tmp_path: Path, wheels: list[Path]) -> None:
+    cache = WheelCache(tmp_path / "cache")
+    built, sha = cache.add(wheels[0])
+    sdist_sha = "ab" * 32
+    (tmp_path / "cache" / BUILT / sdist_sha).mkdir(parents=True)
+    record = {"filename": built.name, "sha256": sha}
+    (tmp_path / "cache" / BUILT / sdist_sha / "cp311-linux_amd64.json").write_text(
+        json.dumps(record)
+    )
+    cache.prune({sdist_sha})
+    assert built.exists()
+    cache.prune(set())
+    assert not built.exists()
 
 
 def test_hash_helper_matches_hashlib(tmp_path: Path) -> None:

@@ -104,6 +104,24 @@ def test_missing_interpreter_path(tmp_path: Path) -> None:
     assert info.value.hint is not None and "--python" in info.value.hint
 
 
+def test_create_venv_refuses_to_clear_another_directory(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "keep.txt").write_text("precious")
+    with pytest.raises(VenvError) as info:
+        create_venv(tmp_path / "project", PY)
+    assert info.value.message == (
+        f"{tmp_path}/project exists and is not a virtual environment; refusing to replace it"
+    )
+    assert (tmp_path / "project" / "keep.txt").read_text() == "precious"
+
+
+def test_create_venv_replaces_an_existing_venv(tmp_path: Path) -> None:
+    first = create_venv(tmp_path / "venv", PY)
+    (first.site_packages / "stray.py").write_text("")
+    second = create_venv(tmp_path / "venv", PY)
+    assert not (second.site_packages / "stray.py").exists()
+
+
 # -- install / uninstall -----------------------------------------------------------
 
 
