@@ -523,6 +523,184 @@ def new(app: App, kind: str, name: str, path: Path | None) -> None:
     app.info(f"next: orchestrator lock {name} && orchestrator sync {name}")
 
 
+# -- environments ---------------------------------------------------------------------
+
+
+def _clients(app: App, index: Any) -> Any:
+    from orchestrator.build import SdistBuilder
+    from orchestrator.cache import WheelCache
+    from orchestrator.sync import Clients
+
+    ws = app.workspace()
+    cache = WheelCache(ws.resolved_cache_dir())
+    return Clients(index=index, cache=cache,
+                   builder=SdistBuilder(cache, [i.url for i in ws.indexes]))
+
+
+def _fetch_progress(app: App) -> Any:
+    """One line per download on stderr (quiet when everything is cached)."""
+    if app.quiet:
+        return None
+
+    def show(event: Any) -> None:
+        if event.status == "downloaded":
+            click.echo(f"  [{event.done}/{event.total}] {event.file.filename}", err=True)
+        elif event.status == "corrupt":
+            click.echo(f"  {event.file.filename}: cached copy failed its hash check; "
+                       "fetching again", err=True)
+
+    return show
+
+
+def _sync_members(app: App, members: Sequence[Member], *, groups: Sequence[str] | None,
+                  no_dev: bool, frozen: bool, only_groups: Sequence[str] = (),
+                  python: str | None = None) -> None:
+    from orchestrator.lock import stale_members
+    from orchestrator.sync import member_groups, sync_member
+
+    ws = app.workspace()
+    stale = stale_members(ws, members)
+    if stale and frozen:
+        raise OrchestratorError(
+            "--frozen: the lock of " + ", ".join(f"{s.member.name} ({s.reason})" for s in stale)
+            + " is out of date", hint="run `orchestrator lock`, or drop --frozen")
+    with _index_client(app) as client:
+        if stale:
+            from orchestrator.lock import lock_members
+
+            app.info(f"locking first: {', '.join(s.member.name for s in stale)}")
+            lock_members(ws, [s.member for s in stale], client)
+        clients = _clients(app, client)
+        for member in members:
+            chosen = member_groups(member, groups=groups, only_groups=only_groups,
+                                   no_dev=no_dev)
+            report = sync_member(ws, member, chosen, clients, python=python,
+                                 progress=_fetch_progress(app))
+            _print_sync(app, member, report)
+
+
+def _print_sync(app: App, member: Member, report: Any) -> None:
+    if not report.changed:
+        app.info(f"{member.name}: up to date ({len(report.unchanged)} packages)")
+        return
+    parts = [f"+{len(report.installed)}", f"~{len(report.upgraded)}", f"-{len(report.removed)}"]
+    if report.repaired:
+        parts.append(f"repaired {len(report.repaired)}")
+    click.echo(f"{member.name}: synced {member.relpath}/.venv ({' '.join(parts)})")
+    if app.verbose:
+        for change in [*report.installed, *report.upgraded, *report.removed, *report.repaired]:
+            click.echo(f"  {change.name}: {change.old or '-'} -> {change.new or '-'}")
+
+
+@cli.command()
+@click.argument("members", nargs=-1)
+@click.option("--group", "-g", "groups", multiple=True,
+              help="With --no-dev: install this group too (repeatable).")
+@click.option("--only-group", "only_groups", multiple=True,
+              help="Install only this group's packages (repeatable).")
+@click.option("--no-dev", is_flag=True, help="Main dependencies only (plus --group).")
+@click.option("--frozen", is_flag=True, help="Fail instead of locking when a lock is stale.")
+@click.option("--python", help="Interpreter for new venvs (path or X.Y); default: workspace's.")
+@pass_app
+def sync(app: App, members: tuple[str, ...], groups: tuple[str, ...],
+         only_groups: tuple[str, ...], no_dev: bool, frozen: bool, python: str | None) -> None:
+    """Make each member's .venv match its lock exactly (all groups by default)."""
+    _sync_members(app, app.members(members), groups=list(groups) if groups else None,
+                  no_dev=no_dev, frozen=frozen, only_groups=only_groups, python=python)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("member")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+@click.option("--frozen", is_flag=True, help="Fail instead of locking when the lock is stale.")
+@pass_app
+def run(app: App, member: str, command: tuple[str, ...], frozen: bool) -> None:
+    """Run COMMAND in MEMBER's venv (synced first); its exit code is passed through.
+
+    Use `--` before the command: orchestrator run orders -- pytest -q
+    """
+    import os
+    import shutil
+
+    from orchestrator.sync import venv_path
+
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise click.UsageError("give a command to run after --")
+    (chosen,) = app.members([member])
+    _sync_members(app, [chosen], groups=None, no_dev=False, frozen=frozen)
+    venv = venv_path(chosen)
+    bin_dir = venv / "bin"
+    env = dict(os.environ, VIRTUAL_ENV=str(venv), PATH=f"{bin_dir}{os.pathsep}"
+               f"{os.environ.get('PATH', '')}")
+    env.pop("PYTHONHOME", None)
+    program = shutil.which(command[0], path=env["PATH"])
+    if program is None:
+        raise OrchestratorError(f"{command[0]}: command not found in {chosen.name}'s venv or "
+                                "on PATH", hint=f"add it with `orchestrator add {chosen.name} "
+                                f"{command[0]} --group dev`, or check [project.scripts]")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(chosen.path)
+    os.execve(program, [program, *command[1:]], env)
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect and clean the shared wheel cache."""
+
+
+@cache.command("info")
+@pass_app
+def cache_info(app: App) -> None:
+    """Show where the cache is and how big each bucket is."""
+    from orchestrator.cache import WheelCache
+
+    info = WheelCache(app.workspace().resolved_cache_dir()).info()
+    click.echo(f"cache: {info.root}")
+    for bucket in info.buckets:
+        click.echo(f"  {bucket.name:<14} {bucket.files:>6} files  {_size(bucket.bytes):>10}")
+    click.echo(f"  {'total':<14} {'':>6}        {_size(info.total_bytes):>10}")
+
+
+@cache.command("clean")
+@pass_app
+def cache_clean(app: App) -> None:
+    """Remove everything from the cache."""
+    from orchestrator.cache import WheelCache
+
+    report = WheelCache(app.workspace().resolved_cache_dir()).clean()
+    click.echo(f"removed {report.removed} entries, freed {_size(report.freed_bytes)}")
+
+
+@cache.command("prune")
+@pass_app
+def cache_prune(app: App) -> None:
+    """Remove cached wheels that no member's lock refers to."""
+    from orchestrator.cache import WheelCache
+    from orchestrator.lock import read_lock
+
+    ws = app.workspace()
+    keep: set[str] = set()
+    for member in ws.members:
+        if member.lockfile.exists():
+            for pkg in read_lock(member.lockfile).packages:
+                for f in [*(pkg.wheels or ()), *([pkg.sdist] if pkg.sdist else [])]:
+                    keep.update(v for k, v in f.hashes.items() if k == "sha256")
+    report = WheelCache(ws.resolved_cache_dir()).prune(keep)
+    click.echo(f"removed {report.removed} entries, freed {_size(report.freed_bytes)}")
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
+        value /= 1024
+    return f"{n} B"
+
+
 def _require_fresh_lock(app: App, member: Member) -> None:
     from orchestrator.lock import staleness
 

@@ -843,7 +843,8 @@ class IndexClient:
 
     def _stream_to(self, index: _Index, file: DistFile, out: IO[bytes]) -> None:
         """Copy the file into *out*; a dropped connection restarts it if *out* can rewind."""
-        start = out.tell() if out.seekable() else None
+        seekable = getattr(out, "seekable", None)  # a bare writer can't rewind
+        start = out.tell() if seekable is not None and seekable() else None
         for attempt in range(RETRIES + 1):
             try:
                 actual = self._copy(index, file, out)

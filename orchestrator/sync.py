@@ -1,0 +1,152 @@
+"""From a member's lock to the distributions its environment must hold.
+
+``plan`` turns a lock into ``WantedDist`` entries for one target environment
+(fetching wheels into the shared cache, building sdists once), and
+``sync_member`` applies them to the member's venv. The image builder uses the
+same plan for /opt/venv, so a development venv and an image hold the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import LockError, VenvError
+from orchestrator.lock import Selected, read_lock, select
+from orchestrator.models import DistFile, Member, Target, Workspace
+
+VENV_DIR = ".venv"
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def host_target(python: str) -> Target:
+    """This machine as a lock target, for the given Python X.Y."""
+    system = platform.system().lower()
+    machine = _MACHINES.get(platform.machine().lower())
+    if system != "linux" or machine is None:
+        raise VenvError(
+            f"this machine ({platform.system()} {platform.machine()}) is not a lock target",
+            hint="locks here are made for linux/amd64 and linux/arm64; develop inside a "
+            "Linux container or add support for your platform")
+    return Target(python, f"linux/{machine}")
+
+
+def venv_path(member: Member) -> Path:
+    return member.path / VENV_DIR
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """The shared services a plan needs: the index client (downloads) and the cache."""
+
+    index: Any  # orchestrator.index.IndexClient
+    cache: Any  # orchestrator.cache.WheelCache
+    builder: Any = None  # orchestrator.build.SdistBuilder, for sdist-only packages
+
+
+def _dist_file(workspace: Workspace, selected: Selected, archive: Any) -> DistFile:
+    by_url = {i.url: i.name for i in workspace.indexes}
+    index = by_url.get(selected.package.index or "", workspace.indexes[0].name)
+    if archive.url is None or "sha256" not in archive.hashes:
+        raise LockError(f"the lock entry for {selected.name} has no URL or sha256 for "
+                        f"{archive.filename}", hint="re-create the lock with `orchestrator lock`")
+    return DistFile(filename=archive.filename, url=archive.url, index=index,
+                    sha256=archive.hashes["sha256"], size=archive.size)
+
+
+def plan(
+    workspace: Workspace,
+    member: Member,
+    target: Target,
+    groups: Collection[str],
+    clients: Clients,
+    *,
+    editable_members: bool = True,
+    include_self: bool = True,
+    progress: Any = None,
+) -> list[Any]:
+    """The WantedDist list for *member* on *target* with *groups*, wheels in the cache."""
+    from orchestrator.venv import WantedDist
+
+    lock = read_lock(member.lockfile)
+    chosen = select(lock, [target], groups)
+    files: dict[str, DistFile] = {}
+    sdists: dict[str, DistFile] = {}
+    for item in chosen:
+        if item.is_member:
+            continue
+        archive = item.file_for(target)
+        dist = _dist_file(workspace, item, archive)
+        (files if dist.is_wheel else sdists)[item.name] = dist
+    paths = clients.cache.fetch_many([*files.values(), *sdists.values()], clients.index,
+                                     progress=progress)
+    wanted = []
+    for item in chosen:
+        version = str(item.package.version) if item.package.version else "0"
+        if item.is_member:
+            dep = workspace.find(item.name)
+            if dep is not None and editable_members:
+                wanted.append(WantedDist.for_member(dep))
+            continue
+        if item.name in sdists:
+            built = _build(clients, paths[sdists[item.name]], sdists[item.name], target)
+            wanted.append(WantedDist(item.name, version, wheel=built.path, sha256=built.sha256))
+            continue
+        dist = files[item.name]
+        wanted.append(WantedDist(item.name, version, wheel=paths[dist], sha256=dist.sha256))
+    if include_self and editable_members:
+        wanted.append(WantedDist.for_member(member))
+    return wanted
+
+
+def _build(clients: Clients, sdist: Path, file: DistFile, target: Target) -> Any:
+    if clients.builder is None:
+        raise VenvError(f"{file.filename} is a source distribution and no builder is set up")
+    return clients.builder.build_wheel(sdist, target, sha256=file.sha256)
+
+
+def member_groups(member: Member, *, groups: Sequence[str] | None, only_groups: Sequence[str],
+                  no_dev: bool) -> list[str]:
+    """Which dependency groups a sync installs: all by default (a development venv)."""
+    from orchestrator.names import normalize
+
+    known = {normalize(g) for g in member.groups}
+    for group in [*(groups or ()), *only_groups]:
+        if normalize(group) not in known:
+            raise VenvError(f"{member.name} has no dependency group {group!r}",
+                            hint=f"its groups: {', '.join(sorted(known)) or 'none'}")
+    if only_groups:
+        return [normalize(g) for g in only_groups]
+    if no_dev:
+        return [normalize(g) for g in groups or ()]
+    return sorted(known)
+
+
+def sync_member(
+    workspace: Workspace,
+    member: Member,
+    groups: Sequence[str],
+    clients: Clients,
+    *,
+    python: str | None = None,
+    progress: Any = None,
+) -> Any:
+    """Create (if needed) and sync *member*'s venv to its lock; returns the SyncReport."""
+    from orchestrator.venv import create_venv, load_venv, sync_venv
+
+    path = venv_path(member)
+    wanted_python = python or workspace.python
+    if (path / "pyvenv.cfg").exists():
+        info = load_venv(path)
+        if python is None and not info.version.startswith(workspace.python + "."):
+            info = create_venv(path, wanted_python)  # the workspace moved to another Python
+    else:
+        info = create_venv(path, wanted_python)
+    major_minor = ".".join(info.version.split(".")[:2])
+    target = host_target(major_minor)
+    wanted = plan(workspace, member, target, groups, clients, progress=progress)
+    return sync_venv(path, wanted, clients.cache)
