@@ -679,15 +679,14 @@ def cache_clean(app: App) -> None:
 def cache_prune(app: App) -> None:
     """Remove cached wheels that no member's lock refers to."""
     from orchestrator.cache import WheelCache
-    from orchestrator.lock import read_lock
+    from orchestrator.lock import archive_hashes, read_lock
 
     ws = app.workspace()
     keep: set[str] = set()
     for member in ws.members:
         if member.lockfile.exists():
             for pkg in read_lock(member.lockfile).packages:
-                for f in [*(pkg.wheels or ()), *([pkg.sdist] if pkg.sdist else [])]:
-                    keep.update(v for k, v in f.hashes.items() if k == "sha256")
+                keep.update(archive_hashes(pkg))
     report = WheelCache(ws.resolved_cache_dir()).prune(keep)
     click.echo(f"removed {report.removed} entries, freed {_size(report.freed_bytes)}")
 

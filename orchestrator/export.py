@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.lock import Selected, read_lock, render, select
+from orchestrator.lock import Selected, archive_hashes, read_lock, render, select
 from orchestrator.models import Member, Target, Workspace
 
 FORMATS = ("requirements.txt", "pylock.toml")
@@ -58,9 +58,7 @@ def _requirements(chosen: Sequence[Selected], targets: Sequence[Target], member:
         spec = f"{item.name}=={item.package.version}"
         if marker:
             spec += f" ; {marker}"
-        files = [*(item.package.wheels or ()), *([item.package.sdist] if item.package.sdist
-                                                 else [])]
-        hashes = sorted({f.hashes["sha256"] for f in files if "sha256" in f.hashes})
+        hashes = archive_hashes(item.package)
         lines.append(" \\\n    ".join([spec, *(f"--hash=sha256:{h}" for h in hashes)]))
     if members:
         lines.append("# workspace members (unhashed local directories; pip cannot mix them "

@@ -343,6 +343,12 @@ def read_lock(path: Path) -> Pylock:
                         hint="re-create it with `orchestrator lock`") from exc
 
 
+def archive_hashes(package: Any) -> list[str]:
+    """The sha256 of every wheel and sdist a lock entry lists, sorted."""
+    files: list[Any] = [*(package.wheels or ()), *([package.sdist] if package.sdist else [])]
+    return sorted({f.hashes["sha256"] for f in files if "sha256" in f.hashes})
+
+
 def pins(lock: Pylock) -> dict[str, str]:
     """name -> version for every index package in the lock (preferences for re-locking)."""
     out: dict[str, str] = {}
