@@ -13,7 +13,7 @@ into place, so no reader ever sees a partial file, and two processes filling
 the cache at once both succeed: the later rename replaces identical bytes (a
 file) or fails harmlessly (a directory), and the loser uses the winner's entry.
 
-Verification: a file is hashed while it is downloaded and only renamed into
+Verification: a file is hashed once downloaded and only renamed into
 place when the hash matches the lock's. Beside it goes a marker holding the
 size and mtime it had then. ``get`` trusts an entry whose stat still matches
 its marker and re-hashes one that does not (or has no marker); an entry that
@@ -242,11 +242,12 @@ class WheelCache:
         fd, tmp_name = tempfile.mkstemp(dir=bucket, prefix=".tmp-")
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
-                writer = _HashingWriter(out)
-                downloader.download(file, writer)  # type: ignore[arg-type]  # write-only file
-            actual = writer.digest.hexdigest()
-            self._check_hash(file, actual, writer.size)
+            with os.fdopen(fd, "w+b") as out:
+                # A real file, not a hashing wrapper: a downloader may seek and
+                # truncate to retry or resume. Re-reading it hits the page cache.
+                downloader.download(file, out)
+            actual = file_sha256(tmp)
+            self._check_hash(file, actual, tmp.stat().st_size)
             return self._install_entry(tmp, actual, file.filename)
         finally:
             tmp.unlink(missing_ok=True)
