@@ -575,21 +575,23 @@ def _sync_members(app: App, members: Sequence[Member], *, groups: Sequence[str] 
             chosen = member_groups(member, groups=groups, only_groups=only_groups,
                                    no_dev=no_dev)
             report = sync_member(ws, member, chosen, clients, python=python,
+                                 only_groups=bool(only_groups),
                                  progress=_fetch_progress(app))
             _print_sync(app, member, report)
 
 
 def _print_sync(app: App, member: Member, report: Any) -> None:
+    """Sync results go to stderr, so `run` leaves stdout to the command it runs."""
     if not report.changed:
         app.info(f"{member.name}: up to date ({len(report.unchanged)} packages)")
         return
     parts = [f"+{len(report.installed)}", f"~{len(report.upgraded)}", f"-{len(report.removed)}"]
     if report.repaired:
         parts.append(f"repaired {len(report.repaired)}")
-    click.echo(f"{member.name}: synced {member.relpath}/.venv ({' '.join(parts)})")
+    app.info(f"{member.name}: synced {member.relpath}/.venv ({' '.join(parts)})")
     if app.verbose:
         for change in [*report.installed, *report.upgraded, *report.removed, *report.repaired]:
-            click.echo(f"  {change.name}: {change.old or '-'} -> {change.new or '-'}")
+            app.info(f"  {change.name}: {change.old or '-'} -> {change.new or '-'}")
 
 
 @cli.command()

@@ -343,6 +343,31 @@ def read_lock(path: Path) -> Pylock:
                         hint="re-create it with `orchestrator lock`") from exc
 
 
+def dependency_graph(lock: Pylock) -> dict[str, list[str]]:
+    """name -> names it depends on, from the entries' `dependencies` lists."""
+    graph: dict[str, list[str]] = {}
+    for pkg in lock.packages:
+        deps = graph.setdefault(str(pkg.name), [])
+        for dep in pkg.dependencies or ():
+            name = dep.get("name")
+            if isinstance(name, str) and name not in deps:
+                deps.append(name)
+    return graph
+
+
+def reachable(lock: Pylock, roots: Iterable[str]) -> set[str]:
+    """Every package name reachable from *roots* through the lock's dependency lists."""
+    graph = dependency_graph(lock)
+    seen: set[str] = set()
+    stack = [normalize(r) for r in roots]
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(graph.get(name, ()))
+    return seen
+
+
 def archive_hashes(package: Any) -> list[str]:
     """The sha256 of every wheel and sdist a lock entry lists, sorted."""
     files: list[Any] = [*(package.wheels or ()), *([package.sdist] if package.sdist else [])]

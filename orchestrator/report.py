@@ -123,13 +123,10 @@ def matrix_json(entries: Sequence[dict[str, Any]]) -> str:
 # -- show -----------------------------------------------------------------------------
 
 
-def _lock_graph(lock: Any) -> dict[str, list[str]]:
-    graph: dict[str, list[str]] = {}
-    for pkg in lock.packages:
-        deps = [str(d["name"]) for d in (pkg.dependencies or ()) if "name" in d]
-        graph.setdefault(str(pkg.name), [])
-        graph[str(pkg.name)].extend(d for d in deps if d not in graph[str(pkg.name)])
-    return graph
+def dependency_graph(lock: Any) -> dict[str, list[str]]:
+    from orchestrator.lock import dependency_graph as graph_of
+
+    return graph_of(lock)
 
 
 def _versions(lock: Any) -> dict[str, str]:
@@ -170,7 +167,7 @@ def show_list(member: Member, lock: Any, installed: dict[str, str] | None) -> st
 
 
 def show_tree(member: Member, lock: Any) -> str:
-    graph = _lock_graph(lock)
+    graph = dependency_graph(lock)
     versions = _versions(lock)
     lines = [f"{member.name} {member.version or ''}".rstrip()]
 
@@ -193,7 +190,7 @@ def show_tree(member: Member, lock: Any) -> str:
 
 def show_why(member: Member, lock: Any, package: str) -> list[list[str]]:
     """Every chain from the member's direct requirements to *package*."""
-    graph = _lock_graph(lock)
+    graph = dependency_graph(lock)
     chains: list[list[str]] = []
 
     def walk(path: list[str]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import LockError, VenvError
-from orchestrator.lock import Selected, read_lock, select
+from orchestrator.lock import Selected, reachable, read_lock, select
 from orchestrator.models import DistFile, Member, Target, Workspace
 
 VENV_DIR = ".venv"
@@ -67,13 +67,22 @@ def plan(
     *,
     editable_members: bool = True,
     include_self: bool = True,
+    only_groups: bool = False,
     progress: Any = None,
 ) -> list[Any]:
-    """The WantedDist list for *member* on *target* with *groups*, wheels in the cache."""
+    """The WantedDist list for *member* on *target* with *groups*, wheels in the cache.
+
+    With *only_groups*, just what the groups' own requirements reach is
+    installed: not the main dependencies, nor the member itself.
+    """
     from orchestrator.venv import WantedDist
 
     lock = read_lock(member.lockfile)
     chosen = select(lock, [target], groups)
+    if only_groups:
+        keep = reachable(lock, _group_roots(member, groups))
+        chosen = [c for c in chosen if c.name in keep]
+        include_self = False
     files: dict[str, DistFile] = {}
     sdists: dict[str, DistFile] = {}
     for item in chosen:
@@ -101,6 +110,16 @@ def plan(
     if include_self and editable_members:
         wanted.append(WantedDist.for_member(member))
     return wanted
+
+
+def _group_roots(member: Member, groups: Collection[str]) -> list[str]:
+    from packaging.requirements import Requirement
+
+    from orchestrator.names import normalize
+
+    wanted = {normalize(g) for g in groups}
+    return [Requirement(req).name for group, reqs in member.groups.items()
+            if normalize(group) in wanted for req in reqs]
 
 
 def _build(clients: Clients, sdist: Path, file: DistFile, target: Target) -> Any:
@@ -133,6 +152,7 @@ def sync_member(
     clients: Clients,
     *,
     python: str | None = None,
+    only_groups: bool = False,
     progress: Any = None,
 ) -> Any:
     """Create (if needed) and sync *member*'s venv to its lock; returns the SyncReport."""
@@ -148,5 +168,6 @@ def sync_member(
         info = create_venv(path, wanted_python)
     major_minor = ".".join(info.version.split(".")[:2])
     target = host_target(major_minor)
-    wanted = plan(workspace, member, target, groups, clients, progress=progress)
+    wanted = plan(workspace, member, target, groups, clients, only_groups=only_groups,
+                  progress=progress)
     return sync_venv(path, wanted, clients.cache)

@@ -1,0 +1,137 @@
+"""sync and run: the member's venv matches its lock exactly; run passes exit codes through."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from tests.conftest import pyproject
+from tests.support.indexserver import IndexServer
+
+
+def run(root: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["-w", str(root), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def dists(venv: Path) -> list[str]:
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    return sorted(p.name.removesuffix(".dist-info") for p in site.glob("*.dist-info"))
+
+
+def executable() -> str:
+    return str(Path(sys.executable).parent / "orchestrator")
+
+
+def test_sync_installs_exactly_the_lock(locked_shop: Path) -> None:
+    code, out, err = run(locked_shop, "sync", "api")
+    assert code == 0, err
+    assert out == ""
+    assert err.splitlines()[0] == "locking first: api"
+    assert err.splitlines()[-1] == "api: synced services/api/.venv (+7 ~0 -0)"
+    venv = locked_shop / "services/api/.venv"
+    assert dists(venv) == ["api-1.0.0", "attrs-24.2.0", "common-1.0.0", "httpx-0.27.0",
+                           "idna-3.7", "pluggy-1.5.0", "pytest-8.3.0"]
+    # the library is editable: its source directory is on the path
+    probe = subprocess.run([str(venv / "bin/python"), "-c", "import attrs, httpx, idna"],
+                           capture_output=True, text=True, check=False)
+    assert probe.returncode == 0, probe.stderr
+
+
+def test_no_dev_and_only_group(locked_shop: Path) -> None:
+    assert run(locked_shop, "sync", "api", "--no-dev")[0] == 0
+    venv = locked_shop / "services/api/.venv"
+    assert "pytest-8.3.0" not in dists(venv)
+    assert run(locked_shop, "sync", "api", "--only-group", "test")[0] == 0
+    assert dists(venv) == ["pluggy-1.5.0", "pytest-8.3.0"]
+    code, _, err = run(locked_shop, "sync", "api", "--only-group", "docs")
+    assert code == 1
+    assert err == "error: api has no dependency group 'docs'\nhint: its groups: test\n"
+
+
+def test_resync_is_a_noop_then_follows_lock_changes(locked_shop: Path) -> None:
+    assert run(locked_shop, "sync", "api")[0] == 0
+    code, out, err = run(locked_shop, "sync", "api")
+    assert (code, out) == (0, "")
+    assert err == "api: up to date (7 packages)\n"
+    # pin an older attrs: sync locks first (stale lock), then downgrades
+    (locked_shop / "libs/common/pyproject.toml").write_text(pyproject("common", ["attrs<24"]))
+    code, out, err = run(locked_shop, "sync", "api")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[0] == "locking first: api"
+    assert lines[1].endswith("] attrs-23.1.0-py3-none-any.whl")  # the one new download
+    assert lines[2:] == ["api: synced services/api/.venv (+0 ~2 -0)"]
+    assert "attrs-23.1.0" in dists(locked_shop / "services/api/.venv")
+
+
+def test_sync_removes_what_the_lock_dropped(locked_shop: Path) -> None:
+    assert run(locked_shop, "sync", "api")[0] == 0
+    assert run(locked_shop, "remove", "api", "httpx")[0] == 0  # re-locks and re-syncs
+    assert "httpx-0.27.0" not in dists(locked_shop / "services/api/.venv")
+    assert "idna-3.7" not in dists(locked_shop / "services/api/.venv")
+
+
+def test_frozen_refuses_a_stale_lock(locked_shop: Path) -> None:
+    code, _, err = run(locked_shop, "sync", "--frozen", "api")
+    assert code == 1
+    assert err == (
+        "error: --frozen: the lock of api (services/api/pylock.toml does not exist) is out "
+        "of date\nhint: run `orchestrator lock`, or drop --frozen\n")
+
+
+def test_corrupt_cache_file_is_refetched(locked_shop: Path, tmp_path: Path) -> None:
+    assert run(locked_shop, "sync", "api")[0] == 0
+    wheel = next((tmp_path / "cache/wheels-v1").rglob("idna-3.7-*.whl"))
+    wheel.write_bytes(b"not a wheel")
+    venv = locked_shop / "services/api/.venv"
+    subprocess.run(["rm", "-rf", str(venv)], check=True)
+    code, _, err = run(locked_shop, "sync", "api")
+    assert code == 0, err
+    assert "idna-3.7-py3-none-any.whl: cached copy failed its hash check; fetching again" in err
+    assert "idna-3.7" in dists(venv)
+
+
+def test_run_passes_exit_code_and_uses_the_venv(locked_shop: Path, index: IndexServer) -> None:
+    root = locked_shop
+    proc = subprocess.run(
+        [executable(), "-q", "run", "api", "--", "python", "-c",
+         "import sys, httpx; print(sys.prefix); sys.exit(3)"],
+        cwd=root, capture_output=True, text=True, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.strip() == str((root / "services/api/.venv").resolve())
+
+
+def test_run_unknown_command(locked_shop: Path) -> None:
+    code, _, err = run(locked_shop, "-q", "run", "api", "--", "no-such-tool")
+    assert code == 1
+    assert err == (
+        "error: no-such-tool: command not found in api's venv or on PATH\n"
+        "hint: add it with `orchestrator add api no-such-tool --group dev`, or check "
+        "[project.scripts]\n")
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_example_service_runs_its_own_tests(tmp_path: Path) -> None:
+    """The real lock of an example service, synced, runs the service's test suite."""
+    import shutil
+
+    repo = Path(__file__).parents[1]
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(repo / "workspace.yaml", root)
+    for part in ("services", "libs"):
+        shutil.copytree(repo / part, root / part,
+                        ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    for service in ("orders", "worker"):
+        proc = subprocess.run([executable(), "run", "--frozen", service, "--", "pytest", "-q",
+                               "-p", "no:cacheprovider"],
+                              cwd=root, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert " passed" in proc.stdout
