@@ -23,9 +23,11 @@ source, not a target.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -197,17 +199,34 @@ class SdistBuilder:
 
 
 class _BuildSession:
-    """One sdist unpacked next to its own build environment."""
+    """One source tree next to its build environment.
 
-    def __init__(self, builder: SdistBuilder, sdist: Path, tmp: Path, target: Target) -> None:
+    For an sdist the tree is unpacked into *tmp* and the environment is
+    throwaway; a workspace member builds in place with a persistent
+    environment (``python`` given), see ``MemberBuilder``.
+    """
+
+    def __init__(
+        self,
+        builder: SdistBuilder,
+        sdist: Path,
+        tmp: Path,
+        target: Target,
+        *,
+        source: Path | None = None,
+        python: Path | None = None,
+    ) -> None:
         self.builder = builder
-        self.sdist = sdist
+        self.sdist = sdist  # for messages: the sdist, or the member's directory
         self.tmp = tmp
         self.target = target
-        self.source = _unpack_sdist(sdist, tmp / "src")
-        self.backend, self.backend_path, requires = _build_system(self.source, sdist)
-        self.python = self._create_env(builder._interpreter(target))
-        self._pip_install(requires, "the [build-system] requirements")
+        self.source = source or _unpack_sdist(sdist, tmp / "src")
+        self.backend, self.backend_path, self.requires = _build_system(self.source, sdist)
+        if python is None:
+            self.python = self._create_env(builder._interpreter(target), tmp / "env")
+            self._pip_install(self.requires, "the [build-system] requirements")
+        else:
+            self.python = python
 
     def build_wheel(self) -> Path:
         extra = self._hook("get_requires_for_build_wheel", {"config_settings": None})
@@ -240,40 +259,11 @@ class _BuildSession:
 
     # -- environment --------------------------------------------------------------
 
-    def _create_env(self, interpreter: Path) -> Path:
-        from virtualenv import cli_run  # slow to import; only builds need it
-
-        env = self.tmp / "env"
-        args = [str(env), "--python", str(interpreter), "--no-setuptools", "--no-download"]
-        try:
-            cli_run([*args, "--no-periodic-update", "--quiet"], setup_logging=False)
-        except (RuntimeError, OSError) as exc:
-            raise BuildError(
-                f"{self.sdist.name}: creating the build environment with {interpreter} "
-                f"failed: {exc}",
-                hint="check that the interpreter runs, or pass another one with --python",
-            ) from exc
-        return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    def _create_env(self, interpreter: Path, env: Path) -> Path:
+        return create_build_env(self.sdist.name, interpreter, env)
 
     def _pip_install(self, requirements: Sequence[str], what: str) -> None:
-        if not requirements:
-            return
-        urls = self.builder.index_urls
-        args = [str(self.python), "-m", "pip", "install", "--no-input", "--quiet"]
-        args += ["--disable-pip-version-check", "--no-warn-script-location"]
-        args += ["--index-url", urls[0]]
-        for url in urls[1:]:
-            args += ["--extra-index-url", url]
-        proc = subprocess.run(
-            [*args, *requirements], env=_pip_env(), capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            raise BuildError(
-                f"{self.sdist.name}: installing {what} ({', '.join(requirements)}) from "
-                f"{', '.join(urls)} failed:\n{_tail(proc.stdout + proc.stderr)}",
-                hint="make the build requirements available on the workspace's indexes, "
-                "or publish a wheel of this package so no build is needed",
-            )
+        pip_install(self.sdist.name, self.python, self.builder.index_urls, requirements, what)
 
     def _hook(self, name: str, kwargs: Mapping[str, Any], *, optional: bool = False) -> object:
         out = self.tmp / f"{name}.json"
@@ -304,6 +294,43 @@ class _BuildSession:
                 hint="the backend does not implement PEP 517; report it to the project",
             )
         return result["return"]
+
+
+def create_build_env(label: str, interpreter: Path, env: Path) -> Path:
+    """A virtualenv seeded with pip only, at *env*; returns its python."""
+    from virtualenv import cli_run  # slow to import; only builds need it
+
+    args = [str(env), "--python", str(interpreter), "--no-setuptools", "--no-download"]
+    try:
+        cli_run([*args, "--no-periodic-update", "--quiet"], setup_logging=False)
+    except (RuntimeError, OSError) as exc:
+        raise BuildError(
+            f"{label}: creating the build environment with {interpreter} failed: {exc}",
+            hint="check that the interpreter runs, or pass another one with --python",
+        ) from exc
+    return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def pip_install(label: str, python: Path, urls: Sequence[str], requirements: Sequence[str],
+                what: str) -> None:
+    """pip-install *requirements* into *python*'s environment from *urls* only."""
+    if not requirements:
+        return
+    args = [str(python), "-m", "pip", "install", "--no-input", "--quiet"]
+    args += ["--disable-pip-version-check", "--no-warn-script-location"]
+    args += ["--index-url", urls[0]]
+    for url in urls[1:]:
+        args += ["--extra-index-url", url]
+    proc = subprocess.run(
+        [*args, *requirements], env=_pip_env(), capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise BuildError(
+            f"{label}: installing {what} ({', '.join(requirements)}) from "
+            f"{', '.join(urls)} failed:\n{_tail(proc.stdout + proc.stderr)}",
+            hint="make the build requirements available on the workspace's indexes, "
+            "or publish a wheel of this package so no build is needed",
+        )
 
 
 _MISSING = object()
@@ -429,3 +456,61 @@ def _write_atomic(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     Path(tmp).replace(path)
+
+
+# -- workspace members ---------------------------------------------------------------
+
+
+class MemberBuilder:
+    """Builds workspace members (services, libraries) into wheels for images.
+
+    A member builds in place through its own PEP 517 backend. Its build
+    environment is kept in ``buildenv-v1/<key>/`` of the cache, keyed by the
+    build requirements and the interpreter, so only the first build of a
+    backend pays for installing it; later builds just run the hooks.
+    Backends such as hatchling and flit build reproducibly (fixed zip
+    timestamps), which keeps image layers stable while sources are unchanged.
+    """
+
+    def __init__(self, sdists: SdistBuilder) -> None:
+        self.sdists = sdists
+
+    def build(self, member_dir: Path, out_dir: Path, target: Target) -> Path:
+        """Build the member's wheel into *out_dir* and return its path."""
+        backend, _paths, requires = _build_system(member_dir, member_dir)
+        python = self.sdists._interpreter(target)
+        env = self._environment(member_dir, python, backend, requires, target)
+        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            session = _BuildSession(self.sdists, member_dir, Path(tmp), target,
+                                    source=member_dir, python=env)
+            wheel = session.build_wheel()
+            out_dir.mkdir(parents=True, exist_ok=True)
+            final = out_dir / wheel.name
+            shutil.move(wheel, final)
+        return final
+
+    def _environment(self, member_dir: Path, python: Path, backend: str,
+                     requires: Sequence[str], target: Target) -> Path:
+        key_data = json.dumps([sorted(requires), backend, str(python),
+                               _interpreter_version(python)], sort_keys=True)
+        key = hashlib.sha256(key_data.encode()).hexdigest()[:32]
+        env = self.sdists.cache.root / "buildenv-v1" / key
+        ready = env / ".complete"
+        if ready.exists():
+            return env / "bin" / "python"
+        env.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=env.parent, prefix=".tmp-"))
+        label = member_dir.name
+        try:
+            built = create_build_env(label, python, staging / "env")
+            pip_install(label, built, self.sdists.index_urls, requires,
+                        "the [build-system] requirements")
+            (staging / "env" / ".complete").write_text(key_data)
+            try:
+                (staging / "env").rename(env)
+            except OSError:  # another process finished first; use theirs
+                if not ready.exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return env / "bin" / "python"
