@@ -1,0 +1,384 @@
+"""The resolvelib provider: requirements, candidates and how they meet.
+
+How the pieces split (one provider per target environment):
+
+* A ``Requirement`` is one need for one *identifier*: a normalized project
+  name, ``name[extra]`` for one extra of it, or ``<python>`` for a
+  ``Requires-Python`` that must admit the target interpreter. A PEP 508 string
+  with several extras becomes one requirement per extra plus one on the bare
+  name, so resolvelib merges needs per extra exactly as pip does.
+* A ``Candidate`` is one concrete answer for an identifier: a release of a
+  project (with the file this target would install), the same release seen
+  through one extra (it depends on the bare release at exactly its version
+  plus the extra's requirements), a workspace member (a single candidate at
+  its pyproject version), or the target interpreter itself.
+* The ``Provider`` answers resolvelib's questions. Costs, as resolvelib calls
+  them: ``identify`` and ``is_satisfied_by`` run for every requirement at
+  every step and stay O(1); ``get_preference`` runs O(n) times per step (n
+  open identifiers) and only looks at the requirement information it is
+  given; ``narrow_requirement_selection`` runs once per step; ``find_matches``
+  runs once per identifier per (back)tracking step and costs one cached
+  project listing plus a filter over its releases (no metadata is read, only
+  prefetched); ``get_dependencies`` runs once per pinned candidate and is
+  where metadata is read, so its answers are cached per candidate.
+
+Dependencies that make a candidate unusable (a ``Requires-Python`` excluding
+the target, unreadable requirement strings) are expressed as requirements no
+candidate satisfies, so resolvelib rejects that candidate and backtracks to
+the next one instead of failing the whole resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as Pep508
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+from resolvelib import AbstractProvider
+from resolvelib.structs import RequirementInformation
+
+from orchestrator.errors import IndexError_
+from orchestrator.models import DistFile, Member
+from orchestrator.names import normalize
+from orchestrator.resolver.catalog import Catalog, Release
+from orchestrator.resolver.environment import TargetEnvironment
+
+PYTHON = "<python>"  # identifier of the target interpreter
+INVALID = "<invalid-metadata>"  # identifier nothing satisfies
+PREFETCH_DEPTH = 4  # candidates per identifier whose metadata is prefetched
+_EXACT_OPERATORS = frozenset({"==", "==="})
+_UPPER_OPERATORS = frozenset({"<", "<=", "==", "===", "~="})
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One need for one identifier (see the module docstring)."""
+
+    name: str  # normalized project name, or PYTHON / INVALID
+    specifier: SpecifierSet
+    text: str  # as written, for messages
+    extra: str | None = None
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.name}[{self.extra}]" if self.extra else self.name
+
+    @property
+    def pins_exactly(self) -> bool:
+        return any(
+            s.operator in _EXACT_OPERATORS and not s.version.endswith(".*") for s in self.specifier
+        )
+
+    @property
+    def has_upper_bound(self) -> bool:
+        return any(s.operator in _UPPER_OPERATORS for s in self.specifier)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One concrete answer for an identifier (see the module docstring)."""
+
+    name: str
+    version: Version | None  # None: a workspace member without a static version
+    extra: str | None = None
+    file: DistFile | None = field(default=None, compare=False)  # what this target installs
+    member: Member | None = field(default=None, compare=False)
+
+    @property
+    def identifier(self) -> str:
+        return f"{self.name}[{self.extra}]" if self.extra else self.name
+
+    def describe(self) -> str:
+        """How messages name it: ``fastapi 0.110.0``, ``common`` for a member."""
+        if self.member is not None or self.version is None:
+            return self.identifier
+        return f"{self.identifier} {self.version}"
+
+
+Information = RequirementInformation[Requirement, Candidate]
+
+
+def parse_requirements(
+    texts: Iterable[str], env: TargetEnvironment, extra: str = "", *, only_extra: bool = False
+) -> Iterator[Requirement]:
+    """Split PEP 508 strings into per-identifier requirements that apply on *env*.
+
+    Markers are evaluated with ``extra`` set to *extra*; with *only_extra*,
+    strings that apply without the extra too are left to the bare release.
+    Raises ``InvalidRequirement`` for a malformed string and ``ValueError``
+    for a direct URL reference, which the resolver does not support.
+    """
+    for text in texts:
+        parsed = Pep508(text)
+        if parsed.url:
+            raise ValueError(f"direct URL references are not supported: {text!r}")
+        if not env.evaluate(parsed.marker, extra):
+            continue
+        if only_extra and env.evaluate(parsed.marker, ""):
+            continue
+        yield from split_extras(parsed, text)
+
+
+def split_extras(parsed: Pep508, text: str) -> Iterator[Requirement]:
+    name = normalize(parsed.name)
+    shown = text.split(";", 1)[0].strip()
+    yield Requirement(name, parsed.specifier, shown)
+    for extra in sorted({normalize(e) for e in parsed.extras}):
+        yield Requirement(name, parsed.specifier, shown, extra)
+
+
+class Provider(AbstractProvider[Requirement, Candidate, str]):
+    """Answers resolvelib's questions for one target environment."""
+
+    def __init__(
+        self,
+        env: TargetEnvironment,
+        catalog: Catalog,
+        members: Mapping[str, Member],
+        *,
+        preferred: Mapping[str, Version],
+        allow_prerelease: Collection[str],
+    ) -> None:
+        self.env = env
+        self.catalog = catalog
+        self.members = members
+        self.preferred = preferred
+        self.allow_prerelease = allow_prerelease
+        self.index_errors: dict[str, IndexError_] = {}
+        # child identifier -> every (parent, requirement) that asked for it, for messages
+        self.asked_by: dict[str, list[tuple[Candidate | None, Requirement]]] = {}
+        self.root_groups: dict[Requirement, str | None] = {}  # None: main dependencies
+        self._dependencies: dict[Candidate, tuple[Requirement, ...]] = {}
+        # candidates that can never be used here -> a dependency nothing satisfies
+        self.dead: dict[Candidate, Requirement] = {}
+
+    def record_roots(self, requirements: Iterable[Requirement], group: str | None) -> None:
+        """Remember the member's own requirements (record main ones first)."""
+        for requirement in requirements:
+            self._record(None, requirement)
+            self.root_groups.setdefault(requirement, group)
+
+    def _record(self, parent: Candidate | None, requirement: Requirement) -> None:
+        self.asked_by.setdefault(requirement.identifier, []).append((parent, requirement))
+
+    # -- resolvelib interface -------------------------------------------------
+
+    def identify(self, requirement_or_candidate: Requirement | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Information]],
+        backtrack_causes: Sequence[Information],
+    ) -> tuple[bool, bool, bool, bool, str]:
+        """Interpreter first, then exact pins, then direct needs, then bounded ones."""
+        infos = list(information[identifier])
+        pinned = any(info.requirement.pins_exactly for info in infos)
+        direct = any(info.parent is None for info in infos)
+        bounded = any(info.requirement.has_upper_bound for info in infos)
+        return (identifier != PYTHON, not pinned, not direct, not bounded, identifier)
+
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[str],
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Information]],
+        backtrack_causes: Sequence[Information],
+    ) -> Iterable[str]:
+        """Work on the interpreter first, then on what just caused a backtrack."""
+        identifiers = list(identifiers)
+        if PYTHON in identifiers:
+            return [PYTHON]
+        causes = {info.requirement.identifier for info in backtrack_causes}
+        causes.update(info.parent.identifier for info in backtrack_causes if info.parent)
+        return [i for i in identifiers if i in causes] or identifiers
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Requirement]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        wanted = list(requirements[identifier])
+        excluded = {c.version for c in incompatibilities[identifier]}
+        name, extra = wanted[0].name, wanted[0].extra
+        if name == PYTHON:
+            return self._python_matches(wanted)
+        if name == INVALID:
+            return []
+        if name in self.members:
+            return self._member_matches(self.members[name], extra, wanted, excluded)
+        found = [c for c in self.candidates(name, extra, wanted) if c.version not in excluded]
+        self.catalog.prefetch([c.file for c in found[:PREFETCH_DEPTH] if c.file is not None])
+        return found
+
+    def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
+        if candidate.version is None:
+            return not requirement.specifier
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: Candidate) -> tuple[Requirement, ...]:
+        cached = self._dependencies.get(candidate)
+        if cached is None:
+            cached = self._dependencies[candidate] = tuple(self._dependencies_of(candidate))
+            for requirement in cached:
+                self._record(candidate, requirement)
+        return cached
+
+    # -- candidates -----------------------------------------------------------
+
+    def candidates(
+        self, name: str, extra: str | None, wanted: Sequence[Requirement]
+    ) -> list[Candidate]:
+        """Releases of *name* usable on this target under *wanted*, best first."""
+        try:
+            releases = self.catalog.releases(name)
+        except IndexError_ as error:
+            self.index_errors[name] = error
+            return []
+        allow_yanked = any(r.pins_exactly for r in wanted)
+        found: list[Candidate] = []
+        for release in releases:
+            if all(r.specifier.contains(release.version, prereleases=True) for r in wanted):
+                file = self.installable_file(release, allow_yanked)
+                candidate = Candidate(name, release.version, extra, file)
+                if file is not None and not self.is_dead(candidate):
+                    found.append(candidate)
+        if not self._prereleases_allowed(name, wanted):
+            finals = [c for c in found if c.version is not None and not c.version.is_prerelease]
+            found = finals or found
+        return self._preferred_first(name, found)
+
+    def is_dead(self, candidate: Candidate) -> bool:
+        """Whether a dependency of *candidate* is unsatisfiable even on its own.
+
+        Such a candidate can never be part of a resolution on this target.
+        Remembering it stops resolvelib from pinning it again after every
+        backtrack, which otherwise makes hopeless searches (a dependency with
+        no usable release, several levels down) run for hours. Only candidates
+        whose dependencies are known (pinned before) are judged; the verdict
+        is rechecked as more candidates are found dead, and never reverts.
+        """
+        if candidate in self.dead:
+            return True
+        dependencies = self._dependencies.get(candidate)
+        for requirement in dependencies or ():
+            if not self.could_match(requirement):
+                self.dead[candidate] = requirement
+                return True
+        return False
+
+    def could_match(self, requirement: Requirement) -> bool:
+        """Whether some candidate not yet known dead satisfies *requirement* alone."""
+        name = requirement.name
+        if name == PYTHON:
+            return requirement.specifier.contains(self.env.python_full_version, prereleases=True)
+        if name == INVALID:
+            return False
+        if name in self.members:
+            return bool(
+                self._member_matches(self.members[name], requirement.extra, [requirement], ())
+            )
+        try:
+            releases = self.catalog.releases(name)
+        except IndexError_:
+            return False
+        for release in releases:
+            if requirement.specifier.contains(release.version, prereleases=True):
+                file = self.installable_file(release, allow_yanked=True)
+                candidate = Candidate(name, release.version, requirement.extra, file)
+                if file is not None and candidate not in self.dead:
+                    return True
+        return False
+
+    def installable_file(self, release: Release, allow_yanked: bool) -> DistFile | None:
+        """The file this target would install from *release*: best wheel, else the sdist."""
+        best: tuple[int, DistFile] | None = None
+        sdist: DistFile | None = None
+        for entry in release.files:
+            file = entry.file
+            if (file.yanked is not None and not allow_yanked) or not self.env.allows_python(
+                file.requires_python
+            ):
+                continue
+            if not entry.is_wheel:
+                sdist = sdist or file
+                continue
+            rank = self.env.best_rank(entry.tags)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, file)
+        return best[1] if best is not None else sdist
+
+    def _prereleases_allowed(self, name: str, wanted: Sequence[Requirement]) -> bool:
+        return name in self.allow_prerelease or any(r.specifier.prereleases for r in wanted)
+
+    def _preferred_first(self, name: str, found: list[Candidate]) -> list[Candidate]:
+        pin = self.preferred.get(name)
+        for index, candidate in enumerate(found):
+            if candidate.version == pin:
+                return [candidate, *found[:index], *found[index + 1 :]]
+        return found
+
+    def _python_matches(self, wanted: Sequence[Requirement]) -> list[Candidate]:
+        version = self.env.python_full_version
+        if all(r.specifier.contains(version, prereleases=True) for r in wanted):
+            return [Candidate(PYTHON, version)]
+        return []
+
+    def _member_matches(
+        self,
+        member: Member,
+        extra: str | None,
+        wanted: Sequence[Requirement],
+        excluded: Collection[Version | None],
+    ) -> list[Candidate]:
+        version = _member_version(member)
+        candidate = Candidate(member.name, version, extra, member=member)
+        if version in excluded or not all(self.is_satisfied_by(r, candidate) for r in wanted):
+            return []
+        return [candidate]
+
+    # -- dependencies ---------------------------------------------------------
+
+    def _dependencies_of(self, candidate: Candidate) -> Iterator[Requirement]:
+        if candidate.name == PYTHON:
+            return
+        if candidate.extra:
+            pin = f"=={candidate.version}" if candidate.version is not None else ""
+            yield Requirement(candidate.name, SpecifierSet(pin), f"{candidate.name}{pin}")
+        texts, requires_python = self._declared(candidate)
+        if not self.env.allows_python(requires_python):
+            spec = SpecifierSet(requires_python or "")
+            yield Requirement(PYTHON, spec, f"Python{requires_python}")
+        only_extra = candidate.member is None and bool(candidate.extra)
+        try:
+            yield from parse_requirements(
+                texts, self.env, candidate.extra or "", only_extra=only_extra
+            )
+        except (InvalidRequirement, ValueError) as error:
+            yield Requirement(INVALID, SpecifierSet(), str(error))
+
+    def _declared(self, candidate: Candidate) -> tuple[Sequence[str], str | None]:
+        """Requirement strings and Requires-Python the candidate declares."""
+        member = candidate.member
+        if member is not None:
+            if candidate.extra:
+                return member.optional.get(candidate.extra, ()), None
+            return member.dependencies, member.requires_python
+        assert candidate.file is not None, candidate
+        metadata = self.catalog.metadata(candidate.file)
+        return metadata.requires_dist, metadata.requires_python
+
+
+def _member_version(member: Member) -> Version | None:
+    try:
+        return Version(member.version) if member.version else None
+    except InvalidVersion:
+        return None
