@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from packaging.version import Version
 
 from orchestrator.errors import ResolutionError
 from orchestrator.models import Member, MemberOptions, Target
-from orchestrator.resolver import resolve
+from orchestrator.resolver import Resolution, resolve
 from tests.support.memfinder import MemoryFinder, load_corpus_index
 
 CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "resolvelib-cases"
@@ -100,3 +101,75 @@ def test_corpus_case(path: Path) -> None:
         got = {p.name: Version(p.version or "0") for p in resolution.packages}
         assert got == expected_versions(case["resolved"])
     print(f"{path.stem}: {time.perf_counter() - started:.2f}s")
+
+
+# -- this project's own recorded cases ----------------------------------------
+
+OWN_CASES = sorted(Path(__file__).parent.joinpath("resolver_cases").glob("*.toml"))
+
+
+def _member(name: str, spec: dict[str, Any]) -> Member:
+    return Member(
+        name=name,
+        display_name=name,
+        path=Path("/workspace") / spec.get("path", name),
+        relpath=spec.get("path", name),
+        version=spec.get("version"),
+        description=None,
+        requires_python=spec.get("requires_python"),
+        dependencies=tuple(spec.get("dependencies", ())),
+        groups={g: tuple(reqs) for g, reqs in spec.get("groups", {}).items()},
+        optional={e: tuple(reqs) for e, reqs in spec.get("optional", {}).items()},
+        scripts={},
+        options=MemberOptions(),
+    )
+
+
+def _target(text: str) -> Target:
+    python, platform = text.split()
+    return Target(python, platform)
+
+
+def _entry(package: Any) -> dict[str, Any]:
+    return {
+        "name": package.name,
+        "version": package.version,
+        "marker": package.marker,
+        "main": package.main,
+        "groups": sorted(package.groups),
+        "directory": package.directory,
+        "files": [f.filename for f in package.files],
+        "dependencies": list(package.dependencies),
+    }
+
+
+@pytest.mark.parametrize("path", OWN_CASES, ids=[p.stem for p in OWN_CASES])
+def test_own_case(path: Path) -> None:
+    case = tomllib.loads(path.read_text())
+    members = {name: _member(name, spec) for name, spec in case.get("members", {}).items()}
+    root = members.get("app") or _member("app", {"dependencies": case.get("requested", [])})
+    targets = [_target(t) for t in case.get("targets", ["3.11 linux/amd64"])]
+    finder = MemoryFinder(case.get("index", {}))
+
+    def run() -> Resolution:
+        return resolve(
+            root,
+            members,
+            targets,
+            finder,
+            preferred=case.get("preferred", {}),
+            upgrade=case.get("upgrade", False),
+            allow_prerelease=case.get("allow_prerelease", ()),
+        )
+
+    if "error" in case:
+        with pytest.raises(ResolutionError) as raised:
+            run()
+        assert str(raised.value) == case["error"].strip()
+        return
+    got = [_entry(p) for p in run().packages]
+    # an expected entry lists only the keys it cares about
+    assert [{k: g[k] for k in e} for g, e in zip(got, case["resolved"], strict=False)] == case[
+        "resolved"
+    ]
+    assert len(got) == len(case["resolved"]), got

@@ -36,7 +36,7 @@ def conflict_error(
     infos = by_name[name]
     chains = _grouped_chains(member, provider, infos)
     where = f"cannot lock {member} for {provider.env.label}"
-    shown = "\n".join(f"  {c}" for c in [*chains, *_dead_ends(provider)])
+    shown = "\n".join(f"  {c}" for c in [*chains, *_dead_ends(provider, name)])
     if name == PYTHON:
         return ResolutionError(
             f"{where}: the target Python {provider.env.python_full_version} is excluded by\n"
@@ -60,7 +60,7 @@ def conflict_error(
     return _unavailable_error(where, provider, infos[0].requirement, shown)
 
 
-def _dead_ends(provider: Provider) -> list[str]:
+def _dead_ends(provider: Provider, shown: str) -> list[str]:
     """Requirements met by no usable release at all: often the real cause of a conflict.
 
     When every release a requirement admits depends on something that does not
@@ -70,7 +70,7 @@ def _dead_ends(provider: Provider) -> list[str]:
     found: dict[tuple[str, str], list[str]] = {}
     for asks in provider.asked_by.values():
         for parent, requirement in asks:
-            if requirement.name in (PYTHON, INVALID) or provider.could_match(requirement):
+            if requirement.name in (PYTHON, INVALID, shown) or provider.could_match(requirement):
                 continue
             if parent is not None and parent in provider.dead:
                 continue

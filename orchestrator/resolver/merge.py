@@ -149,7 +149,9 @@ def _marker(found: Sequence[_Found], targets: Sequence[Target]) -> str | None:
     if any(a is None for a in alternatives):
         return None
     present = [a for a in alternatives if a is not None]
-    return " or ".join(present) if len(present) == 1 else " or ".join(map(_wrap, present))
+    if len(present) == 1:
+        return present[0]
+    return " or ".join(map(_group, present))
 
 
 def groups_marker(origins: Iterable[Origin]) -> str | None:
@@ -177,13 +179,18 @@ def targets_marker(subset: Sequence[Target], targets: Sequence[Target]) -> str |
         if set(platforms) != every:
             parts.append(" or ".join(f"platform_machine == '{MACHINES[p]}'" for p in platforms))
         alternatives.append(parts[0] if len(parts) == 1 else " and ".join(map(_wrap, parts)))
-    return " or ".join(_wrap(a) for a in alternatives) if len(alternatives) > 1 else alternatives[0]
+    return alternatives[0] if len(alternatives) == 1 else " or ".join(map(_group, alternatives))
 
 
 def _conjoin(left: str | None, right: str | None) -> str | None:
     if left is None or right is None:
         return left or right
     return f"{_wrap(left)} and {_wrap(right)}"
+
+
+def _group(marker: str) -> str:
+    """Parenthesize a compound alternative of an ``or``, for the reader's sake."""
+    return f"({marker})" if " and " in marker or " or " in marker else marker
 
 
 def _wrap(marker: str) -> str:

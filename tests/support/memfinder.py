@@ -13,7 +13,9 @@ A project table reads like the index it stands for::
 
 Per version: ``dependencies`` (PEP 508 strings, default none), ``requires_python``
 (default none), ``wheels`` (tags; default ``["py3-none-any"]``), ``sdist``
-(default False), ``yanked`` (True or a reason; default not yanked). Extras are
+(default False), ``yanked`` (True or a reason; default not yanked),
+``index_requires_python`` (False: only the metadata carries Requires-Python,
+as on an index that does not serve ``data-requires-python``). Extras are
 read from the ``extra == '...'`` markers of the dependencies.
 """
 
@@ -88,7 +90,9 @@ class MemoryFinder:
                 url=f"https://{self.index}.invalid/files/{filename}",
                 index=self.index,
                 sha256=hashlib.sha256(filename.encode()).hexdigest(),
-                requires_python=metadata.requires_python,
+                requires_python=(
+                    metadata.requires_python if spec.get("index_requires_python", True) else None
+                ),
                 yanked=("" if yanked is True else yanked) if yanked else None,
             )
             self._metadata[file.url] = metadata

@@ -1,0 +1,179 @@
+"""Unit tests of the resolver's parts; recorded cases live in test_resolver_cases.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.markers import Marker
+from packaging.tags import Tag
+
+import orchestrator.resolver as resolver
+from orchestrator.errors import ResolutionError
+from orchestrator.models import Member, MemberOptions, Target
+from orchestrator.resolver import Resolution, resolve
+from orchestrator.resolver.environment import TargetEnvironment, manylinux_platforms
+from orchestrator.resolver.merge import targets_marker
+from tests.support.memfinder import MemoryFinder, to_pep508
+
+AMD64 = Target("3.11", "linux/amd64")
+ARM64 = Target("3.11", "linux/arm64")
+
+
+def member(*dependencies: str, **fields: Any) -> Member:
+    values: dict[str, Any] = {
+        "name": "app",
+        "display_name": "app",
+        "path": Path("/workspace/services/app"),
+        "relpath": "services/app",
+        "version": "0.1.0",
+        "description": None,
+        "requires_python": None,
+        "dependencies": dependencies,
+        "groups": {},
+        "optional": {},
+        "scripts": {},
+        "options": MemberOptions(),
+    }
+    values.update(fields)
+    return Member(**values)
+
+
+def versions(resolution: Resolution) -> dict[str, str | None]:
+    return {p.name: p.version for p in resolution.packages}
+
+
+def test_environment_describes_the_target_not_the_host() -> None:
+    env = TargetEnvironment.for_target(ARM64)
+    assert env.markers["platform_machine"] == "aarch64"
+    assert env.markers["sys_platform"] == "linux"
+    assert env.markers["python_full_version"] == "3.11.0"
+    assert env.evaluate(
+        Marker("platform_machine == 'aarch64' and implementation_name == 'cpython'")
+    )
+    assert env.evaluate(Marker("extra == 'Fancy_Feature'"), extra="fancy-feature")
+    assert env.label == "cpython 3.11 linux/arm64"
+
+
+def test_environment_ranks_wheel_tags_for_the_target() -> None:
+    env = TargetEnvironment.for_target(AMD64)
+    best = env.best_rank([Tag("cp311", "cp311", "manylinux_2_17_x86_64")])
+    pure = env.best_rank([Tag("py3", "none", "any")])
+    assert best is not None and pure is not None and best < pure
+    assert env.best_rank([Tag("cp311", "abi3", "manylinux_2_36_x86_64")]) is not None
+    assert env.best_rank([Tag("cp311", "cp311", "manylinux_2_38_x86_64")]) is None
+    assert env.best_rank([Tag("cp311", "cp311", "musllinux_1_2_x86_64")]) is None
+    assert env.best_rank([Tag("cp311", "cp311", "manylinux_2_17_aarch64")]) is None
+    assert env.best_rank([Tag("cp312", "cp312", "manylinux_2_17_x86_64")]) is None
+    assert "manylinux1_x86_64" in manylinux_platforms("x86_64")
+    assert manylinux_platforms("aarch64")[-1] == "manylinux2014_aarch64"
+
+
+def test_unknown_platform_and_python_are_errors() -> None:
+    with pytest.raises(ResolutionError, match="unsupported target platform 'linux/s390x'"):
+        TargetEnvironment.for_target(Target("3.11", "linux/s390x"))
+    with pytest.raises(ResolutionError, match="invalid target Python '2'"):
+        TargetEnvironment.for_target(Target("2", "linux/amd64"))
+
+
+def test_targets_marker_names_python_only_when_targets_differ_in_it() -> None:
+    both = [Target("3.11", "linux/amd64"), Target("3.12", "linux/amd64")]
+    assert targets_marker([both[1]], both) == "python_version == '3.12'"
+    four = [*both, Target("3.11", "linux/arm64"), Target("3.12", "linux/arm64")]
+    assert (
+        targets_marker([four[0], four[1]], four)
+        == "(python_version == '3.11' and platform_machine == 'x86_64') or "
+        "(python_version == '3.12' and platform_machine == 'x86_64')"
+    )
+    assert targets_marker(four, four) is None
+
+
+def test_prefetches_the_first_candidates_of_each_project() -> None:
+    finder = MemoryFinder({"lib": {f"1.{i}": {} for i in range(10)}})
+    resolve(member("lib"), {}, [AMD64], finder)
+    assert finder.prefetched[:4] == [f"lib-1.{i}-py3-none-any.whl" for i in (9, 8, 7, 6)]
+    assert finder.metadata_calls == ["lib-1.9-py3-none-any.whl"]
+
+
+def test_upgrade_true_ignores_every_preference() -> None:
+    finder = MemoryFinder({"a": {"1.0": {}, "2.0": {}}, "b": {"1.0": {}, "2.0": {}}})
+    pinned = {"a": "1.0", "b": "1.0"}
+    app = member("a", "b")
+    assert versions(resolve(app, {}, [AMD64], finder, preferred=pinned)) == {"a": "1.0", "b": "1.0"}
+    upgraded = resolve(app, {}, [AMD64], finder, preferred=pinned, upgrade=True)
+    assert versions(upgraded) == {"a": "2.0", "b": "2.0"}
+
+
+def test_metadata_is_read_once_per_file_across_targets() -> None:
+    finder = MemoryFinder({"a": {"1.0": {"dependencies": ["b"]}}, "b": {"1.0": {}}})
+    resolution = resolve(member("a"), {}, [AMD64, ARM64], finder)
+    assert sorted(finder.metadata_calls) == ["a-1.0-py3-none-any.whl", "b-1.0-py3-none-any.whl"]
+    assert [p.marker for p in resolution.packages] == [None, None]
+    assert resolution.packages[0].targets == (AMD64, ARM64)
+    assert resolution.packages[0].dependencies == ("b",)
+    assert resolution.packages[0].index == "mem"
+
+
+def test_unreadable_requirement_in_metadata_skips_that_release() -> None:
+    finder = MemoryFinder({"a": {"2.0": {"dependencies": ["b (>=1x)"]}, "1.0": {}}})
+    assert versions(resolve(member("a"), {}, [AMD64], finder)) == {"a": "1.0"}
+
+
+def test_unknown_project_names_the_index_error() -> None:
+    with pytest.raises(ResolutionError) as raised:
+        resolve(member("nope"), {}, [AMD64], MemoryFinder({}))
+    assert str(raised.value) == (
+        "cannot lock app for cpython 3.11 linux/amd64: nope is not available\n"
+        "  app -> nope\n"
+        "nope was not found on index mem\n"
+        "hint: check the spelling of nope, or the indexes in workspace.yaml"
+    )
+
+
+def test_no_release_matches_lists_what_exists() -> None:
+    finder = MemoryFinder({"a": {"1.0": {}, "1.1": {}}})
+    with pytest.raises(ResolutionError) as raised:
+        resolve(member("a>=3"), {}, [AMD64], finder)
+    assert str(raised.value) == (
+        "cannot lock app for cpython 3.11 linux/amd64: no release of a matches >=3\n"
+        "  app -> a>=3\n"
+        "available: 1.1, 1.0\n"
+        "hint: loosen the requirement on a"
+    )
+
+
+def test_member_requires_python_excluding_the_target() -> None:
+    app = member(requires_python=">=3.12")
+    with pytest.raises(ResolutionError) as raised:
+        resolve(app, {}, [AMD64], MemoryFinder({}))
+    assert str(raised.value) == (
+        "cannot lock app for cpython 3.11 linux/amd64: the member requires Python >=3.12\n"
+        "hint: change requires-python in services/app/pyproject.toml or `python` in workspace.yaml"
+    )
+
+
+def test_invalid_and_url_requirements_in_pyproject() -> None:
+    with pytest.raises(ResolutionError, match=r"services/app/pyproject.toml: invalid requirement"):
+        resolve(member("requests>="), {}, [AMD64], MemoryFinder({}))
+    with pytest.raises(ResolutionError, match="direct URL references are not supported"):
+        resolve(member("x @ https://example.invalid/x.whl"), {}, [AMD64], MemoryFinder({}))
+
+
+def test_too_deep_is_a_resolution_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resolver, "MAX_ROUNDS", 1)
+    finder = MemoryFinder({"a": {"1.0": {"dependencies": ["b"]}}, "b": {"1.0": {}}})
+    with pytest.raises(ResolutionError, match="gave up after 1 resolution rounds"):
+        resolve(member("a"), {}, [AMD64], finder)
+
+
+def test_no_targets() -> None:
+    with pytest.raises(ResolutionError, match="no target environments"):
+        resolve(member(), {}, [], MemoryFinder({}))
+
+
+def test_old_style_requirements_become_pep508() -> None:
+    assert to_pep508("python-dateutil (>=2.7.3)") == "python-dateutil>=2.7.3"
+    assert to_pep508("pytest (>=4.0.2) ; extra == 'test'") == "pytest>=4.0.2; extra == 'test'"
+    assert to_pep508("dask[array] (>=2.0)") == "dask[array]>=2.0"
+    assert to_pep508("six") == "six"
