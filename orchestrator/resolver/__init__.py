@@ -147,7 +147,8 @@ def _resolve_target(member: Member, provider: Provider) -> TargetResolution:
 def _root_requirements(member: Member, provider: Provider) -> dict[Origin, tuple[Requirement, ...]]:
     """The member's requirements per origin (None: main), as they apply on this target."""
     origins: dict[Origin, tuple[str, ...]] = {None: member.dependencies}
-    origins.update(member.groups)
+    # PEP 735 compares group names normalized; the lock markers use that form
+    origins.update({normalize(group): texts for group, texts in member.groups.items()})
     roots: dict[Origin, tuple[Requirement, ...]] = {}
     for origin, texts in origins.items():
         try:

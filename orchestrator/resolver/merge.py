@@ -39,7 +39,7 @@ class ResolvedPackage:
     dependencies: tuple[str, ...]  # normalized names, union over its targets and extras
     marker: str | None
     main: bool  # the main dependencies need it (on at least one of its targets)
-    groups: frozenset[str]  # dependency groups whose requirements reach it
+    groups: frozenset[str]  # dependency groups (normalized names) whose requirements reach it
     targets: tuple[Target, ...]  # the targets this entry is installed on
     directory: str | None = None  # workspace member: its path relative to the workspace root
     index: str | None = None  # name of the index serving its files
