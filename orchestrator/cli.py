@@ -702,6 +702,96 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+# -- images ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("service")
+@click.option("--context", "context", type=click.Path(path_type=Path),
+              help="Write a complete build context to DIR instead of printing.")
+@click.option("--base", help="Base image (default: image.base from workspace.yaml).")
+@click.option("--platform", "platform_", default=None,
+              help="Target platform (default: this machine's).")
+@pass_app
+def dockerfile(app: App, service: str, context: Path | None, base: str | None,
+               platform_: str | None) -> None:
+    """Print SERVICE's Dockerfile, or write a build context `docker build DIR` accepts."""
+    import tempfile
+
+    from orchestrator.image import image_target, write_context
+    from orchestrator.report import image_name
+    from orchestrator.sync import host_target
+
+    ws = app.workspace()
+    (chosen,) = app.members([service], services_only=True)
+    target = image_target(ws, platform_ or host_target(ws.python).platform)
+    repository = image_name(ws, chosen)
+    with _index_client(app) as client, tempfile.TemporaryDirectory() as tmp:
+        dest = context or Path(tmp) / "context"
+        plan = write_context(ws, chosen, dest, base=base or ws.image.base,
+                             fingerprint_value="(not built by orchestrator)", target=target,
+                             clients=_clients(app, client), repository=repository,
+                             tags=[f"{repository}:{chosen.version or '0'}"])
+        if context is None:
+            click.echo((dest / "Dockerfile").read_text(), nl=False)
+        else:
+            layers = ", ".join(layer.name for layer in plan.layers)
+            click.echo(f"wrote {context}: Dockerfile and layers {layers}")
+            app.info(f"build it with: docker build {context}")
+
+
+@cli.command()
+@click.argument("services", nargs=-1)
+@click.option("--affected", is_flag=True, help="Only services affected since --since REF.")
+@click.option("--since", metavar="REF", help="With --affected: compare with REF.")
+@click.option("--tag", "tags", multiple=True, help="Extra tag (repeatable).")
+@click.option("--push", is_flag=True, help="Push every tag to the registry.")
+@click.option("--jobs", "-j", default=2, show_default=True, help="Services built at once.")
+@click.option("--base", help="Base image (default: image.base from workspace.yaml).")
+@click.option("--rebuild", is_flag=True, help="Build even if an identical image exists.")
+@pass_app
+def build(app: App, services: tuple[str, ...], affected: bool, since: str | None,
+          tags: tuple[str, ...], push: bool, jobs: int, base: str | None,
+          rebuild: bool) -> None:
+    """Build a layered image per service (all, named, or affected), in graph order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.engine import BuildRequest, build_service, connect
+
+    if affected and not since:
+        raise click.UsageError("--affected needs --since REF")
+    chosen = app.members(services, services_only=True)
+    if affected:
+        hit = {a.member.name for a in _affected(app, since, committed_only=False)}
+        chosen = [m for m in chosen if m.name in hit]
+        if not chosen:
+            app.info(f"no service is affected by changes since {since}")
+            return
+    ws = app.workspace()
+    client = connect()
+    request = BuildRequest(base=base, extra_tags=tags, push=push, rebuild=rebuild)
+    log = app.info if app.verbose else None
+    with _index_client(app) as index:
+        clients = _clients(app, index)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(build_service, ws, m, client, clients, request, log=log)
+                       for m in chosen]
+            for future in futures:
+                outcome, digests = future.result()
+                _print_build(outcome, digests)
+
+
+def _print_build(outcome: Any, digests: dict[str, str]) -> None:
+    state = (f"built in {outcome.seconds:.1f}s, {outcome.layers_reused} steps cached"
+             if outcome.built else "up to date (same inputs)")
+    click.echo(f"{outcome.service}: {outcome.tags[0]} {_size(outcome.size)}, "
+               f"{outcome.layers} layers, {state}")
+    for tag in outcome.tags[1:]:
+        click.echo(f"  also tagged {tag}")
+    for ref, digest in digests.items():
+        click.echo(f"  pushed {ref} {digest}")
+
+
 def _require_fresh_lock(app: App, member: Member) -> None:
     from orchestrator.lock import staleness
 

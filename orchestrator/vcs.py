@@ -65,3 +65,18 @@ def short_revision(root: Path) -> str | None:
 
 def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line]
+
+
+def revision_info(root: Path) -> dict[str, str]:
+    """HEAD's full sha, commit time (ISO 8601) and origin URL, where git knows them."""
+    info: dict[str, str] = {}
+    for key, args in (("revision", ("rev-parse", "HEAD")),
+                      ("created", ("log", "-1", "--format=%cI")),
+                      ("source", ("remote", "get-url", "origin"))):
+        try:
+            value = _git(root, *args).strip()
+        except GitError:
+            continue
+        if value:
+            info[key] = value
+    return info

@@ -1,0 +1,271 @@
+"""Plan a service's image and write its build context: Dockerfile plus locked wheels.
+
+The plan is engine-neutral: ``write_context`` produces a directory that
+``docker build`` accepts unchanged (``orchestrator dockerfile --context``),
+and ``engine.py`` builds the same directory through the Docker SDK.
+
+Layers, bottom to top: base; an empty venv at /opt/venv; third-party
+dependencies from the lock (each large wheel in a layer of its own, so it is
+shared between services and survives lock changes that do not touch it; the
+rest together); the workspace libraries the service uses; the service. Each
+layer is a directory of wheels in the context with a hash-pinned
+requirements.txt, so Docker's cache reuses a layer whenever its wheels are
+unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import BuildError, LockError
+from orchestrator.lock import read_lock, select, staleness
+from orchestrator.models import Member, Target, Workspace
+
+VENV = "/opt/venv"
+LARGE_WHEEL = 8 * 1024 * 1024  # bytes; wheels at least this big get a layer of their own
+LABEL_PREFIX = "dev.orchestrator"
+FINGERPRINT_LABEL = f"{LABEL_PREFIX}.fingerprint"
+SERVICE_LABEL = f"{LABEL_PREFIX}.service"
+# Bump when the image recipe changes in a way the fingerprint inputs do not show.
+RECIPE_VERSION = 1
+_SKIP_DIRS = {".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git",
+              "build", "dist", ".tox", ".nox"}
+
+
+@dataclass(frozen=True, slots=True)
+class Wheel:
+    name: str
+    version: str
+    sha256: str
+    path: Path
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One directory of the context, installed by one stage and copied as one layer."""
+
+    name: str  # "deps-numpy", "deps", "libs", "service"
+    wheels: tuple[Wheel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePlan:
+    service: str
+    repository: str
+    tags: tuple[str, ...]  # full references: repo:tag
+    base: str
+    fingerprint: str
+    layers: tuple[Layer, ...]
+    command: tuple[str, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+# -- inputs ----------------------------------------------------------------------------
+
+
+def command_for(service: Member) -> tuple[str, ...]:
+    """The container command: [tool.orchestrator] command, else the only script."""
+    if service.options.command:
+        return service.options.command
+    if len(service.scripts) == 1:
+        return (next(iter(service.scripts)),)
+    found = ", ".join(sorted(service.scripts)) or "none"
+    raise BuildError(
+        f"{service.name} has no command for its image ([project.scripts]: {found})",
+        hint=f"set `command = [...]` under [tool.orchestrator] in {service.relpath}/"
+        "pyproject.toml, or define exactly one [project.scripts] entry")
+
+
+def image_target(workspace: Workspace, platform: str) -> Target:
+    if platform not in workspace.platforms:
+        raise BuildError(f"the workspace does not target {platform} (platforms: "
+                         f"{', '.join(workspace.platforms)})",
+                         hint=f"add {platform} under `platforms` in workspace.yaml and re-lock")
+    return Target(workspace.python, platform)
+
+
+def runtime_members(workspace: Workspace, service: Member, target: Target) -> list[Member]:
+    """The workspace libraries the service's main dependencies need on *target*."""
+    lock = read_lock(service.lockfile)
+    names = [s.name for s in select(lock, [target], ()) if s.is_member]
+    found = [workspace.find(n) for n in names]
+    return sorted((m for m in found if m is not None), key=lambda m: m.name)
+
+
+def templates(workspace: Workspace) -> Path:
+    from orchestrator.scaffold import templates_dir
+
+    return templates_dir(workspace) / "docker"
+
+
+def _tree_digest(root: Path, into: Any) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS
+                             and not d.endswith(".egg-info"))
+        for name in sorted(filenames):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(dirpath) / name
+            into.update(path.relative_to(root).as_posix().encode() + b"\0")
+            into.update(hashlib.sha256(path.read_bytes()).digest())
+
+
+def fingerprint(workspace: Workspace, service: Member, base: str, base_id: str | None,
+                target: Target, options: Mapping[str, Any]) -> str:
+    """Every input of the image, hashed: lock, sources, templates, base, options.
+
+    Cheap by design (no wheel is built): `build` compares it with the label of
+    an existing image to skip services whose inputs did not change.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"recipe": RECIPE_VERSION, "base": base, "base_id": base_id,
+                              "target": [target.python, target.platform],
+                              "options": dict(options)}, sort_keys=True).encode())
+    for member in [service, *runtime_members(workspace, service, target)]:
+        digest.update(f"member:{member.name}\0".encode())
+        _tree_digest(member.path, digest)
+    _tree_digest(templates(workspace), digest)
+    return "sha256:" + digest.hexdigest()
+
+
+# -- the context -------------------------------------------------------------------------
+
+
+def check_lock(workspace: Workspace, service: Member) -> None:
+    stale = staleness(workspace, service)
+    if stale is not None:
+        raise LockError(f"cannot build {service.name}: its lock is out of date ({stale.reason})",
+                        hint=f"run `orchestrator lock {service.name}` first")
+
+
+def third_party_wheels(workspace: Workspace, service: Member, target: Target,
+                       clients: Any) -> list[Wheel]:
+    """The service's locked runtime wheels for *target*, from the shared cache."""
+    from orchestrator.sync import plan
+
+    wanted = plan(workspace, service, target, (), clients, editable_members=False,
+                  include_self=False)
+    return [Wheel(w.name, w.version, w.sha256, w.wheel) for w in wanted if w.wheel is not None]
+
+
+def member_wheels(members: Iterable[Member], target: Target, clients: Any,
+                  out: Path) -> list[Wheel]:
+    """Wheels of workspace members, built reproducibly through their own backends."""
+    from orchestrator.build import MemberBuilder
+    from orchestrator.cache import file_sha256
+
+    builder = MemberBuilder(clients.builder)
+    wheels = []
+    for member in members:
+        path = builder.build(member.path, out, target)
+        wheels.append(Wheel(member.name, member.version or "0", file_sha256(path), path))
+    return wheels
+
+
+def split_layers(deps: Sequence[Wheel], libs: Sequence[Wheel],
+                 service: Sequence[Wheel]) -> tuple[Layer, ...]:
+    large = sorted((w for w in deps if w.size >= LARGE_WHEEL), key=lambda w: w.name)
+    rest = tuple(sorted((w for w in deps if w.size < LARGE_WHEEL), key=lambda w: w.name))
+    layers = [Layer(f"deps-{w.name}", (w,)) for w in large]
+    if rest:
+        layers.append(Layer("deps", rest))
+    if libs:
+        layers.append(Layer("libs", tuple(libs)))
+    layers.append(Layer("service", tuple(service)))
+    return tuple(layers)
+
+
+def write_layer(layer: Layer, context: Path) -> None:
+    directory = context / layer.name
+    directory.mkdir(parents=True)
+    lines = []
+    for wheel in layer.wheels:
+        dest = directory / wheel.path.name
+        try:
+            os.link(wheel.path, dest)  # the cache and the context share one filesystem
+        except OSError:
+            shutil.copyfile(wheel.path, dest)
+        lines.append(f"{wheel.name}=={wheel.version} --hash=sha256:{wheel.sha256}")
+    (directory / "requirements.txt").write_text("\n".join(lines) + "\n")
+
+
+def render(workspace: Workspace, service: Member, plan: ImagePlan) -> str:
+    """The Dockerfile for *plan*, from templates/docker/."""
+    tpl = templates(workspace)
+    main = string.Template((tpl / "Dockerfile.tmpl").read_text())
+    stage = string.Template((tpl / "install-stage.tmpl").read_text())
+    copy = string.Template((tpl / "copy-layer.tmpl").read_text())
+    stages = "".join(stage.substitute(stage=f"layer-{layer.name}", dir=layer.name)
+                     for layer in plan.layers)
+    copies = "".join(copy.substitute(stage=f"layer-{layer.name}") for layer in plan.layers)
+    env = "".join(f" \\\n    {k}={json.dumps(v)}" for k, v in sorted(service.options.env.items()))
+    expose = "".join(f"EXPOSE {p}\n" for p in service.options.ports)
+    labels = "LABEL " + " \\\n      ".join(f"{json.dumps(k)}={json.dumps(v)}"
+                                          for k, v in sorted(plan.labels.items()))
+    deps = [layer for layer in plan.layers if layer.name.startswith("deps")]
+    return main.substitute(
+        service=service.name, version=service.version or "0", base=plan.base,
+        dep_layers=f"{len(deps)} layer{'s' if len(deps) != 1 else ''}",
+        install_stages=stages, copy_layers=copies.rstrip("\n"), env=env, expose=expose,
+        command=json.dumps(list(plan.command)), labels=labels,
+    )
+
+
+def labels_for(workspace: Workspace, service: Member, fingerprint_value: str) -> dict[str, str]:
+    from orchestrator.vcs import revision_info
+
+    git = revision_info(workspace.root)
+    lock_digest = hashlib.sha256(service.lockfile.read_bytes()).hexdigest()
+    labels = {
+        "org.opencontainers.image.title": service.name,
+        "org.opencontainers.image.version": service.version or "0",
+        "org.opencontainers.image.source": git.get("source",
+                                                   f"{workspace.name}/{service.relpath}"),
+        f"{LABEL_PREFIX}.lock-digest": f"sha256:{lock_digest}",
+        FINGERPRINT_LABEL: fingerprint_value,
+        SERVICE_LABEL: service.name,
+    }
+    if service.description:
+        labels["org.opencontainers.image.description"] = service.description
+    if "revision" in git:
+        labels["org.opencontainers.image.revision"] = git["revision"]
+    if "created" in git:  # the commit's time, not the build's: rebuilds stay identical
+        labels["org.opencontainers.image.created"] = git["created"]
+    return labels
+
+
+def write_context(workspace: Workspace, service: Member, context: Path, *, base: str,
+                  fingerprint_value: str, target: Target, clients: Any,
+                  repository: str, tags: Sequence[str]) -> ImagePlan:
+    """Write a complete build context for *service* into the empty directory *context*."""
+    check_lock(workspace, service)
+    command = command_for(service)
+    context.mkdir(parents=True, exist_ok=True)
+    if any(context.iterdir()):
+        raise BuildError(f"{context} is not empty", hint="pass a new or empty directory")
+    scratch = context / ".wheels"
+    deps = third_party_wheels(workspace, service, target, clients)
+    libs = member_wheels(runtime_members(workspace, service, target), target, clients, scratch)
+    own = member_wheels([service], target, clients, scratch)
+    plan = ImagePlan(
+        service=service.name, repository=repository, tags=tuple(tags), base=base,
+        fingerprint=fingerprint_value, layers=split_layers(deps, libs, own), command=command,
+        labels=labels_for(workspace, service, fingerprint_value))
+    for layer in plan.layers:
+        write_layer(layer, context)
+    shutil.rmtree(scratch)
+    (context / "Dockerfile").write_text(render(workspace, service, plan))
+    (context / ".dockerignore").write_text("# the context holds only what the image needs\n")
+    return plan
