@@ -122,7 +122,7 @@ def wait_for(url: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=2) as response:
                 body: dict[str, Any] = json.loads(response.read())
                 return body
         except OSError:
