@@ -93,7 +93,9 @@ class ServedFile:
         """The core metadata a PEP 658 file carries; None for sdists."""
         if self._metadata is None and self.filename.endswith(".whl"):
             with zipfile.ZipFile(io.BytesIO(self.data)) as zf:
-                name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+                # the top-level dist-info's, not a vendored package's inside the wheel
+                name = next(n for n in zf.namelist()
+                            if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
                 self._metadata = zf.read(name)
         return self._metadata
 
