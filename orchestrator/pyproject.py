@@ -6,7 +6,8 @@ used only here, where a file is changed. Writes are atomic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,13 +223,11 @@ def add(workspace: Any, member: Any, requirements: Sequence[str], group: str | N
                                  hint="write a PEP 508 requirement such as \"httpx>=0.27\""
                                  ) from exc
     edit = PyprojectEdit.load(member.pyproject)
-    locks = {m.lockfile: m.lockfile.read_bytes() if m.lockfile.exists() else None
-             for m in _affected_members(workspace, member)}
     changes = []
     for req in parsed:
         old = edit.add_requirement(str(req), group)
         changes.append(f"replaced {old} with {req}" if old else f"added {req}")
-    try:
+    with _all_or_nothing(workspace, member, edit):
         edit.save()
         ws, relocked = _relock(workspace.root, member.name, finder)
         bare = [r for r in parsed if not r.specifier and not r.url
@@ -237,10 +236,6 @@ def add(workspace: Any, member: Any, requirements: Sequence[str], group: str | N
             changes = _add_lower_bounds(edit, ws.find(member.name), bare, group, changes)
             edit.save()
             ws, relocked = _relock(workspace.root, member.name, finder)
-    except BaseException:
-        edit.restore()
-        _restore_locks(locks)
-        raise
     return EditResult(member.name, tuple(changes), tuple(m.name for m in relocked))
 
 
@@ -261,12 +256,21 @@ def _add_lower_bounds(edit: PyprojectEdit, member: Any, bare: Sequence[Any],
     return out
 
 
-def _restore_locks(locks: dict[Path, bytes | None]) -> None:
-    for path, data in locks.items():
-        if data is None:
-            path.unlink(missing_ok=True)
-        elif not path.exists() or path.read_bytes() != data:
-            write_text_atomic(path, data.decode("utf-8"))
+@contextmanager
+def _all_or_nothing(workspace: Any, member: Any, edit: PyprojectEdit) -> Iterator[None]:
+    """On any failure inside, put back the pyproject.toml and every lock it could touch."""
+    locks = {m.lockfile: m.lockfile.read_bytes() if m.lockfile.exists() else None
+             for m in _affected_members(workspace, member)}
+    try:
+        yield
+    except BaseException:
+        edit.restore()
+        for path, data in locks.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            elif not path.exists() or path.read_bytes() != data:
+                write_text_atomic(path, data.decode("utf-8"))
+        raise
 
 
 def remove(workspace: Any, member: Any, packages: Sequence[str], group: str | None,
@@ -284,13 +288,7 @@ def remove(workspace: Any, member: Any, packages: Sequence[str], group: str | No
             raise WorkspaceError(f"{member.name} has no requirement on {package} in {where}",
                                  hint=hint)
         changes.append(f"removed {removed}")
-    locks = {m.lockfile: m.lockfile.read_bytes() if m.lockfile.exists() else None
-             for m in _affected_members(workspace, member)}
-    try:
+    with _all_or_nothing(workspace, member, edit):
         edit.save()
         _, relocked = _relock(workspace.root, member.name, finder)
-    except BaseException:
-        edit.restore()
-        _restore_locks(locks)
-        raise
     return EditResult(member.name, tuple(changes), tuple(m.name for m in relocked))
