@@ -256,8 +256,18 @@ def _index_client(app: App, *, refresh: bool = False, offline: bool = False) -> 
     from orchestrator.index import IndexClient
 
     ws = app.workspace()
-    return IndexClient(ws.indexes, ws.resolved_cache_dir(), sources=_sources(ws.members),
-                       refresh=refresh, offline=offline)
+    cache_dir = ws.resolved_cache_dir()
+
+    def sdist_metadata(path: Path) -> Any:
+        """Metadata of a package that only has an sdist: a PEP 517 build, cached."""
+        from orchestrator.build import SdistBuilder
+        from orchestrator.cache import WheelCache
+
+        return SdistBuilder(WheelCache(cache_dir), [i.url for i in ws.indexes]
+                            ).prepare_metadata(path)
+
+    return IndexClient(ws.indexes, cache_dir, sources=_sources(ws.members),
+                       refresh=refresh, offline=offline, sdist_metadata=sdist_metadata)
 
 
 def _run_lock(app: App, names: Sequence[str], *, upgrade: bool | Sequence[str],
@@ -272,8 +282,7 @@ def _run_lock(app: App, names: Sequence[str], *, upgrade: bool | Sequence[str],
     app.info(f"locking {len(members)} member(s) for "
              f"{', '.join(f'{t.python} {t.platform}' for t in ws.targets)}")
     with _index_client(app, refresh=refresh) as client:
-        results = lock_members(ws, members, client, upgrade=upgrade,
-                               progress=app.info if app.verbose else None)
+        results = lock_members(ws, members, client, upgrade=upgrade, progress=app.info)
     for result in results:
         state = "updated" if result.written else "unchanged"
         click.echo(f"{result.member.name}: {result.packages} packages, {state}"
@@ -538,16 +547,25 @@ def _clients(app: App, index: Any) -> Any:
 
 
 def _fetch_progress(app: App) -> Any:
-    """One line per download on stderr (quiet when everything is cached)."""
+    """Downloads on stderr: one updating line on a terminal, plain lines otherwise."""
     if app.quiet:
         return None
+    import threading
+
+    tty = sys.stderr.isatty()
+    lock = threading.Lock()  # events arrive from the download threads
 
     def show(event: Any) -> None:
-        if event.status == "downloaded":
-            click.echo(f"  [{event.done}/{event.total}] {event.file.filename}", err=True)
-        elif event.status == "corrupt":
-            click.echo(f"  {event.file.filename}: cached copy failed its hash check; "
-                       "fetching again", err=True)
+        with lock:
+            if event.status == "corrupt":
+                click.echo(f"  {event.file.filename}: cached copy failed its hash check; "
+                           "fetching again", err=True)
+            elif event.status == "downloaded" and tty:
+                end = "\n" if event.done == event.total else ""
+                click.echo(f"\r\033[K  downloaded {event.done}/{event.total}: "
+                           f"{event.file.filename}{end}", err=True, nl=False)
+            elif event.status == "downloaded":
+                click.echo(f"  [{event.done}/{event.total}] {event.file.filename}", err=True)
 
     return show
 
@@ -774,8 +792,8 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
     with _index_client(app) as index:
         clients = _clients(app, index)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(build_service, ws, m, client, clients, request, log=log)
-                       for m in chosen]
+            futures = [pool.submit(build_service, ws, m, client, clients, request, log=log,
+                                   note=app.info) for m in chosen]
             for future in futures:
                 outcome, digests = future.result()
                 _print_build(outcome, digests)

@@ -177,12 +177,18 @@ def engine_platform(client: Any) -> str:
 
 
 def build_service(workspace: Any, service: Any, client: Any, clients: Any,
-                  request: BuildRequest, *, log: Callable[[str], None] | None = None
+                  request: BuildRequest, *, log: Callable[[str], None] | None = None,
+                  note: Callable[[str], None] | None = None,
                   ) -> tuple[BuildOutcome, dict[str, str]]:
     """Build (unless an identical image exists), tag and optionally push one service.
 
+    *log* receives the engine's output lines, *note* one line per stage.
     Returns the outcome and, when pushed, ref -> digest.
     """
+    def say(text: str) -> None:
+        if note is not None:
+            note(f"{service.name}: {text}")
+
     import tempfile
 
     from orchestrator.image import (
@@ -216,11 +222,16 @@ def build_service(workspace: Any, service: Any, client: Any, clients: Any,
                                len(existing.attrs.get("RootFS", {}).get("Layers", [])), 0, 0.0,
                                False)
     else:
+        say("inputs changed; writing the build context")
+        clients.cache.root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"orchestrator-{service.name}-",
                                          dir=clients.cache.root) as tmp:
             plan = write_context(workspace, service, Path(tmp) / "context", base=base,
                                  fingerprint_value=fp, target=target, clients=clients,
                                  repository=repository, tags=tags)
+            say(f"building {len(plan.layers)} layers on {base}")
             outcome = build(client, Path(tmp) / "context", plan, log=log)
+    if request.push:
+        say(f"pushing {len(tags)} tag(s)")
     digests = {ref: push(client, ref) for ref in tags} if request.push else {}
     return outcome, digests
