@@ -1,4 +1,4 @@
-"""orchestrator: build, lock, install and ship the services of a Python monorepo."""
+"""orchestrator: plan, lock, install and build the services of a Python monorepo."""
 
 from __future__ import annotations
 

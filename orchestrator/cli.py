@@ -109,7 +109,7 @@ pass_app = click.make_pass_decorator(App)
 @click.version_option(__version__, prog_name="orchestrator")
 @click.pass_context
 def cli(ctx: click.Context, workspace_path: Path | None, verbose: bool, quiet: bool) -> None:
-    """Plan, lock, install, build and publish the services of a Python monorepo."""
+    """Plan, lock, install and build the services of a Python monorepo."""
     ctx.obj = App(workspace_path=workspace_path, verbose=verbose, quiet=quiet)
 
 
