@@ -193,6 +193,7 @@ def build_service(workspace: Any, service: Any, client: Any, clients: Any,
 
     from orchestrator.image import (
         check_lock,
+        command_for,
         fingerprint,
         image_target,
         write_context,
@@ -201,6 +202,7 @@ def build_service(workspace: Any, service: Any, client: Any, clients: Any,
     from orchestrator.vcs import short_revision
 
     check_lock(workspace, service)
+    command_for(service)  # fail on a missing command before any work
     target = image_target(workspace, engine_platform(client))
     base = request.base or workspace.image.base
     base_id = base_image_id(client, base)
