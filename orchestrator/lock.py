@@ -508,14 +508,17 @@ def lock_members(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from orchestrator.resolver import resolve
+    from orchestrator.resolver import Catalog, resolve
 
     by_name = {m.name: m for m in workspace.members}
+    # One catalog for all members: they share most projects, and grouping a
+    # big project's files into releases is worth doing once per run.
+    catalog = Catalog(finder)
 
     def one(member: Member) -> tuple[Member, Pylock, dict[str, str]]:
         old = existing_pins(member)
         resolution = resolve(member, by_name, workspace.targets, finder, preferred=old,
-                             upgrade=upgrade)
+                             upgrade=upgrade, catalog=catalog)
         if progress:
             progress(f"resolved {member.name}: {len(resolution.packages)} packages")
         return member, build_pylock(workspace, member, resolution.packages), old

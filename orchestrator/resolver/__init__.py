@@ -6,7 +6,7 @@ dependency groups together, then folds the answers into lock entries with
 PEP 751 markers. The pieces:
 
 * ``environment``: marker values and wheel tags of a target;
-* ``catalog``: the ``PackageFinder`` protocol and a per-call cache over it;
+* ``catalog``: the ``PackageFinder`` protocol and a per-run cache over it;
 * ``provider``: requirements, candidates and the resolvelib provider;
 * ``explain``: the human text of a failed resolution;
 * ``merge``: per-target answers to ``ResolvedPackage`` entries.
@@ -38,7 +38,7 @@ from orchestrator.resolver.provider import (
     parse_requirements,
 )
 
-__all__ = ["PackageFinder", "Resolution", "ResolvedPackage", "resolve"]
+__all__ = ["Catalog", "PackageFinder", "Resolution", "ResolvedPackage", "resolve"]
 
 # pip's bound: high enough for real backtracking, low enough to end a hopeless search
 MAX_ROUNDS = 200_000
@@ -63,6 +63,7 @@ def resolve(
     preferred: Mapping[str, str] = _NO_PREFERENCES,
     upgrade: bool | Collection[str] = False,
     allow_prerelease: Collection[str] = (),
+    catalog: Catalog | None = None,
 ) -> Resolution:
     """Resolve *member*'s main dependencies and dependency groups on every target.
 
@@ -71,15 +72,18 @@ def resolve(
     the previous lock, tried first while they still fit; *upgrade* drops all
     of them (True) or those of the named packages. Pre-releases are used only
     where a requirement names one, for the packages in *allow_prerelease*, or
-    when nothing else fits. Raises ``ResolutionError`` with the conflicting
-    requirement chains when no consistent set exists.
+    when nothing else fits. Pass one *catalog* (over *finder*) to every call
+    of a run so that members share the work of reading the index. Raises
+    ``ResolutionError`` with the conflicting requirement chains when no
+    consistent set exists.
     """
     if not targets:
         raise ResolutionError(
             f"cannot lock {member.name}: no target environments",
             hint="list at least one platform under `platforms` in workspace.yaml",
         )
-    catalog = Catalog(finder)
+    if catalog is None:
+        catalog = Catalog(finder)
     pins = _preferences(preferred, upgrade)
     prereleases = frozenset(normalize(name) for name in allow_prerelease)
     resolutions = []

@@ -1,16 +1,23 @@
 """What the resolver knows about projects: releases grouped from index files.
 
 ``PackageFinder`` is the resolver's only view of the indexes (the index client
-implements it). ``Catalog`` wraps one finder for a whole ``resolve()`` call, so
-that every target's provider shares one parse of each project's file list and
-one metadata read per file.
+implements it). ``Catalog`` wraps one finder for a whole lock run -- every
+member and every target share one grouping of each project's file list and
+one metadata read per file -- and is safe to use from several threads.
+
+Grouping is lazy where it matters: a big project lists tens of thousands of
+files (pydantic-core about 15,000 wheels, ruff 7,000) and a lock looks at one
+or two of its releases, so a release's files are read and their names parsed
+only when the resolver first asks for them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from functools import lru_cache
+from itertools import chain
+from typing import Protocol, runtime_checkable
 
 from packaging.tags import Tag
 from packaging.utils import (
@@ -19,7 +26,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from orchestrator.errors import IndexError_
 from orchestrator.models import CoreMetadata, DistFile
@@ -31,7 +38,8 @@ class PackageFinder(Protocol):
     def files(self, name: str) -> Sequence[DistFile]:
         """Every file of every release of *name* (normalized), on the index that owns it.
 
-        Raises ``IndexError_`` when no index has the project.
+        Raises ``IndexError_`` when no index has the project. The answer may
+        also be ``GroupedFiles``, which lets the catalog skip unread releases.
         """
         ...
 
@@ -42,6 +50,20 @@ class PackageFinder(Protocol):
     def prefetch_metadata(self, files: Sequence[DistFile]) -> None:
         """Hint: start fetching these files' metadata in the background."""
         ...
+
+
+@runtime_checkable
+class GroupedFiles(Protocol):
+    """A file listing that knows which files share a version (``IndexClient``'s do).
+
+    The key is the version exactly as the filenames spell it (the part
+    ``parse_wheel_filename``/``parse_sdist_filename`` would read), "" for files
+    whose names have no such part.
+    """
+
+    def version_texts(self) -> Iterable[str]: ...
+
+    def files_of(self, version_text: str) -> Sequence[DistFile]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +78,43 @@ class ReleaseFile:
         return bool(self.tags)
 
 
-@dataclass(frozen=True, slots=True)
 class Release:
-    """All files the index lists for one version of a project."""
+    """All files the index lists for one version of a project.
 
-    version: Version
-    files: tuple[ReleaseFile, ...]
+    Not a dataclass: ``files`` is filled on first use (see the module
+    docstring). Two threads may both fill it; they compute the same tuple.
+    """
+
+    __slots__ = ("_files", "_load", "version")
+
+    def __init__(self, version: Version, load: Callable[[], Iterable[DistFile]]) -> None:
+        self.version = version
+        self._load: Callable[[], Iterable[DistFile]] | None = load
+        self._files: tuple[ReleaseFile, ...] | None = None
+
+    @property
+    def files(self) -> tuple[ReleaseFile, ...]:
+        """The release's files whose names parse to this version, in index order."""
+        files = self._files
+        if files is None:
+            load = self._load
+            assert load is not None  # only cleared after _files is set
+            files = self._files = _release_files(self.version, load())
+            self._load = None  # let the listing go once every release it feeds is read
+        return files
+
+    def __repr__(self) -> str:
+        return f"Release({self.version})"
 
 
 class Catalog:
-    """Caches project listings and metadata over a finder for one resolution."""
+    """Caches project listings and metadata over a finder for one lock run."""
 
     def __init__(self, finder: PackageFinder) -> None:
         self.finder = finder
+        # Plain dicts shared by the resolver threads: each entry is computed
+        # from immutable inputs, so a race only repeats work, and setdefault
+        # keeps the first answer.
         self._releases: dict[str, tuple[Release, ...] | IndexError_] = {}
         self._metadata: dict[str, CoreMetadata] = {}
 
@@ -77,10 +123,10 @@ class Catalog:
         cached = self._releases.get(name)
         if cached is None:
             try:
-                cached = _group_releases(self.finder.files(name))
+                found: tuple[Release, ...] | IndexError_ = group_releases(self.finder.files(name))
             except IndexError_ as error:
-                cached = error
-            self._releases[name] = cached
+                found = error
+            cached = self._releases.setdefault(name, found)
         if isinstance(cached, IndexError_):
             raise cached
         return cached
@@ -89,7 +135,7 @@ class Catalog:
         key = file.url
         cached = self._metadata.get(key)
         if cached is None:
-            cached = self._metadata[key] = self.finder.metadata(file)
+            cached = self._metadata.setdefault(key, self.finder.metadata(file))
         return cached
 
     def prefetch(self, files: Sequence[DistFile]) -> None:
@@ -99,25 +145,84 @@ class Catalog:
             self.finder.prefetch_metadata(wanted)
 
 
-def _group_releases(files: Sequence[DistFile]) -> tuple[Release, ...]:
-    """Group files by version; files with unparsable names are skipped, as pip does."""
-    grouped: dict[Version, list[ReleaseFile]] = {}
+def group_releases(files: Sequence[DistFile]) -> tuple[Release, ...]:
+    """Group files by version, newest first; unparsable names are skipped, as pip does."""
+    listing = files if isinstance(files, GroupedFiles) else _ListedFiles(files)
+    texts_by_version: dict[Version, list[str]] = {}
+    for text in listing.version_texts():
+        version = _version(text)
+        if version is not None:  # "1.0" and "1.0.0" are one release
+            texts_by_version.setdefault(version, []).append(text)
+    return tuple(
+        Release(version, _loader(listing, texts_by_version[version]))
+        for version in sorted(texts_by_version, reverse=True)
+    )
+
+
+def _loader(listing: GroupedFiles, texts: list[str]) -> Callable[[], Iterable[DistFile]]:
+    if len(texts) == 1:
+        text = texts[0]
+        return lambda: listing.files_of(text)
+    return lambda: chain.from_iterable(listing.files_of(text) for text in texts)
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+class _ListedFiles:
+    """``GroupedFiles`` over a plain sequence (finders that do not group)."""
+
+    def __init__(self, files: Iterable[DistFile]) -> None:
+        self._groups: dict[str, list[DistFile]] = {}
+        for file in files:
+            self._groups.setdefault(version_text(file.filename), []).append(file)
+
+    def version_texts(self) -> Iterable[str]:
+        return self._groups
+
+    def files_of(self, version_text: str) -> Sequence[DistFile]:
+        return self._groups.get(version_text, ())
+
+
+def version_text(filename: str) -> str:
+    """The version part of a wheel or sdist filename as written, "" when there is none.
+
+    Splits exactly where ``parse_wheel_filename``/``parse_sdist_filename`` do;
+    the name is validated when the release's files are read.
+    """
+    if filename.endswith(".whl"):
+        stem = filename[:-4]
+        return stem.split("-", 2)[1] if stem.count("-") in (4, 5) else ""
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)].rpartition("-")[2]
+    return ""
+
+
+def _release_files(version: Version, files: Iterable[DistFile]) -> tuple[ReleaseFile, ...]:
+    found = []
     for file in files:
         parsed = _parse_filename(file)
-        if parsed is not None:
-            version, tags = parsed
-            grouped.setdefault(version, []).append(ReleaseFile(file, tags))
-    return tuple(
-        Release(version, tuple(grouped[version])) for version in sorted(grouped, reverse=True)
-    )
+        if parsed is not None and parsed[0] == version:
+            found.append(ReleaseFile(file, parsed[1]))
+    return tuple(found)
 
 
 def _parse_filename(file: DistFile) -> tuple[Version, frozenset[Tag]] | None:
     try:
         if file.is_wheel:
-            _, version, _, tags = parse_wheel_filename(file.filename)
+            _, version, _, tags = _parse_wheel_filename(file.filename)
             return version, tags
         _, version = parse_sdist_filename(file.filename)
     except (InvalidWheelFilename, InvalidSdistFilename):
         return None
     return version, frozenset()
+
+
+# Filenames repeat across the targets and members of a run; parsing a wheel's
+# tags is the costly part, so remember the parses of the releases read.
+_parse_wheel_filename = lru_cache(maxsize=16384)(parse_wheel_filename)

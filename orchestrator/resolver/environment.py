@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from packaging.markers import Marker, prepare_environment
@@ -102,16 +103,23 @@ class TargetEnvironment:
         """
         if not requires_python:
             return True
-        try:
-            spec = SpecifierSet(requires_python)
-        except ValueError:
-            return True
-        return spec.contains(self.python_full_version, prereleases=True)
+        return _admits(requires_python, self.python_full_version)
 
     def best_rank(self, tags: Iterable[Tag]) -> int | None:
         """Rank of the best of *tags* on this target, None when none fits."""
         ranks = [self.tag_ranks[tag] for tag in tags if tag in self.tag_ranks]
         return min(ranks) if ranks else None
+
+
+# A run asks about the same few Requires-Python strings thousands of times
+# (once per file of every release it reads, per member and target).
+@lru_cache(maxsize=4096)
+def _admits(requires_python: str, python: Version) -> bool:
+    try:
+        spec = SpecifierSet(requires_python)
+    except ValueError:
+        return True
+    return spec.contains(python, prereleases=True)
 
 
 def _full_version(python: str) -> Version:

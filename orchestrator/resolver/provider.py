@@ -17,10 +17,12 @@ How the pieces split (one provider per target environment):
   every step and stay O(1); ``get_preference`` runs O(n) times per step (n
   open identifiers) and only looks at the requirement information it is
   given; ``narrow_requirement_selection`` runs once per step; ``find_matches``
-  runs once per identifier per (back)tracking step and costs one cached
-  project listing plus a filter over its releases (no metadata is read, only
-  prefetched); ``get_dependencies`` runs once per pinned candidate and is
-  where metadata is read, so its answers are cached per candidate.
+  runs once per identifier per (back)tracking step and returns a lazy
+  factory over one cached project listing: releases are checked (their files
+  read, their names parsed) only as far as resolvelib iterates, usually to the
+  first usable one (no metadata is read, only prefetched);
+  ``get_dependencies`` runs once per pinned candidate and is where metadata
+  is read, so its answers are cached per candidate.
 
 Dependencies that make a candidate unusable (a ``Requires-Python`` excluding
 the target, unreadable requirement strings) are expressed as requirements no
@@ -30,8 +32,9 @@ the next one instead of failing the whole resolution.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as Pep508
@@ -205,7 +208,7 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         identifier: str,
         requirements: Mapping[str, Iterator[Requirement]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Callable[[], Iterator[Candidate]] | list[Candidate]:
         wanted = list(requirements[identifier])
         excluded = {c.version for c in incompatibilities[identifier]}
         name, extra = wanted[0].name, wanted[0].extra
@@ -215,9 +218,16 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
             return []
         if name in self.members:
             return self._member_matches(self.members[name], extra, wanted, excluded)
-        found = [c for c in self.candidates(name, extra, wanted) if c.version not in excluded]
-        self.catalog.prefetch([c.file for c in found[:PREFETCH_DEPTH] if c.file is not None])
-        return found
+        # A factory: resolvelib reads (and tees) it only as far as it needs,
+        # usually to the first candidate, so old releases are never looked at.
+        return lambda: self._prefetching(self.candidates(name, extra, wanted, excluded))
+
+    def _prefetching(self, found: Iterator[Candidate]) -> Iterator[Candidate]:
+        """*found*, after prefetching the metadata of its first few candidates."""
+        first = list(islice(found, PREFETCH_DEPTH))
+        self.catalog.prefetch([c.file for c in first if c.file is not None])
+        yield from first
+        yield from found
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
         if candidate.version is None:
@@ -235,26 +245,69 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
     # -- candidates -----------------------------------------------------------
 
     def candidates(
-        self, name: str, extra: str | None, wanted: Sequence[Requirement]
-    ) -> list[Candidate]:
-        """Releases of *name* usable on this target under *wanted*, best first."""
+        self,
+        name: str,
+        extra: str | None,
+        wanted: Sequence[Requirement],
+        excluded: Collection[Version | None] = (),
+    ) -> Iterator[Candidate]:
+        """Releases of *name* usable on this target under *wanted*, best first.
+
+        Lazy, newest first, with the previous lock's pin (if usable) in front;
+        pre-releases only when allowed or when no final release is usable.
+        Which of those rules apply is decided before *excluded* (resolvelib's
+        known-bad candidates) is taken out.
+        """
         try:
             releases = self.catalog.releases(name)
         except IndexError_ as error:
             self.index_errors[name] = error
-            return []
+            return
         allow_yanked = any(r.pins_exactly for r in wanted)
-        found: list[Candidate] = []
+        allow_pre = self._prereleases_allowed(name, wanted)
+        pin = self.preferred.get(name)
+        pinned = None
+        if pin is not None:
+            release = next((r for r in releases if r.version == pin), None)
+            pinned = self._usable(name, extra, wanted, release, allow_yanked)
+        finals = pinned is not None and (allow_pre or not _is_prerelease(pinned))
+        if finals and pinned is not None and pinned.version not in excluded:
+            yield pinned
+        held: list[Candidate] = []  # pre-releases, in case no final release is usable
         for release in releases:
-            if all(r.specifier.contains(release.version, prereleases=True) for r in wanted):
-                file = self.installable_file(release, allow_yanked)
-                candidate = Candidate(name, release.version, extra, file)
-                if file is not None and not self.is_dead(candidate):
-                    found.append(candidate)
-        if not self._prereleases_allowed(name, wanted):
-            finals = [c for c in found if c.version is not None and not c.version.is_prerelease]
-            found = finals or found
-        return self._preferred_first(name, found)
+            if pinned is not None and release.version == pinned.version:
+                continue
+            candidate = self._usable(name, extra, wanted, release, allow_yanked)
+            if candidate is None:
+                continue
+            if allow_pre or not _is_prerelease(candidate):
+                finals = True
+                if candidate.version not in excluded:
+                    yield candidate
+            elif not finals:
+                held.append(candidate)
+        if not finals:
+            first = [pinned] if pinned is not None else []
+            yield from (c for c in [*first, *held] if c.version not in excluded)
+
+    def _usable(
+        self,
+        name: str,
+        extra: str | None,
+        wanted: Sequence[Requirement],
+        release: Release | None,
+        allow_yanked: bool,
+    ) -> Candidate | None:
+        """The candidate of *release* if it fits *wanted*, has a file here and is not dead."""
+        if release is None or not all(
+            r.specifier.contains(release.version, prereleases=True) for r in wanted
+        ):
+            return None
+        file = self.installable_file(release, allow_yanked)
+        if file is None:
+            return None
+        candidate = Candidate(name, release.version, extra, file)
+        return None if self.is_dead(candidate) else candidate
 
     def is_dead(self, candidate: Candidate) -> bool:
         """Whether a dependency of *candidate* is unsatisfiable even on its own.
@@ -319,13 +372,6 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
     def _prereleases_allowed(self, name: str, wanted: Sequence[Requirement]) -> bool:
         return name in self.allow_prerelease or any(r.specifier.prereleases for r in wanted)
 
-    def _preferred_first(self, name: str, found: list[Candidate]) -> list[Candidate]:
-        pin = self.preferred.get(name)
-        for index, candidate in enumerate(found):
-            if candidate.version == pin:
-                return [candidate, *found[:index], *found[index + 1 :]]
-        return found
-
     def _python_matches(self, wanted: Sequence[Requirement]) -> list[Candidate]:
         version = self.env.python_full_version
         if all(r.specifier.contains(version, prereleases=True) for r in wanted):
@@ -375,6 +421,10 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         assert candidate.file is not None, candidate
         metadata = self.catalog.metadata(candidate.file)
         return metadata.requires_dist, metadata.requires_python
+
+
+def _is_prerelease(candidate: Candidate) -> bool:
+    return candidate.version is not None and candidate.version.is_prerelease
 
 
 def _member_version(member: Member) -> Version | None:
