@@ -1,0 +1,473 @@
+"""Time `orchestrator sync` of the example services against `uv sync` and `poetry sync`.
+
+Usage (from the repository root):
+
+    /work/venv/bin/python bench/sync.py [--fresh 5] [--noop 10] [--cold 1]
+
+What it does:
+
+1. installs uv and poetry (current releases, with pip) into ``bench/.tools/`` if missing;
+2. copies the example workspace into a temp dir once per tool and gives the uv and Poetry
+   copies the project tables they need for the same dependency set as orchestrator: main
+   dependencies plus every PEP 735 group, the workspace libraries as *editable* path
+   dependencies (orchestrator installs them editable in development venvs), and the service
+   itself installed editable (uv's and Poetry's default, and orchestrator's);
+3. untimed: each tool locks its copy, then installs once, so every cache holds the wheels
+   (and the built editables) before the timed runs; orchestrator also syncs all five members
+   once, so the all-members no-op has every venv in place;
+4. times, interleaving the tools round by round (the first tool rotating):
+   - ``fresh``: the services' ``.venv`` dirs deleted, caches kept (warm);
+   - ``noop``: venvs present and current, nothing to do;
+   - ``cold`` (``--cold N``, default 1): caches emptied and venvs deleted; downloads from the
+     public index, so capped at ``MAX_NETWORK_REPS``;
+5. checks every tool's venvs hold the same distributions, counts compiled bytecode and
+   hardlinked files, prints a markdown table (medians, min-max, ratios) and the targets,
+   and writes JSON to bench/results/.
+
+uv and Poetry sync each *service* separately (one process per service, in its directory);
+orchestrator syncs the three services in one process (``orchestrator sync gateway orders
+worker``), and is also timed one process per service and, for the no-op, for all five members
+(``orchestrator sync``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    REPO_ROOT,
+    TOOLS_DIR,
+    CommandFailedError,
+    MemberInfo,
+    Summary,
+    base_env,
+    copy_workspace,
+    ensure_tools,
+    machine_info,
+    orchestrator_cmd,
+    reset_dir,
+    run_timed,
+    tool_version,
+    write_results,
+)
+from lock import (
+    SIMPLE_API,
+    _toml_list,
+    add_tables,
+    rel_path,
+    services,
+    target_environments,
+    workspace_deps,
+)
+
+MAX_NETWORK_REPS = 10  # cold runs download every wheel again; be polite to the public index
+SERVICES_LABEL = "orchestrator"  # one process, the three services
+PER_SERVICE_LABEL = "orchestrator per service"  # one process per service, like uv and Poetry
+ALL_LABEL = "orchestrator all members"  # `orchestrator sync`: five members, one process
+
+
+# -- project files for uv and Poetry -------------------------------------------------------------
+
+
+def uv_tables(member: MemberInfo, by_name: dict[str, MemberInfo], envs: list[str]) -> str:
+    """As bench/lock.py's, but the workspace libraries are editable path sources."""
+    lines = ["", "[tool.uv]", f"environments = {_toml_list(envs)}"]
+    deps = sorted({d for names in workspace_deps(member, by_name).values() for d in names})
+    if deps:
+        lines += ["", "[tool.uv.sources]"]
+        lines += [f'{d} = {{ path = "{rel_path(member, d, by_name)}", editable = true }}'
+                  for d in deps]
+    return "\n".join(lines) + "\n"
+
+
+def poetry_tables(member: MemberInfo, by_name: dict[str, MemberInfo]) -> str:
+    """As bench/lock.py's, but in package mode (the project itself is installed, editable)
+    and with the workspace libraries as develop (editable) path dependencies."""
+    lines: list[str] = []
+    for group, deps in workspace_deps(member, by_name).items():
+        table = f"tool.poetry.group.{group}.dependencies" if group else "tool.poetry.dependencies"
+        lines += ["", f"[{table}]"]
+        lines += [f'{d} = {{ path = "{rel_path(member, d, by_name)}", develop = true }}'
+                  for d in deps]
+    lines += ["", "[[tool.poetry.source]]", 'name = "pypi-simple"', f'url = "{SIMPLE_API}"',
+              'priority = "primary"']
+    return "\n".join(lines) + "\n"
+
+
+# -- tools ---------------------------------------------------------------------------------------
+
+
+Run = tuple[tuple[str, ...], Path]  # a command and its working directory
+
+
+@dataclass
+class Tool:
+    """One tool's copy of the workspace, its private cache and the commands to run."""
+
+    name: str
+    root: Path
+    cache_dir: Path
+    env: dict[str, str]
+    lock: list[Run] = field(default_factory=list)  # untimed, once
+    sync: list[Run] = field(default_factory=list)  # the three services
+    variants: dict[str, list[Run]] = field(default_factory=dict)  # extra labelled commands
+    version: str = ""
+
+    def run(self, runs: Sequence[Run]) -> float:
+        return sum(run_timed(cmd, cwd, self.env) for cmd, cwd in runs)
+
+    def service_venvs(self) -> list[Path]:
+        return [m.path / ".venv" for m in services(self.root)]
+
+    def delete_venvs(self) -> None:
+        for venv in self.service_venvs():
+            shutil.rmtree(venv, ignore_errors=True)
+
+
+def python_env(extra: dict[str, str]) -> dict[str, str]:
+    """``base_env`` for a tool written in Python: its modules' bytecode may be cached.
+
+    A session may set PYTHONDONTWRITEBYTECODE (this machine's does); then an editable
+    install such as orchestrator's recompiles its own modules on every start (about 65 ms
+    here), which no user pays. The venvs are unaffected: no tool imports from them here.
+    """
+    env = base_env(extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def make_orchestrator(work: Path, source: Path) -> Tool:
+    root = copy_workspace(source, work / "orchestrator" / "ws")
+    cache = work / "orchestrator" / "cache"
+    exe = orchestrator_cmd()
+    env = python_env({"ORCHESTRATOR_CACHE_DIR": str(cache)})
+    # orchestrator finds `python3.11` on PATH for new venvs; put the interpreter's own bin dir
+    # first, as uv gets UV_PYTHON, so neither goes through this machine's pyenv shims.
+    interpreter_bin = str(Path(sys.executable).resolve().parent)
+    env["PATH"] = os.pathsep.join([interpreter_bin, env.get("PATH", "")])
+    tool = Tool("orchestrator", root, cache, env, version=tool_version([*exe, "--version"]))
+    base = (*exe, "-q", "-w", str(root))
+    names = [m.name for m in services(root)]
+    tool.lock = [((*base, "lock"), root)]
+    tool.sync = [((*base, "sync", *names), root)]
+    tool.variants = {
+        PER_SERVICE_LABEL: [((*base, "sync", n), root) for n in names],
+        ALL_LABEL: [((*base, "sync"), root)],
+    }
+    return tool
+
+
+def make_uv(work: Path, source: Path, bin_dir: Path) -> Tool:
+    root = copy_workspace(source, work / "uv" / "ws")
+    envs = target_environments(root)
+    add_tables(root, lambda m, by: uv_tables(m, by, envs))
+    cache = work / "uv" / "cache"  # same filesystem as the venvs: uv hardlinks from it
+    env = base_env({  # uv reads SSL_CERT_FILE, which base_env sets
+        "UV_CACHE_DIR": str(cache),
+        "UV_PYTHON": str(Path(sys.executable).resolve()),  # no interpreter search (pyenv shims)
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+    })
+    for key in ("UV_LINK_MODE", "UV_COMPILE_BYTECODE", "VIRTUAL_ENV"):  # uv's defaults
+        env.pop(key, None)
+    uv = str(bin_dir / "uv")
+    tool = Tool("uv", root, cache, env, version=tool_version([uv, "--version"]))
+    tool.lock = [((uv, "lock"), m.path) for m in services(root)]
+    tool.sync = [((uv, "sync", "--all-groups", "--locked"), m.path) for m in services(root)]
+    return tool
+
+
+def make_poetry(work: Path, source: Path, bin_dir: Path) -> Tool:
+    root = copy_workspace(source, work / "poetry" / "ws")
+    add_tables(root, poetry_tables)
+    base = work / "poetry"
+    cache = base / "cache"
+    env = python_env({
+        "POETRY_CACHE_DIR": str(cache),
+        "POETRY_CONFIG_DIR": str(base / "config"),  # ignore any user config
+        "POETRY_DATA_DIR": str(base / "data"),
+        "POETRY_VIRTUALENVS_IN_PROJECT": "true",  # <service>/.venv, like the others
+        "POETRY_VIRTUALENVS_USE_POETRY_PYTHON": "true",  # no `python` lookup through PATH
+        "VIRTUALENV_OVERRIDE_APP_DATA": str(base / "virtualenv"),  # not the user's app data
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",  # no keyring probing
+        "POETRY_NO_INTERACTION": "1",
+    })
+    poetry = str(bin_dir / "poetry")
+    tool = Tool("poetry", root, cache, env, version=tool_version([poetry, "--version"]))
+    tool.lock = [((poetry, "lock"), m.path) for m in services(root)]
+    tool.sync = [((poetry, "sync", "--all-groups"), m.path) for m in services(root)]
+    return tool
+
+
+# -- scenarios -----------------------------------------------------------------------------------
+
+
+Samples = dict[str, dict[str, list[float]]]  # scenario -> label -> wall times
+Variant = tuple[Tool, list[Run], str]
+
+
+def variants(tools: Sequence[Tool], extra: Sequence[str]) -> list[Variant]:
+    """Each tool's main sync, then the orchestrator variants named in ``extra``."""
+    out: list[Variant] = [(t, t.sync, t.name) for t in tools]
+    for tool in tools:
+        out += [(tool, tool.variants[label], label) for label in extra if label in tool.variants]
+    return out
+
+
+def rotated(items: Sequence[Variant], shift: int) -> list[Variant]:
+    """``items`` starting at ``shift``, so no tool always runs first on a noisy machine."""
+    k = shift % len(items)
+    return [*items[k:], *items[:k]]
+
+
+def prepare(tools: Sequence[Tool]) -> None:
+    """Untimed: lock every copy, then install once so every cache is warm."""
+    for tool in tools:
+        print(f"  prepare {tool.name}: lock, first sync", file=sys.stderr)
+        tool.run(tool.lock)
+        tool.run(tool.sync)
+        if ALL_LABEL in tool.variants:  # the libraries' venvs too, for the all-members no-op
+            tool.run(tool.variants[ALL_LABEL])
+
+
+def run_scenario(name: str, runs: Sequence[Variant], reps: int, samples: Samples,
+                 *, delete_venvs: bool = False, empty_cache: bool = False) -> None:
+    for rep in range(reps):
+        for tool, cmds, label in rotated(runs, rep):
+            if empty_cache:
+                reset_dir(tool.cache_dir)
+            if delete_venvs:
+                tool.delete_venvs()
+            t = tool.run(cmds)
+            samples.setdefault(name, {}).setdefault(label, []).append(t)
+            print(f"  {name:<5} #{rep + 1} {label:<26} {t:7.3f} s", file=sys.stderr)
+
+
+# -- what was installed --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VenvFacts:
+    dists: list[str]  # canonical names of the installed distributions
+    pyc: int  # compiled bytecode files under site-packages
+    files: int  # regular files under site-packages
+    linked: int  # of those, files with more than one link (hardlinked from a cache)
+
+
+def venv_facts(venv: Path) -> VenvFacts:
+    site = next(venv.glob("lib/python*/site-packages"))
+    dists = sorted(str(canonicalize_name(p.name.split("-")[0]))
+                   for p in site.glob("*.dist-info"))
+    pyc = files = linked = 0
+    for dirpath, _dirs, names in os.walk(site):
+        for n in names:
+            st = os.lstat(os.path.join(dirpath, n))
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            files += 1
+            linked += st.st_nlink > 1
+            pyc += n.endswith(".pyc")
+    return VenvFacts(dists, pyc, files, linked)
+
+
+def installed_facts(tools: Sequence[Tool]) -> dict[str, dict[str, VenvFacts]]:
+    """Per service and tool, what its venv holds (after a fresh sync from a warm cache)."""
+    out: dict[str, dict[str, VenvFacts]] = {}
+    for tool in tools:
+        for m in services(tool.root):
+            out.setdefault(m.name, {})[tool.name] = venv_facts(m.path / ".venv")
+    return out
+
+
+def facts_lines(facts: dict[str, dict[str, VenvFacts]]) -> list[str]:
+    """One line per service: dists, pyc and linked files per tool; +/- against orchestrator."""
+    lines = []
+    for service, by_tool in facts.items():
+        base = set(by_tool["orchestrator"].dists) if "orchestrator" in by_tool else set()
+        parts = []
+        for tool, f in by_tool.items():
+            extra, missing = set(f.dists) - base, base - set(f.dists)
+            diff = "".join([f" +{','.join(sorted(extra))}" if extra else "",
+                            f" -{','.join(sorted(missing))}" if missing else ""])
+            parts.append(f"{tool} {len(f.dists)} dists{diff}, {f.pyc} pyc, "
+                         f"{f.linked}/{f.files} files hardlinked")
+        lines.append(f"- {service}: " + "; ".join(parts))
+    return lines
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+ROWS = [  # (scenario, orchestrator label, row title)
+    ("fresh", SERVICES_LABEL, "fresh venvs, warm cache"),
+    ("fresh", PER_SERVICE_LABEL, "fresh venvs, warm cache, orchestrator one process per service"),
+    ("noop", SERVICES_LABEL, "no-op re-sync"),
+    ("noop", PER_SERVICE_LABEL, "no-op re-sync, orchestrator one process per service"),
+    ("noop", ALL_LABEL, "no-op re-sync, orchestrator all 5 members (`orchestrator sync`)"),
+    ("cold", SERVICES_LABEL, "fresh venvs, cold cache (downloads)"),
+]
+
+
+def summaries(samples: Samples) -> dict[str, dict[str, Summary]]:
+    return {sc: {t: Summary.of(v) for t, v in by.items() if v} for sc, by in samples.items()}
+
+
+def markdown_table(stats: dict[str, dict[str, Summary]]) -> str:
+    head = ("| scenario | orchestrator (3 services, 1 process) | uv (per service) "
+            "| poetry (per service) | uv ÷ orchestrator | poetry ÷ orchestrator |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    for scenario, orch_label, title in ROWS:
+        by = stats.get(scenario, {})
+        orch = by.get(orch_label)
+        if orch is None:
+            continue
+        cells = [title, orch.cell()]
+        for other in ("uv", "poetry"):
+            cells.append(by[other].cell() if other in by else "-")
+        for other in ("uv", "poetry"):
+            cells.append(f"{by[other].median / orch.median:.2f}x" if other in by else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(stats: dict[str, dict[str, Summary]]) -> dict[str, dict[str, object]]:
+    """The issue's three targets, each with the measured numbers and whether it was met."""
+    fresh, noop = stats.get("fresh", {}), stats.get("noop", {})
+    out: dict[str, dict[str, object]] = {}
+    orch = fresh.get(SERVICES_LABEL)
+    if orch and "uv" in fresh:
+        ratio = orch.median / fresh["uv"].median
+        out["fresh venvs from a warm cache within 2x of uv"] = {
+            "met": ratio <= 2,
+            "measured": f"{orch.median:.3f} s vs uv {fresh['uv'].median:.3f} s "
+                        f"(orchestrator takes {ratio:.2f}x uv's time)"}
+    if orch and "poetry" in fresh:
+        ratio = fresh["poetry"].median / orch.median
+        out["fresh venvs from a warm cache >= 5x faster than poetry"] = {
+            "met": ratio >= 5, "measured": f"{ratio:.2f}x"}
+    for label, what in ((SERVICES_LABEL, "the 3 services"), (ALL_LABEL, "all 5 members")):
+        if label in noop:
+            med = noop[label].median
+            out[f"no-op sync of {what} under 0.5 s"] = {
+                "met": med < 0.5, "measured": f"{med:.3f} s"}
+    return out
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("--fresh", type=int, default=5,
+                   help="fresh-venv (warm cache) repetitions (default 5)")
+    p.add_argument("--noop", type=int, default=10, help="no-op repetitions (default 10)")
+    p.add_argument("--cold", type=int, default=1,
+                   help=f"cold-cache repetitions (default 1, at most {MAX_NETWORK_REPS})")
+    p.add_argument("--tools", default="orchestrator,uv,poetry",
+                   help="comma-separated subset of orchestrator,uv,poetry")
+    p.add_argument("--no-variants", action="store_true",
+                   help="time orchestrator only as `sync SERVICES` (skip per-service/all)")
+    p.add_argument("--workspace", type=Path, default=REPO_ROOT,
+                   help="workspace root to copy (default: the repository's example workspace)")
+    p.add_argument("--upgrade-tools", action="store_true",
+                   help=f"pip install -U uv and poetry in {TOOLS_DIR} first")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (printed at the end)")
+    args = p.parse_args(argv)
+    if not 0 <= args.cold <= MAX_NETWORK_REPS:
+        p.error(f"--cold must be between 0 and {MAX_NETWORK_REPS} (the index is shared)")
+    if args.fresh < 0 or args.noop < 0:
+        p.error("repetitions must not be negative")
+    unknown = set(args.tools.split(",")) - {"orchestrator", "uv", "poetry"}
+    if unknown:
+        p.error(f"unknown tools: {', '.join(sorted(unknown))}")
+    return args
+
+
+def make_tools(names: Sequence[str], work: Path, source: Path, upgrade: bool) -> list[Tool]:
+    bin_dir = None
+    wanted = [n for n in ("uv", "poetry") if n in names]
+    if wanted or upgrade:
+        bin_dir = ensure_tools(wanted or ["uv", "poetry"], upgrade=upgrade)
+    tools = []
+    for name in names:
+        if name == "orchestrator":
+            tools.append(make_orchestrator(work, source))
+        elif name == "uv" and bin_dir:
+            tools.append(make_uv(work, source, bin_dir))
+        elif name == "poetry" and bin_dir:
+            tools.append(make_poetry(work, source, bin_dir))
+    return tools
+
+
+def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
+           facts: dict[str, dict[str, VenvFacts]]) -> None:
+    stats = summaries(samples)
+    goals = targets(stats)
+    print(markdown_table(stats))
+    print("\nInstalled per service (distributions, +/- relative to orchestrator; bytecode; links):")
+    print("\n".join(facts_lines(facts)))
+    print("\nTargets:")
+    for goal, result in goals.items():
+        print(f"- {goal}: {'met' if result['met'] else 'NOT met'} ({result['measured']})")
+    path = write_results("sync", {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "machine": machine_info(),
+        "load_average": os.getloadavg(),
+        "versions": {t.name: t.version for t in tools},
+        "repetitions": {"fresh": args.fresh, "noop": args.noop, "cold": args.cold},
+        "samples": samples,
+        "summary": {sc: {t: _as_dict(s) for t, s in by.items()} for sc, by in stats.items()},
+        "installed": {s: {t: vars(f) for t, f in by.items()} for s, by in facts.items()},
+        "targets": goals,
+    })
+    print(f"\nresults: {path}", file=sys.stderr)
+
+
+def _as_dict(s: Summary) -> dict[str, float]:
+    return {"n": s.n, "median": s.median, "min": s.low, "max": s.high}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    try:
+        source = args.workspace.resolve()
+        tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools)
+        for tool in tools:
+            print(f"{tool.name}: {tool.version}", file=sys.stderr)
+        prepare(tools)
+        samples: Samples = {}
+        fresh = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL])
+        noop = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL, ALL_LABEL])
+        main_only = variants(tools, [])
+        run_scenario("fresh", fresh, args.fresh, samples, delete_venvs=True)
+        facts = installed_facts(tools)  # what a fresh sync from a warm cache produced
+        run_scenario("noop", noop, args.noop, samples)
+        run_scenario("cold", main_only, args.cold, samples, delete_venvs=True, empty_cache=True)
+        report(args, tools, samples, facts)
+    except CommandFailedError as exc:
+        print(f"benchmark aborted: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
