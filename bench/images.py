@@ -1,0 +1,692 @@
+"""Time `orchestrator build` against a naive and a multi-stage Dockerfile for the same service.
+
+Usage (from the repository root; the Docker engine of scripts/infra-up.sh must be running):
+
+    /work/venv/bin/python bench/images.py [--reps 3] [--no-change 5] [--code 3] [--empty-cache 1]
+
+What it does:
+
+1. copies the example workspace into a temp git repository, locks it there, and gives it a
+   registry prefix of its own (``<registry>/bench/<pid>``), so no image of anyone else is
+   touched; ``ORCHESTRATOR_CACHE_DIR`` is private to the run and warmed by one untimed build;
+2. before every cold build, makes a fresh base image: ``FROM <base>`` plus a ``LABEL``
+   carrying a nonce, so same layers and size as the base but a new image ID, and no step of
+   the legacy builder's cache (keyed on parent image ID + instruction) and no orchestrator
+   fingerprint matches. Each round, rotating which variant goes first, it times:
+   - orchestrator: cold ``build SERVICE``; cold ``build`` of every service; ``build`` again
+     with nothing changed (``--no-change`` times); then code-only changes (a comment appended
+     to one source file of the service) each followed by ``build SERVICE``: the first one
+     right after the cold build is reported apart, then ``--code`` more;
+   - ``naive``: ``COPY . /app`` of the service and the workspace libraries it uses, then one
+     ``pip install`` of them from the public index (inside the build, ``--network host``);
+   - ``multistage``: the usual venv-copy pattern: a builder stage installs the locked
+     third-party requirements, then ``COPY . /app`` and installs the workspace code, and
+     the final stage takes ``COPY --from=builder /opt/venv /opt/venv``;
+   each naive variant is built cold, then rebuilt after the same one-line change;
+3. measures image sizes (``docker image inspect``) and, for each code-only rebuild, the
+   layers the new image has that the previous one did not, with their sizes (the layer
+   tars of ``docker save``: the bytes a push or pull of the change moves, uncompressed);
+4. optionally (``--empty-cache``) times a cold build with an empty wheel cache as well;
+5. prints markdown tables, writes JSON to bench/results/, and removes every image it made
+   (all of them carry the run's label; nothing else is removed, no prune).
+
+Builds run through the legacy builder (``DOCKER_BUILDKIT=0``; the engine has no BuildKit).
+Naive builds download from the public index, so they get the host's CA bundle in their
+context (``SSL_CERT_FILE``/``PIP_CERT``) and ``--network host``; never a bridge network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    CA_BUNDLE,
+    REPO_ROOT,
+    CommandFailedError,
+    MemberInfo,
+    Summary,
+    base_env,
+    copy_workspace,
+    load_members,
+    machine_info,
+    orchestrator_cmd,
+    reset_dir,
+    run_timed,
+    tool_version,
+    write_results,
+)
+
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support import docker_infra  # stdlib only: finds the engine, base and registry
+
+MAX_NETWORK_REPS = 10  # naive builds download every dependency from the public index
+RUN_LABEL = "dev.orchestrator.bench.run"  # every image this script makes carries it
+NONCE_LABEL = "dev.orchestrator.bench.nonce"
+DEFAULT_BASE = "orchestrator/python-base:3.11-bookworm"
+EDIT_FILE = "app.py"  # the code-only change appends a comment to src/<pkg>/app.py
+TARGETS = {"code_ratio": 5.0, "code_bytes": 1_000_000, "no_change_s": 3.0}
+
+# The service and its workspace libraries as one context; pip resolves from the index.
+NAIVE_DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM $BASE_IMAGE
+COPY . /app
+ENV SSL_CERT_FILE=/app/ca-certificates.crt PIP_CERT=/app/ca-certificates.crt \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install {paths}
+ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+USER 10001:10001
+CMD {command}
+"""
+
+# Dependencies first (cached in the builder while the lock is unchanged), then the code;
+# the final stage copies the whole venv in one layer.
+MULTISTAGE_DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM $BASE_IMAGE AS builder
+ENV SSL_CERT_FILE=/tmp/ca-certificates.crt PIP_CERT=/tmp/ca-certificates.crt \\
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+COPY ca-certificates.crt requirements.txt /tmp/
+RUN python3 -m venv /opt/venv \\
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/requirements.txt
+COPY . /app
+RUN /opt/venv/bin/pip install --no-deps {paths}
+
+FROM $BASE_IMAGE
+COPY --from=builder /opt/venv /opt/venv
+ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+USER 10001:10001
+CMD {command}
+"""
+
+
+# -- docker ---------------------------------------------------------------------------------------
+
+
+def docker_env() -> dict[str, str]:
+    """The environment for the docker CLI and orchestrator: the engine, the legacy builder."""
+    return base_env({"DOCKER_HOST": docker_infra.docker_host(), "DOCKER_BUILDKIT": "0"})
+
+
+def docker(*args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True,
+                          env=docker_env())
+    if proc.returncode != 0:
+        raise CommandFailedError(f"docker {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stderr[-3000:]}")
+    return proc.stdout.strip()
+
+
+def inspect(ref: str) -> dict[str, object]:
+    data: list[dict[str, object]] = json.loads(docker("image", "inspect", ref))
+    return data[0]
+
+
+def rootfs_layers(ref: str) -> list[str]:
+    rootfs = inspect(ref)["RootFS"]
+    assert isinstance(rootfs, dict)
+    return list(rootfs.get("Layers", []))
+
+
+def image_size(ref: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", ref))
+
+
+def layer_tar_sizes(ref: str) -> dict[str, int]:
+    """Diff ID -> size of its layer tar, from a streamed ``docker save`` (nothing on disk)."""
+    proc = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE, env=docker_env())
+    assert proc.stdout is not None
+    sizes: dict[str, int] = {}
+    manifest: list[dict[str, object]] = []
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+        for member in tar:
+            if member.name.endswith("layer.tar"):
+                sizes[member.name] = member.size
+            elif member.name == "manifest.json":
+                handle = tar.extractfile(member)
+                assert handle is not None
+                manifest = json.loads(handle.read())
+    if proc.wait() != 0:
+        raise CommandFailedError(f"docker save {ref} exited {proc.returncode}")
+    tars = manifest[0]["Layers"]
+    assert isinstance(tars, list)
+    return {diff: sizes[name] for diff, name in zip(rootfs_layers(ref), tars, strict=True)}
+
+
+def new_layers(before: Sequence[str], after_ref: str) -> tuple[int, int]:
+    """How many layers ``after_ref`` has that ``before`` did not, and their bytes."""
+    sizes = layer_tar_sizes(after_ref)
+    fresh = [d for d in sizes if d not in set(before)]
+    return len(fresh), sum(sizes[d] for d in fresh)
+
+
+def make_base(base: str, prefix: str, run_id: str, nonce: str) -> str:
+    """``base`` with the run's labels: same layers, new image ID, so no cached step matches."""
+    ref = f"{prefix}/base:{nonce}"
+    dockerfile = f"FROM {base}\nLABEL {RUN_LABEL}={run_id} {NONCE_LABEL}={nonce}\n"
+    docker("build", "-q", "--network", "none", "-t", ref, "-", stdin=dockerfile)
+    return ref
+
+
+def remove_run_images(run_id: str) -> int:
+    """Remove every image carrying this run's label (children before parents); return count."""
+    removed: set[str] = set()
+    for _ in range(10):
+        ids = sorted(set(docker("images", "-a", "-q", "--no-trunc", "--filter",
+                                f"label={RUN_LABEL}={run_id}").split()))
+        if not ids:
+            break
+        for image_id in ids:
+            proc = subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True,
+                                  env=docker_env())
+            if proc.returncode == 0:
+                removed.add(image_id)
+    return len(removed)
+
+
+def repo_state() -> str:
+    """The commit under test, and whether orchestrator/ or templates/ differ from it."""
+    def out(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    dirty = out("status", "--porcelain", "--", "orchestrator", "templates").splitlines()
+    state = f"{len(dirty)} uncommitted file(s) in orchestrator/ or templates/" if dirty else "clean"
+    return f"{out('rev-parse', '--short', 'HEAD')} ({state})"
+
+
+def engine_version() -> str:
+    return docker("version", "--format", "{{.Server.Version}}")
+
+
+def container_python(image: str) -> str:
+    return docker("run", "--rm", "--network", "none", image, "python3", "--version")
+
+
+# -- the workspace --------------------------------------------------------------------------------
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",
+                    *args], cwd=root, check=True, capture_output=True)
+
+
+def set_registry(root: Path, prefix: str) -> None:
+    manifest = root / "workspace.yaml"
+    text = re.sub(r"(?m)^(\s*registry:).*$", rf"\1 {prefix}", manifest.read_text())
+    manifest.write_text(text)
+
+
+def runtime_libraries(service: MemberInfo, members: Sequence[MemberInfo]) -> list[MemberInfo]:
+    """The workspace libraries ``service``'s main dependencies reach, transitively."""
+    by_name = {canonicalize_name(m.name): m for m in members}
+    found: dict[str, MemberInfo] = {}
+    todo = [service]
+    while todo:
+        project = todo.pop().pyproject["project"]
+        assert isinstance(project, dict)
+        for req in project.get("dependencies", []):
+            name = canonicalize_name(Requirement(req).name)
+            if name in by_name and name not in found:
+                found[name] = by_name[name]
+                todo.append(by_name[name])
+    return sorted(found.values(), key=lambda m: m.path)
+
+
+def source_file(member_dir: Path) -> Path:
+    """The file the code-only change edits: ``src/<package>/app.py`` (else the first module)."""
+    files = sorted(member_dir.glob(f"src/*/{EDIT_FILE}")) or sorted(member_dir.glob("src/*/*.py"))
+    if not files:
+        raise CommandFailedError(f"no Python source under {member_dir}/src")
+    return files[0]
+
+
+def edit_code(path: Path, note: str) -> None:
+    """The code-only change: one comment line appended."""
+    with path.open("a") as handle:
+        handle.write(f"# bench: {note}\n")
+
+
+# -- variants -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Orchestrator:
+    """orchestrator on the temp workspace, with its private wheel cache."""
+
+    root: Path
+    cache: Path
+    exe: list[str]
+    env: dict[str, str]
+
+    def cmd(self, *args: str) -> list[str]:
+        return [*self.exe, "-w", str(self.root), *args]
+
+    def build(self, base: str, *services: str) -> tuple[float, str]:
+        """Run ``build``; return wall time and stdout."""
+        start = time.perf_counter()
+        proc = subprocess.run(self.cmd("build", "--base", base, *services), cwd=self.root,
+                              env=self.env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise CommandFailedError(f"orchestrator build exited {proc.returncode}:\n"
+                                     f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        return elapsed, proc.stdout
+
+
+_BUILT = re.compile(r"^(?P<service>\S+): (?P<ref>\S+) .*?, (?:built in (?P<seconds>[\d.]+)s"
+                    r", (?P<cached>\d+) steps cached|(?P<fresh>up to date))", re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """One service line of ``orchestrator build``'s output."""
+
+    ref: str
+    seconds: float | None  # the engine's build time; None: up to date, nothing built
+    cached_steps: int | None
+
+
+def parse_build(stdout: str) -> dict[str, Built]:
+    return {m["service"]: Built(m["ref"], float(m["seconds"]) if m["seconds"] else None,
+                                int(m["cached"]) if m["cached"] else None)
+            for m in _BUILT.finditer(stdout)}
+
+
+@dataclass
+class Naive:
+    """A hand-written Dockerfile for one service, built with the docker CLI."""
+
+    name: str  # "naive" or "multistage"
+    context: Path
+    ref: str
+    edit: Path  # the service source file inside the context
+
+    def build(self, base: str) -> float:
+        return run_timed(["docker", "build", "--network", "host", "--rm", "--build-arg",
+                          f"BASE_IMAGE={base}", "-t", self.ref, str(self.context)],
+                         self.context, docker_env())
+
+
+def naive_context(dest: Path, service: MemberInfo, libs: Sequence[MemberInfo], root: Path,
+                  template: str, requirements: str | None) -> Path:
+    """The service and its libraries, laid out as in the monorepo, plus a Dockerfile."""
+    reset_dir(dest)
+    for member in [*libs, service]:
+        rel = member.path.relative_to(root)
+        shutil.copytree(member.path, dest / rel,
+                        ignore=shutil.ignore_patterns("pylock.toml", "__pycache__", ".venv"))
+    shutil.copyfile(CA_BUNDLE, dest / "ca-certificates.crt")
+    if requirements is not None:
+        (dest / "requirements.txt").write_text(requirements)
+    paths = " ".join(f"/app/{m.path.relative_to(root).as_posix()}" for m in [*libs, service])
+    tool = service.pyproject.get("tool", {})
+    assert isinstance(tool, dict)
+    command = tool.get("orchestrator", {}).get("command")
+    if not command:
+        project = service.pyproject["project"]
+        assert isinstance(project, dict)
+        command = [next(iter(project.get("scripts", {})))]
+    (dest / "Dockerfile").write_text(template.format(paths=paths, command=json.dumps(command)))
+    return dest
+
+
+# -- scenarios ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    times: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # scenario->variant
+    new_bytes: dict[str, list[int]] = field(default_factory=dict)  # variant -> bytes
+    new_layer_counts: dict[str, list[int]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # image label -> bytes
+    per_service: dict[str, list[float]] = field(default_factory=dict)  # cold engine seconds
+    cached_steps: dict[str, list[int]] = field(default_factory=dict)  # code-only, orchestrator
+    layers: dict[str, list[dict[str, str | int]]] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)  # variant -> its service image
+
+    def add(self, scenario: str, variant: str, seconds: float) -> None:
+        self.times.setdefault(scenario, {}).setdefault(variant, []).append(seconds)
+        print(f"  {scenario:<10} {variant:<12} {seconds:8.3f} s", file=sys.stderr)
+
+    def add_bytes(self, variant: str, count: int, size: int) -> None:
+        self.new_bytes.setdefault(variant, []).append(size)
+        self.new_layer_counts.setdefault(variant, []).append(count)
+        print(f"  {'new bytes':<10} {variant:<12} {count} layer(s), {size:,} B", file=sys.stderr)
+
+
+def run_orchestrator_round(orch: Orchestrator, fresh_base: Callable[[], str], service: str,
+                           edit: Path, rep: int, no_change: int, code: int,
+                           res: Results) -> None:
+    """Cold ``build SERVICE``; cold ``build`` of all; no-change builds; code-only edits.
+
+    The first code-only edit after the cold build is reported apart: with ``-j 2`` two
+    services build the identical installer stage at once, and the legacy builder may later
+    pick the other copy as the cached parent, re-running a dependency stage.
+    """
+    seconds, out = orch.build(fresh_base(), service)
+    if parse_build(out)[service].seconds is None:
+        raise CommandFailedError(f"the cold build reused an image:\n{out}")
+    res.add("cold", "orchestrator", seconds)
+    base = fresh_base()
+    seconds, out = orch.build(base)
+    built = parse_build(out)
+    if any(info.seconds is None for info in built.values()):
+        raise CommandFailedError(f"the cold build reused an image:\n{out}")
+    res.add("cold-all", "orchestrator", seconds)
+    for name, info in built.items():
+        res.per_service.setdefault(name, []).append(info.seconds or 0.0)
+        res.sizes[f"orchestrator {name}"] = image_size(info.ref)
+    for _ in range(no_change):
+        seconds, out = orch.build(base)
+        if any(info.seconds is not None for info in parse_build(out).values()):
+            raise CommandFailedError(f"a no-change build rebuilt something:\n{out}")
+        res.add("no-change", "orchestrator", seconds)
+    ref = res.refs["orchestrator"] = built[service].ref
+    edits = [("code-first", "orchestrator first")] + [("code-only", "orchestrator")] * code
+    for i, (scenario, label) in enumerate(edits):
+        before = rootfs_layers(ref)
+        edit_code(edit, f"orchestrator round {rep}, edit {i}")
+        seconds, out = orch.build(base, service)
+        info = parse_build(out)[service]
+        if info.seconds is None:
+            raise CommandFailedError(f"the code-only change was not rebuilt:\n{out}")
+        res.add(scenario, "orchestrator", seconds)
+        res.cached_steps.setdefault(label, []).append(info.cached_steps or 0)
+        res.add_bytes(label, *new_layers(before, ref))
+
+
+def run_naive_round(variant: Naive, base: str, rep: int, res: Results) -> None:
+    """Cold build, then the code-only edit and a rebuild."""
+    res.add("cold", variant.name, variant.build(base))
+    res.sizes[variant.name] = image_size(variant.ref)
+    before = rootfs_layers(variant.ref)
+    edit_code(variant.edit, f"{variant.name} round {rep}")
+    res.add("code-only", variant.name, variant.build(base))
+    res.add_bytes(variant.name, *new_layers(before, variant.ref))
+
+
+def layer_table(ref: str) -> list[dict[str, str | int]]:
+    """The image's layers, bottom to top, with the step that made each and its tar size.
+
+    Steps that make a layer are RUN, COPY/ADD and the imported base (``docker history``
+    marks the others ``#(nop)``); if the count does not match, the step is left blank.
+    """
+    sizes = layer_tar_sizes(ref)
+    history = [json.loads(line) for line in  # JSON: a LABEL step spans lines
+               docker("history", "--no-trunc", "--format", "{{json .CreatedBy}}", ref).split("\n")]
+    steps = [h for h in reversed(history)
+             if "#(nop) " not in h or re.search(r"#\(nop\) (COPY|ADD) ", h)]
+    rows: list[dict[str, str | int]] = []
+    for i, (diff, size) in enumerate(sizes.items()):
+        what = (steps[i] or "(imported base)") if len(steps) == len(sizes) else "?"
+        what = what.replace("/bin/sh -c #(nop) ", "").replace("/bin/sh -c ", "RUN ")
+        rows.append({"diff_id": diff, "bytes": size, "created_by": what[:100]})
+    return rows
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def summary_cell(samples: Sequence[float]) -> str:
+    return Summary.of(samples).cell() if samples else "-"
+
+
+ROWS = [  # (scenario, row title); the naive variants run only "cold" and "code-only"
+    ("cold", "cold build of {service}"),
+    ("cold-all", "cold build of all services (`-j 2`)"),
+    ("cold-empty", "cold build of all services, empty wheel cache"),
+    ("code-first", "code-only rebuild, first after the cold `-j 2` build"),
+    ("code-only", "code-only rebuild"),
+    ("no-change", "no-change `build` of all services"),
+]
+
+
+def ratio(by: dict[str, list[float]], other: str) -> str:
+    if "orchestrator" not in by or other not in by:
+        return "-"
+    return f"{Summary.of(by[other]).median / Summary.of(by['orchestrator']).median:.1f}x"
+
+
+def markdown_tables(res: Results, service: str) -> str:
+    naive = ["naive", "multistage"]
+    lines = ["| scenario | orchestrator | naive (`COPY . /app` + `pip install`) "
+             "| multi-stage venv copy | naive ÷ orchestrator | multi-stage ÷ orchestrator |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for scenario, title in ROWS:
+        by = res.times.get(scenario, {})
+        if not by:
+            continue
+        cells = [title.format(service=service), summary_cell(by.get("orchestrator", [])),
+                 *(summary_cell(by.get(v, [])) for v in naive), *(ratio(by, v) for v in naive)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"| {service} image | orchestrator | naive | multi-stage venv copy |",
+              "|---|---:|---:|---:|"]
+    for label, title in (("orchestrator first", "new bytes, code-only rebuild first after the "
+                          "cold build"), ("orchestrator", "new bytes, code-only rebuild")):
+        cells = [title, new_bytes_cell(res, label)]
+        cells += [new_bytes_cell(res, v) if label == "orchestrator" else "-" for v in naive]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("| image size | " + " | ".join(
+        mb(res.sizes[k]) if k in res.sizes else "-"
+        for k in (f"orchestrator {service}", *naive)) + " |")
+    lines += ["", "| service | orchestrator engine time in the cold build of all services "
+              "| image size |", "|---|---:|---:|"]
+    for name, secs in sorted(res.per_service.items()):
+        lines.append(f"| {name} | {summary_cell(secs)} | {mb(res.sizes[f'orchestrator {name}'])} |")
+    return "\n".join(lines)
+
+
+def new_bytes_cell(res: Results, label: str) -> str:
+    sizes, counts = res.new_bytes.get(label, []), res.new_layer_counts.get(label, [])
+    if not sizes:
+        return "-"
+    layers = f"{min(counts)}-{max(counts)}" if min(counts) != max(counts) else str(max(counts))
+    return f"{mb(Summary.of(sizes).median)} ({mb(min(sizes))}-{mb(max(sizes))}), {layers} layer(s)"
+
+
+def targets(res: Results, service: str) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    naive = res.times.get("code-only", {}).get("naive")
+    for scenario, what in (("code-only", "code-only rebuild"),
+                           ("code-first", "code-only rebuild right after a cold -j 2 build")):
+        orch = res.times.get(scenario, {}).get("orchestrator")
+        if orch and naive:
+            r = Summary.of(naive).median / Summary.of(orch).median
+            out[f"{what} >= 5x faster than naive"] = {
+                "met": r >= TARGETS["code_ratio"],
+                "measured": f"{r:.1f}x ({Summary.of(orch).median:.2f} s vs naive "
+                            f"{Summary.of(naive).median:.2f} s)"}
+    added = res.new_bytes.get("orchestrator", []) + res.new_bytes.get("orchestrator first", [])
+    if added:
+        out["code-only rebuild adds < 1 MB"] = {
+            "met": max(added) < TARGETS["code_bytes"], "measured": f"largest {max(added):,} B"}
+    if res.times.get("no-change", {}).get("orchestrator"):
+        med = Summary.of(res.times["no-change"]["orchestrator"]).median
+        out["no-change build under 3 s"] = {"met": med < TARGETS["no_change_s"],
+                                            "measured": f"{med:.3f} s"}
+    orch_size, naive_size = res.sizes.get(f"orchestrator {service}"), res.sizes.get("naive")
+    if orch_size is not None and naive_size is not None:
+        out["image no larger than naive"] = {
+            "met": orch_size <= naive_size,
+            "measured": f"{service}: {orch_size:,} B vs naive {naive_size:,} B"}
+    return out
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("--reps", type=int, default=3,
+                   help="rounds of cold + code-only builds per variant (default 3)")
+    p.add_argument("--no-change", type=int, default=5,
+                   help="no-change orchestrator builds per round (default 5)")
+    p.add_argument("--code", type=int, default=3,
+                   help="code-only orchestrator rebuilds per round after the first (default 3)")
+    p.add_argument("--empty-cache", type=int, default=1,
+                   help="cold orchestrator builds with an empty wheel cache (default 1)")
+    p.add_argument("--service", default="orders",
+                   help="the service of the code-only change and the naive Dockerfiles")
+    p.add_argument("--variants", default="orchestrator,naive,multistage",
+                   help="comma-separated subset of orchestrator,naive,multistage")
+    p.add_argument("--base", default=docker_infra.setting(docker_infra.BASE_IMAGE_VAR)
+                   or DEFAULT_BASE, help=f"base image (default {DEFAULT_BASE})")
+    p.add_argument("--workspace", type=Path, default=REPO_ROOT,
+                   help="workspace root to copy (default: the repository's example workspace)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the temp dir and the images (printed at the end)")
+    args = p.parse_args(argv)
+    for name in ("reps", "empty_cache"):
+        if not 0 <= getattr(args, name) <= MAX_NETWORK_REPS:
+            p.error(f"--{name.replace('_', '-')} must be between 0 and {MAX_NETWORK_REPS}")
+    unknown = set(args.variants.split(",")) - {"orchestrator", "naive", "multistage"}
+    if unknown:
+        p.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    return args
+
+
+def prepare(args: argparse.Namespace, work: Path, prefix: str
+            ) -> tuple[Orchestrator, list[Naive], MemberInfo]:
+    source = args.workspace.resolve()
+    root = copy_workspace(source, work / "ws")
+    if (source / "templates").is_dir():
+        shutil.copytree(source / "templates", root / "templates")
+    set_registry(root, prefix)
+    cache = work / "cache"
+    env = docker_env()
+    env["ORCHESTRATOR_CACHE_DIR"] = str(cache)
+    orch = Orchestrator(root, cache, orchestrator_cmd(), env)
+    run_timed(orch.cmd("-q", "lock"), root, env)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "benchmark copy of the example workspace")
+    members = load_members(root)
+    service = next((m for m in members if m.path.name == args.service
+                    or canonicalize_name(m.name) == canonicalize_name(args.service)), None)
+    if service is None or service.kind != "service":
+        raise CommandFailedError(f"no service {args.service!r} in {source}")
+    libs = runtime_libraries(service, members)
+    proc = subprocess.run(orch.cmd("-q", "export", service.name, "--no-dev", "--no-workspace"),
+                          cwd=root, env=env, capture_output=True, text=True, check=True)
+    naive = []
+    for name, template, reqs in (("naive", NAIVE_DOCKERFILE, None),
+                                 ("multistage", MULTISTAGE_DOCKERFILE, proc.stdout)):
+        ctx = naive_context(work / name, service, libs, root, template, reqs)
+        edit = source_file(ctx / service.path.relative_to(root))
+        naive.append(Naive(name, ctx, f"{prefix}/{name}-{service.path.name}:bench", edit))
+    return orch, naive, service
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not docker_infra.docker_available():
+        print(f"no Docker engine: {docker_infra.skip_reason('docker')}", file=sys.stderr)
+        return 2
+    wanted = args.variants.split(",")
+    run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    registry = docker_infra.setting(docker_infra.REGISTRY_VAR) or "127.0.0.1:5000"
+    prefix = f"{registry}/bench/{os.getpid()}"
+    work = Path(tempfile.mkdtemp(prefix="bench-images-"))
+    res = Results()
+    try:
+        orch, naive, service = prepare(args, work, prefix)
+        svc = service.path.name
+        versions = {"orchestrator": tool_version([*orch.exe, "--version"]),
+                    "docker engine": engine_version(), "base image": args.base,
+                    "base image id": str(inspect(args.base)["Id"]),
+                    "base python": container_python(args.base),
+                    "repository": repo_state()}
+        for key, value in versions.items():
+            print(f"{key}: {value}", file=sys.stderr)
+        edit = source_file(orch.root / service.path.relative_to(orch.root))
+        if "orchestrator" in wanted:  # fill the private wheel cache and build environments
+            warm = make_base(args.base, prefix, run_id, "warmup")
+            seconds, _ = orch.build(warm)
+            print(f"  warm-up build (downloads, untimed) {seconds:.1f} s", file=sys.stderr)
+        variants = [v for v in ("orchestrator", "naive", "multistage") if v in wanted]
+        def fresh_base() -> str:
+            return make_base(args.base, prefix, run_id, uuid.uuid4().hex[:12])
+
+        for rep in range(args.reps):
+            k = rep % len(variants)
+            for name in [*variants[k:], *variants[:k]]:
+                if name == "orchestrator":
+                    run_orchestrator_round(orch, fresh_base, svc, edit, rep, args.no_change,
+                                           args.code, res)
+                else:
+                    variant = next(n for n in naive if n.name == name)
+                    run_naive_round(variant, fresh_base(), rep, res)
+        for n in naive:
+            res.refs[n.name] = n.ref
+        for name in variants:
+            res.layers[name] = layer_table(res.refs[name])
+        if "orchestrator" in wanted:
+            for _ in range(args.empty_cache):
+                reset_dir(orch.cache)
+                res.add("cold-empty", "orchestrator", orch.build(fresh_base())[0])
+        goals = targets(res, svc)
+        print(markdown_tables(res, svc))
+        for label, rows in res.layers.items():
+            print(f"\nLayers of the {label} image, bottom to top:")
+            for row in rows:
+                print(f"  {mb(int(row['bytes'])):>9}  {row['created_by']}")
+        print("\nTargets:")
+        for goal, result in goals.items():
+            print(f"- {goal}: {'met' if result['met'] else 'NOT met'} ({result['measured']})")
+        path = write_results("images", {
+            "command": " ".join([sys.executable, *sys.argv]),
+            "machine": machine_info(), "versions": versions,
+            "repetitions": {"reps": args.reps, "no_change": args.no_change, "code": args.code,
+                            "empty_cache": args.empty_cache},
+            "service": svc, "times": res.times,
+            "summary": {sc: {v: _as_dict(Summary.of(s)) for v, s in by.items()}
+                        for sc, by in res.times.items()},
+            "per_service_engine_seconds": res.per_service, "image_sizes": res.sizes,
+            "code_only_new_bytes": res.new_bytes,
+            "code_only_new_layers": res.new_layer_counts,
+            "code_only_cached_steps": res.cached_steps,
+            "layers": res.layers, "targets": goals,
+        })
+        print(f"\nresults: {path}", file=sys.stderr)
+    except CommandFailedError as exc:
+        print(f"benchmark aborted: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {work} and the images labelled {RUN_LABEL}={run_id}", file=sys.stderr)
+        else:
+            print(f"removed {remove_run_images(run_id)} images", file=sys.stderr)
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _as_dict(s: Summary) -> dict[str, float]:
+    return {"n": s.n, "median": s.median, "min": s.low, "max": s.high}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
