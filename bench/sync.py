@@ -33,10 +33,13 @@ worker``), and is also timed one process per service and, for the no-op, for all
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import stat
+import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -149,11 +152,29 @@ def python_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def make_orchestrator(work: Path, source: Path) -> Tool:
+def export_orchestrator(rev: str, dest: Path) -> Path:
+    """``git archive REV orchestrator`` unpacked under ``dest``: a clean copy to run from."""
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", rev, "orchestrator"],
+                             capture_output=True, check=True).stdout
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def make_orchestrator(work: Path, source: Path, rev: str | None) -> Tool:
     root = copy_workspace(source, work / "orchestrator" / "ws")
     cache = work / "orchestrator" / "cache"
     exe = orchestrator_cmd()
     env = python_env({"ORCHESTRATOR_CACHE_DIR": str(cache)})
+    if rev:  # the package on PYTHONPATH comes before the editable install's finder
+        src = export_orchestrator(rev, work / "orchestrator" / "src")
+        env["PYTHONPATH"] = str(src)
+        where = subprocess.run(
+            [sys.executable, "-c", "import orchestrator; print(orchestrator.__file__)"],
+            cwd=work, env=env, capture_output=True, text=True, check=True).stdout.strip()
+        if not Path(where).is_relative_to(src):
+            raise CommandFailedError(f"orchestrator imports from {where}, not from {src}")
     # orchestrator finds `python3.11` on PATH for new venvs; put the interpreter's own bin dir
     # first, as uv gets UV_PYTHON, so neither goes through this machine's pyenv shims.
     interpreter_bin = str(Path(sys.executable).resolve().parent)
@@ -382,6 +403,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="time orchestrator only as `sync SERVICES` (skip per-service/all)")
     p.add_argument("--workspace", type=Path, default=REPO_ROOT,
                    help="workspace root to copy (default: the repository's example workspace)")
+    p.add_argument("--orchestrator-rev", metavar="REV",
+                   help="run orchestrator from `git archive REV` (e.g. HEAD) instead of the "
+                        "working tree, whose uncommitted edits would otherwise count")
     p.add_argument("--upgrade-tools", action="store_true",
                    help=f"pip install -U uv and poetry in {TOOLS_DIR} first")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (printed at the end)")
@@ -396,7 +420,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_tools(names: Sequence[str], work: Path, source: Path, upgrade: bool) -> list[Tool]:
+def make_tools(names: Sequence[str], work: Path, source: Path, upgrade: bool,
+               rev: str | None = None) -> list[Tool]:
     bin_dir = None
     wanted = [n for n in ("uv", "poetry") if n in names]
     if wanted or upgrade:
@@ -404,7 +429,7 @@ def make_tools(names: Sequence[str], work: Path, source: Path, upgrade: bool) ->
     tools = []
     for name in names:
         if name == "orchestrator":
-            tools.append(make_orchestrator(work, source))
+            tools.append(make_orchestrator(work, source, rev))
         elif name == "uv" and bin_dir:
             tools.append(make_uv(work, source, bin_dir))
         elif name == "poetry" and bin_dir:
@@ -416,6 +441,9 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
            facts: dict[str, dict[str, VenvFacts]]) -> None:
     stats = summaries(samples)
     goals = targets(stats)
+    source = source_state(args.orchestrator_rev)
+    print(f"orchestrator from commit {source['commit']}; uncommitted in orchestrator/: "
+          f"{source['dirty']}", file=sys.stderr)
     print(markdown_table(stats))
     print("\nInstalled per service (distributions, +/- relative to orchestrator; bytecode; links):")
     print("\n".join(facts_lines(facts)))
@@ -427,6 +455,7 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
         "machine": machine_info(),
         "load_average": os.getloadavg(),
         "versions": {t.name: t.version for t in tools},
+        "orchestrator_source": source,
         "repetitions": {"fresh": args.fresh, "noop": args.noop, "cold": args.cold},
         "samples": samples,
         "summary": {sc: {t: _as_dict(s) for t, s in by.items()} for sc, by in stats.items()},
@@ -434,6 +463,19 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
         "targets": goals,
     })
     print(f"\nresults: {path}", file=sys.stderr)
+
+
+def source_state(rev: str | None) -> dict[str, str]:
+    """The commit orchestrator runs from, and its uncommitted files if run from the tree."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True,
+                              text=True, check=False)
+        return proc.stdout.rstrip()
+
+    if rev:
+        return {"commit": git("rev-parse", "--short", rev), "dirty": "none (git archive)"}
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "orchestrator").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": ", ".join(dirty) or "none"}
 
 
 def _as_dict(s: Summary) -> dict[str, float]:
@@ -445,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         source = args.workspace.resolve()
-        tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools)
+        tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools,
+                           args.orchestrator_rev)
         for tool in tools:
             print(f"{tool.name}: {tool.version}", file=sys.stderr)
         prepare(tools)
