@@ -6,9 +6,12 @@ was fetched (or for the server's ``max-age`` when it sends one), then it is
 revalidated with the server's validators when there are any, or re-fetched.
 
 One entry is one file: a single JSON header line, a newline, then the body.
-Entries are written to a temporary file in the same directory and renamed
-into place, so two processes can share the cache and a reader never sees a
-half-written entry; anything unreadable is treated as a miss.
+The header carries the body's sha256, which keys what is derived from a page
+(``load_derived``/``store_derived``: e.g. its files pre-parsed into a compact
+form, so a warm run need not parse megabytes of JSON again). Entries are
+written to a temporary file in the same directory and renamed into place, so
+two processes can share the cache and a reader never sees a half-written
+entry; anything unreadable is treated as a miss.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,11 +73,21 @@ class CachedPage:
     url: str
     status: int
     content_type: str
-    body: bytes
+    body: bytes | None  # None: only the header was read (PageCache.load(body=False))
     fetched_at: float  # time.time() of the last fetch or successful revalidation
     etag: str | None = None
     last_modified: str | None = None
     cache_control: CacheControl = CacheControl()
+    body_sha256: str | None = None  # as stored with the entry; None: not computed yet
+
+    def digest(self) -> str | None:
+        """The body's sha256 (hex), which keys what is derived from this page.
+
+        None for an entry stored without it whose body was not read.
+        """
+        if self.body_sha256:
+            return self.body_sha256
+        return None if self.body is None else hashlib.sha256(self.body).hexdigest()
 
     def is_fresh(self, ttl: float, now: float) -> bool:
         """Whether the page may be used without asking the server.
@@ -108,33 +122,47 @@ class PageCache:
         digest = hashlib.sha256(url.encode()).hexdigest()
         return self.root / digest[:2] / f"{digest}.page"
 
-    def load(self, url: str) -> CachedPage | None:
-        """The stored page for *url*, or None when absent or unreadable."""
+    def load(self, url: str, *, body: bool = True) -> CachedPage | None:
+        """The stored page for *url*, or None when absent or unreadable.
+
+        With *body* False only the header is read (the page's ``body`` is
+        None): enough to judge freshness, and all a warm run needs when what
+        it derives from the page is cached too.
+        """
         try:
-            raw = self.path_for(url).read_bytes()
+            with self.path_for(url).open("rb") as handle:
+                header_line = handle.readline()
+                data = handle.read() if body else None
+                size = len(data) if data is not None else (
+                    os.fstat(handle.fileno()).st_size - len(header_line)
+                )
         except OSError:
             return None
-        header_line, sep, body = raw.partition(b"\n")
         try:
             header = json.loads(header_line)
             page = CachedPage(
                 url=header["url"],
                 status=int(header["status"]),
                 content_type=str(header["content_type"]),
-                body=body,
+                body=data,
                 fetched_at=float(header["fetched_at"]),
                 etag=header.get("etag"),
                 last_modified=header.get("last_modified"),
                 cache_control=CacheControl(
                     header.get("max_age"), bool(header.get("no_cache")), False
                 ),
+                body_sha256=header.get("sha256") or None,
             )
-            intact = sep and int(header["size"]) == len(body) and page.url == url
+            intact = (
+                header_line.endswith(b"\n") and int(header["size"]) == size and page.url == url
+            )
         except (ValueError, KeyError, TypeError):
             return None
         return page if intact else None
 
     def store(self, page: CachedPage) -> None:
+        if page.body is None:
+            raise ValueError(f"cannot store the page of {page.url} without its body")
         header = {
             "url": page.url,
             "status": page.status,
@@ -145,5 +173,45 @@ class PageCache:
             "max_age": page.cache_control.max_age,
             "no_cache": page.cache_control.no_cache,
             "size": len(page.body),
+            "sha256": page.digest(),
         }
         atomic_write(self.path_for(page.url), json.dumps(header).encode() + b"\n" + page.body)
+
+    def derived_path(self, url: str, kind: str) -> Path:
+        return self.path_for(url).with_suffix(f".{kind}")
+
+    def load_derived(self, url: str, kind: str, page_sha256: str) -> bytes | None:
+        """What was stored as *kind* for the page of *url* whose body hashes to *page_sha256*.
+
+        None when there is none, when it was derived from another version of
+        the page, or when it is damaged (its size or CRC-32 does not match).
+        """
+        try:
+            raw = self.derived_path(url, kind).read_bytes()
+        except OSError:
+            return None
+        header_line, sep, data = raw.partition(b"\n")
+        try:
+            header = json.loads(header_line)
+            intact = (
+                sep
+                and header["url"] == url
+                and header["kind"] == kind
+                and header["page_sha256"] == page_sha256
+                and int(header["size"]) == len(data)
+                and int(header["crc32"]) == zlib.crc32(data)
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+        return data if intact else None
+
+    def store_derived(self, url: str, kind: str, page_sha256: str, data: bytes) -> None:
+        """Store *data* derived from the page of *url* with body hash *page_sha256*."""
+        header = {
+            "url": url,
+            "kind": kind,
+            "page_sha256": page_sha256,
+            "size": len(data),
+            "crc32": zlib.crc32(data),
+        }
+        atomic_write(self.derived_path(url, kind), json.dumps(header).encode() + b"\n" + data)

@@ -26,27 +26,24 @@ import contextlib
 import hashlib
 import json
 import logging
+import marshal
 import netrc
 import os
 import re
-import ssl
 import struct
 import tempfile
 import threading
 import time
-import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
-from html.parser import HTMLParser
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, overload
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from packaging.metadata import parse_email
 from packaging.utils import InvalidWheelFilename, canonicalize_version, parse_wheel_filename
 
 from orchestrator.errors import HashMismatchError, IndexError_
@@ -85,8 +82,140 @@ class ProjectPage:
 
     name: str  # normalized
     index: str  # IndexSpec.name of the index that answered
-    files: tuple[DistFile, ...]
+    files: Sequence[DistFile]  # a tuple, or ProjectFiles from IndexClient
     versions: tuple[str, ...] = ()  # PEP 700; empty when the index sent HTML
+
+
+# ---------------------------------------------------------------------------
+# Project files, grouped and built lazily
+
+# A DistFile without its index, in a form marshal stores: filename, url,
+# sha256, size, requires_python, yanked, upload_time, metadata_sha256,
+# has_metadata.
+_Row = tuple[str, str, str | None, int | None, str | None, str | None, str | None, str | None,
+             bool]
+# What IndexClient derives from a page and keeps beside it in the page cache;
+# bump the suffix when the encoding changes.
+LISTING_KIND = "files-v1"
+_MARSHAL_VERSION = 4  # fixed, so every Python 3 that shares the cache reads it
+
+
+def _dist_file(row: _Row, index: str) -> DistFile:
+    return DistFile(row[0], row[1], index, *row[2:])
+
+
+def version_text(filename: str) -> str:
+    """The version part of a wheel or sdist filename as written, "" when there is none.
+
+    Splits exactly where ``packaging.utils.parse_wheel_filename`` and
+    ``parse_sdist_filename`` do, without validating anything.
+    """
+    if filename.endswith(".whl"):
+        stem = filename[:-4]
+        return stem.split("-", 2)[1] if stem.count("-") in (4, 5) else ""
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)].rpartition("-")[2]
+    return ""
+
+
+class ProjectFiles(Sequence[DistFile]):
+    """A project's files grouped by the version text of their names; DistFiles built on use.
+
+    Big projects list tens of thousands of files (pydantic-core about 15,000)
+    and a lock reads one or two releases of each, so the resolver asks for
+    one group at a time (``version_texts``/``files_of``, the resolver's
+    ``GroupedFiles``). From the page cache, each group stays marshal-encoded
+    until it is read. As a plain sequence, it lists every file, group by group.
+    """
+
+    __slots__ = ("_built", "_groups", "_index")
+
+    def __init__(self, index: str, groups: Mapping[str, Sequence[_Row] | bytes]) -> None:
+        self._index = index
+        self._groups = groups
+        # Filled from several resolver threads; a race builds the same tuple twice.
+        self._built: dict[str, tuple[DistFile, ...]] = {}
+
+    @classmethod
+    def from_rows(cls, index: str, rows: Iterable[_Row]) -> ProjectFiles:
+        groups: dict[str, list[_Row]] = {}
+        for row in rows:
+            groups.setdefault(version_text(row[0]), []).append(row)
+        return cls(index, groups)
+
+    def version_texts(self) -> Iterable[str]:
+        return self._groups.keys()
+
+    def files_of(self, version_text: str) -> tuple[DistFile, ...]:
+        built = self._built.get(version_text)
+        if built is None:
+            rows = self._groups.get(version_text, ())
+            if isinstance(rows, bytes):
+                rows = _decode_rows(rows)
+            built = self._built[version_text] = tuple(_dist_file(r, self._index) for r in rows)
+        return built
+
+    def encode(self) -> bytes:
+        """The groups as marshal data (each group separately, so loading can stay lazy)."""
+        groups = tuple(
+            (text, r if isinstance(r, bytes) else marshal.dumps(tuple(r), _MARSHAL_VERSION))
+            for text, r in self._groups.items()
+        )
+        return marshal.dumps(groups, _MARSHAL_VERSION)
+
+    @classmethod
+    def decode(cls, index: str, data: bytes) -> ProjectFiles | None:
+        """Files from ``encode()``'s output, or None when *data* is not in that shape."""
+        try:
+            groups = marshal.loads(data)
+        except (ValueError, EOFError, TypeError):
+            return None
+        if type(groups) is not tuple or not all(
+            type(g) is tuple and len(g) == 2 and type(g[0]) is str and type(g[1]) is bytes
+            for g in groups
+        ):
+            return None
+        return cls(index, dict(groups))
+
+    def _every(self) -> tuple[DistFile, ...]:
+        return tuple(f for text in self._groups for f in self.files_of(text))
+
+    def __len__(self) -> int:
+        return len(self._every())
+
+    @overload
+    def __getitem__(self, position: int) -> DistFile: ...
+    @overload
+    def __getitem__(self, position: slice) -> tuple[DistFile, ...]: ...
+    def __getitem__(self, position: int | slice) -> DistFile | tuple[DistFile, ...]:
+        return self._every()[position]
+
+    def __iter__(self) -> Iterator[DistFile]:
+        for text in self._groups:
+            yield from self.files_of(text)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return self._every() == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to tuples, so not hashable
+
+    def __repr__(self) -> str:
+        return f"ProjectFiles({list(self)!r})"
+
+
+def _decode_rows(data: bytes) -> tuple[_Row, ...]:
+    """One group of a cached listing. The listing's CRC-32 was checked on load; a
+    shape error here is a bug or a tampered cache, and names what to delete."""
+    rows = marshal.loads(data)
+    if type(rows) is not tuple or not all(type(r) is tuple and len(r) == 9 for r in rows):
+        raise IndexError_(
+            "A cached index listing is damaged.",
+            hint="Delete the http-v1 directory in the orchestrator cache and retry.",
+        )
+    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -189,8 +318,14 @@ def _metadata_flag(value: object) -> tuple[bool, str | None]:
 
 def parse_json_page(body: bytes, page_url: str, index: str) -> ProjectPage:
     """A PEP 691 project page (with PEP 700 and PEP 714 fields)."""
+    name, rows, versions = _json_rows(body, page_url)
+    return ProjectPage(normalize(name), index, tuple(_dist_file(r, index) for r in rows), versions)
+
+
+def _json_rows(body: bytes, page_url: str) -> tuple[str, list[_Row], tuple[str, ...]]:
+    """(name, file rows, PEP 700 versions) of a PEP 691 page."""
     data = json.loads(body)
-    files = []
+    rows: list[_Row] = []
     for entry in data.get("files", ()):
         url, fragment_sha = _absolute_url(entry["url"], page_url)
         hashes = entry.get("hashes") or {}
@@ -198,37 +333,40 @@ def parse_json_page(body: bytes, page_url: str, index: str) -> ProjectPage:
         has_metadata, metadata_sha = _metadata_flag(meta)
         yanked = entry.get("yanked", False)
         size = entry.get("size")
-        files.append(
-            DistFile(
-                filename=entry["filename"],
-                url=url,
-                index=index,
-                sha256=(hashes.get("sha256") or fragment_sha or None),
-                size=size if isinstance(size, int) else None,
-                requires_python=entry.get("requires-python") or None,
-                yanked=(yanked if isinstance(yanked, str) else "" if yanked else None),
-                upload_time=entry.get("upload-time"),
-                metadata_sha256=metadata_sha,
-                has_metadata=has_metadata,
-            )
-        )
+        rows.append((
+            str(entry["filename"]),
+            url,
+            hashes.get("sha256") or fragment_sha or None,
+            size if isinstance(size, int) else None,
+            entry.get("requires-python") or None,
+            yanked if isinstance(yanked, str) else "" if yanked else None,
+            entry.get("upload-time"),
+            metadata_sha,
+            has_metadata,
+        ))
     versions = tuple(str(v) for v in data.get("versions", ()))
-    return ProjectPage(normalize(data.get("name", "")), index, tuple(files), versions)
+    return str(data.get("name", "")), rows, versions
 
 
-class _LinkParser(HTMLParser):
-    """Collects the attributes of every ``<a>`` (and an optional ``<base href>``)."""
+def _parse_links(text: str) -> tuple[list[dict[str, str | None]], str | None]:
+    """The attributes of every ``<a>``, and the first ``<base href>``, of an HTML page."""
+    # Imported here: most indexes answer in JSON, and start-up time counts.
+    from html.parser import HTMLParser
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[dict[str, str | None]] = []
-        self.base: str | None = None
+    links: list[dict[str, str | None]] = []
+    base: list[str | None] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.links.append(dict(attrs))
-        elif tag == "base" and self.base is None:
-            self.base = dict(attrs).get("href")
+    class LinkParser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                links.append(dict(attrs))
+            elif tag == "base" and not base:
+                base.append(dict(attrs).get("href"))
+
+    parser = LinkParser(convert_charrefs=True)
+    parser.feed(text)
+    parser.close()
+    return links, (base[0] if base else None)
 
 
 def _html_metadata_flag(attrs: Mapping[str, str | None]) -> tuple[bool, str | None]:
@@ -244,31 +382,24 @@ def _html_metadata_flag(attrs: Mapping[str, str | None]) -> tuple[bool, str | No
 
 def parse_html_page(body: bytes, page_url: str, index: str, name: str) -> ProjectPage:
     """A PEP 503 project page with PEP 592/658/714 ``data-*`` attributes."""
-    parser = _LinkParser()
-    parser.feed(body.decode("utf-8", errors="replace"))
-    parser.close()
-    base_url = urljoin(page_url, parser.base) if parser.base else page_url
-    files = []
-    for attrs in parser.links:
+    return ProjectPage(name, index, tuple(_dist_file(r, index) for r in _html_rows(body, page_url)))
+
+
+def _html_rows(body: bytes, page_url: str) -> list[_Row]:
+    links, base = _parse_links(body.decode("utf-8", errors="replace"))
+    base_url = urljoin(page_url, base) if base else page_url
+    rows: list[_Row] = []
+    for attrs in links:
         href = attrs.get("href")
         if not href:
             continue
         url, sha = _absolute_url(href, base_url)
         has_metadata, metadata_sha = _html_metadata_flag(attrs)
-        yanked = attrs.get("data-yanked", None) if "data-yanked" in attrs else None
-        files.append(
-            DistFile(
-                filename=_filename_of(url),
-                url=url,
-                index=index,
-                sha256=sha,
-                requires_python=attrs.get("data-requires-python") or None,
-                yanked=(yanked or "") if "data-yanked" in attrs else None,
-                metadata_sha256=metadata_sha,
-                has_metadata=has_metadata,
-            )
-        )
-    return ProjectPage(name, index, tuple(files))
+        yanked = (attrs.get("data-yanked") or "") if "data-yanked" in attrs else None
+        requires_python = attrs.get("data-requires-python") or None
+        rows.append((_filename_of(url), url, sha, None, requires_python, yanked, None,
+                     metadata_sha, has_metadata))
+    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -277,6 +408,9 @@ def parse_html_page(body: bytes, page_url: str, index: str, name: str) -> Projec
 
 def parse_core_metadata(data: bytes, source: str) -> CoreMetadata:
     """The resolver's view of a METADATA/PKG-INFO file; *source* names it in errors."""
+    # Imported here (it pulls in the email package): a warm run reads none.
+    from packaging.metadata import parse_email
+
     raw, _unparsed = parse_email(data)
     name, version = raw.get("name"), raw.get("version")
     if not name or not version:
@@ -360,6 +494,7 @@ class _ZipEntry:
 
 
 _EOCD = struct.Struct("<4s4H2LH")  # end of central directory, 22 bytes
+_ZIP_STORED, _ZIP_DEFLATED = 0, 8  # zipfile's method numbers, without importing it
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")  # 20 bytes
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")  # 56 bytes
 _CENTRAL = struct.Struct("<4s6H3L5H2L")  # central directory file header, 46 bytes
@@ -466,9 +601,9 @@ def _read_entry(remote: _RemoteFile, entry: _ZipEntry) -> bytes:
         compressed = chunk[data_start : data_start + entry.compressed_size]
     else:
         compressed = remote.read(entry.header_offset + data_start, entry.compressed_size)
-    if entry.method == zipfile.ZIP_STORED:
+    if entry.method == _ZIP_STORED:
         data = compressed
-    elif entry.method == zipfile.ZIP_DEFLATED:
+    elif entry.method == _ZIP_DEFLATED:
         data = zlib.decompressobj(-15).decompress(compressed)
     else:
         raise _ZipError(f"unsupported compression method {entry.method}")
@@ -479,6 +614,8 @@ def _read_entry(remote: _RemoteFile, entry: _ZipEntry) -> bytes:
 
 def metadata_from_zip(path_or_file: Path | IO[bytes], filename: str) -> bytes:
     """METADATA from a complete local wheel (the fallback when Range is not honoured)."""
+    import zipfile
+
     try:
         with zipfile.ZipFile(path_or_file) as zf:
             return zf.read(_pick_metadata_name(zf.namelist(), filename))
@@ -530,7 +667,11 @@ class IndexClient:
         self._inflight: dict[tuple[str, str], Future[Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._http = _make_http_client(max_workers)
+        # Built on the first request: a warm run may make none, and building
+        # it (httpx, httpcore and an SSL context) costs more than the run.
+        self._max_workers = max_workers
+        self._http_client: httpx.Client | None = None
+        self._http_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -538,7 +679,16 @@ class IndexClient:
         with self._lock:
             self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._http.close()
+        with self._http_lock:
+            if self._http_client is not None:
+                self._http_client.close()
+
+    @property
+    def _http(self) -> httpx.Client:
+        with self._http_lock:
+            if self._http_client is None:
+                self._http_client = _make_http_client(self._max_workers)
+            return self._http_client
 
     def __enter__(self) -> IndexClient:
         return self
@@ -558,7 +708,7 @@ class IndexClient:
         key = normalize(name)
         return self._once(("project", key), lambda: self._fetch_project(key))
 
-    def files(self, name: str) -> tuple[DistFile, ...]:
+    def files(self, name: str) -> Sequence[DistFile]:
         """The project's files, as ``project(name).files``."""
         return self.project(name).files
 
@@ -573,9 +723,14 @@ class IndexClient:
             self._submit(("project", key), partial(self._fetch_project, key))
 
     def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
-        """Start fetching these files' core metadata in the background."""
+        """Start fetching these files' core metadata in the background.
+
+        Files whose metadata is on disk are skipped: ``metadata`` reads those
+        sooner than a pool thread could start.
+        """
         for file in files:
-            self._submit(("metadata", _file_key(file)), partial(self._fetch_metadata, file))
+            if not self._metadata_path(file).is_file():
+                self._submit(("metadata", _file_key(file)), partial(self._fetch_metadata, file))
 
     def download(self, file: DistFile, dest: BinaryIO | Path) -> None:
         """Stream *file* into *dest*, checking its sha256 when the index gave one.
@@ -671,20 +826,64 @@ class IndexClient:
         raise _not_found(name, candidates, pinned=name in self._sources)
 
     def _parse_page(self, index: _Index, page: CachedPage, name: str) -> ProjectPage:
+        """The page's files, from the listing derived from it earlier when there is one.
+
+        Parsing pydantic-core's 5 MB of JSON into 15,000 files takes longer than
+        resolving a whole member, so each page's files are kept pre-grouped
+        beside it in the cache, keyed by the page body's hash.
+        """
+        digest = page.digest()
+        if digest is not None:
+            derived = self._pages.load_derived(page.url, LISTING_KIND, digest)
+            loaded = None if derived is None else _decode_listing(derived, index.name)
+            if loaded is not None:
+                return ProjectPage(name, index.name, *loaded)
+        if page.body is None:
+            page = self._full_page(index, page, name)
+        files, versions = self._parse_body(index, page, name)
+        digest = page.digest()
+        if digest is not None:  # always, now that the body is there
+            with contextlib.suppress(OSError):  # the listing only saves time
+                listing = _encode_listing(files, versions)
+                self._pages.store_derived(page.url, LISTING_KIND, digest, listing)
+        return ProjectPage(name, index.name, files, versions)
+
+    def _full_page(self, index: _Index, page: CachedPage, name: str) -> CachedPage:
+        """*page* with its body, read from the cache again."""
+        full = self._pages.load(page.url)
+        if full is None or full.status != page.status:  # replaced or removed meanwhile
+            raise IndexError_(
+                f"The cached page of '{name}' from index {index.describe()} changed while "
+                "it was read.",
+                hint="Retry; if it persists, use --refresh.",
+            )
+        return full
+
+    def _parse_body(
+        self, index: _Index, page: CachedPage, name: str
+    ) -> tuple[ProjectFiles, tuple[str, ...]]:
+        body = page.body or b""
         try:
             if page.content_type.endswith("json"):  # v1+json, or a server's plain JSON
-                parsed = parse_json_page(page.body, page.url, index.name)
-                return ProjectPage(name, index.name, parsed.files, parsed.versions)
-            return parse_html_page(page.body, page.url, index.name, name)
-        except (ValueError, KeyError, TypeError) as exc:
+                _name, rows, versions = _json_rows(body, page.url)
+            else:
+                rows, versions = _html_rows(body, page.url), ()
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IndexError_(
                 f"Index {index.describe()} sent an unreadable page for '{name}': {exc}.",
                 hint="Retry with --refresh; if it persists, the index is misbehaving.",
             ) from None
+        return ProjectFiles.from_rows(index.name, rows), versions
 
     def _page(self, index: _Index, url: str, name: str) -> CachedPage:
-        """The page for *url* from the cache when fresh, else from the index."""
-        cached = self._pages.load(url)
+        """The page for *url* from the cache when fresh, else from the index.
+
+        A page served from the cache may come without its body (read only its
+        header); ``_parse_page`` reads the body if it needs it.
+        """
+        cached = self._pages.load(url, body=False)
+        if cached is not None and cached.digest() is None:  # stored without its hash
+            cached = self._pages.load(url)
         if self._offline:
             if cached is None:
                 raise IndexError_(
@@ -696,6 +895,8 @@ class IndexClient:
         now = time.time()
         if cached is not None and not self._refresh and cached.is_fresh(self._page_ttl, now):
             return cached
+        if cached is not None and cached.body is None:  # a 304 answer keeps the stored body
+            cached = self._pages.load(url)
         headers = {"Accept": ACCEPT}
         if cached is not None:
             headers.update(cached.validators())
@@ -927,7 +1128,27 @@ class IndexClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
 
+def _encode_listing(files: ProjectFiles, versions: tuple[str, ...]) -> bytes:
+    return marshal.dumps((versions, files.encode()), _MARSHAL_VERSION)
+
+
+def _decode_listing(data: bytes, index: str) -> tuple[ProjectFiles, tuple[str, ...]] | None:
+    """``_encode_listing``'s input again, or None when *data* is not its output."""
+    try:
+        versions, groups = marshal.loads(data)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if type(versions) is not tuple or not all(type(v) is str for v in versions):
+        return None
+    if type(groups) is not bytes:
+        return None
+    files = ProjectFiles.decode(index, groups)
+    return None if files is None else (files, versions)
+
+
 def _make_http_client(max_workers: int) -> httpx.Client:
+    import ssl
+
     import httpx
 
     # ssl.create_default_context() reads the system trust store (and

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import marshal
 import struct
 import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,8 +17,14 @@ import pytest
 
 from orchestrator import index as index_module
 from orchestrator.errors import HashMismatchError, IndexError_
-from orchestrator.httpcache import CacheControl, PageCache
-from orchestrator.index import IndexClient, parse_html_page, parse_json_page
+from orchestrator.httpcache import CacheControl, CachedPage, PageCache
+from orchestrator.index import (
+    LISTING_KIND,
+    IndexClient,
+    ProjectFiles,
+    parse_html_page,
+    parse_json_page,
+)
 from orchestrator.models import CoreMetadata, DistFile, IndexSpec
 from tests.support.indexserver import IndexServer, ServedFile
 from tests.support.wheels import build_wheel, metadata_text, sha256_of
@@ -53,7 +61,7 @@ def make_client(tmp_path: Path) -> Iterator[MakeClient]:
         client.close()
 
 
-def _by_name(files: tuple[DistFile, ...]) -> dict[str, DistFile]:
+def _by_name(files: Sequence[DistFile]) -> dict[str, DistFile]:
     return {f.filename: f for f in files}
 
 
@@ -387,6 +395,119 @@ def test_page_cache_ignores_corrupt_entries(tmp_path: Path) -> None:
     assert cache.load("https://x/simple/a/") is None
     path.write_bytes(b"\xff garbage")
     assert cache.load("https://x/simple/a/") is None
+
+
+def _listings(cache_dir: Path) -> list[Path]:
+    return sorted((cache_dir / "http-v1").rglob(f"*.{LISTING_KIND}"))
+
+
+def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object) -> None:
+        raise AssertionError("the page was parsed again")
+
+    monkeypatch.setattr(index_module, "_json_rows", fail)
+
+
+def test_a_warm_run_reads_the_derived_listing_and_makes_no_client(
+    server: IndexServer, make_client: MakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.add_wheel("demo", "1.0")
+    server.add_wheel("demo", "2.0", yanked="bad")
+    server.add_sdist("demo", "2.0")
+    first = make_client(server.url).project("demo")
+    assert len(_listings(tmp_path / "cache")) == 1
+
+    _forbid_parsing(monkeypatch)
+
+    def no_client(max_workers: int) -> None:
+        raise AssertionError("an HTTP client was built")
+
+    monkeypatch.setattr(index_module, "_make_http_client", no_client)
+    second = make_client(server.url).project("demo")
+    assert second.files == first.files and list(second.files) == list(first.files)
+    assert second.versions == first.versions == ("1.0", "2.0")
+    assert {f.filename: f.yanked for f in second.files}["demo-2.0-py3-none-any.whl"] == "bad"
+
+
+def test_derived_listing_follows_the_page(
+    server: IndexServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    server.add_wheel("demo", "1.0")
+    make_client(server.url).files("demo")
+    server.add_wheel("demo", "2.0")
+    files = make_client(server.url, page_ttl=0).files("demo")  # a new page body
+    assert sorted(f.filename for f in files) == [
+        "demo-1.0-py3-none-any.whl",
+        "demo-2.0-py3-none-any.whl",
+    ]
+    assert len(_listings(tmp_path / "cache")) == 1  # replaced, not added
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-10],  # truncated
+        lambda data: data[:-1] + bytes([data[-1] ^ 1]),  # a flipped bit
+        lambda data: b"garbage",
+        lambda data: data.replace(LISTING_KIND.encode(), b"files-v0"),  # another format
+    ],
+)
+def test_damaged_derived_listing_is_ignored_and_rewritten(
+    server: IndexServer,
+    make_client: MakeClient,
+    tmp_path: Path,
+    damage: Callable[[bytes], bytes],
+) -> None:
+    server.add_wheel("demo", "1.0")
+    expected = list(make_client(server.url).files("demo"))
+    (listing,) = _listings(tmp_path / "cache")
+    good = listing.read_bytes()
+    listing.write_bytes(damage(good))
+
+    assert list(make_client(server.url).files("demo")) == expected
+    assert listing.read_bytes() == good
+
+
+def test_derived_listing_with_valid_checksum_but_wrong_shape_is_ignored(tmp_path: Path) -> None:
+    cache = PageCache(tmp_path)
+    url, digest = "https://x/simple/a/", "ab" * 32
+    cache.store_derived(url, LISTING_KIND, digest, b"\x00not marshal")
+    assert cache.load_derived(url, LISTING_KIND, digest) == b"\x00not marshal"
+    assert cache.load_derived(url, LISTING_KIND, "cd" * 32) is None  # another page body
+    assert index_module._decode_listing(b"\x00not marshal", "main") is None
+    assert index_module._decode_listing(marshal.dumps(((), b"")), "main") is None
+    assert index_module._decode_listing(marshal.dumps((("1.0",), 5)), "main") is None
+
+
+def test_page_cache_reads_only_the_header_when_asked(tmp_path: Path) -> None:
+    cache = PageCache(tmp_path)
+    page = CachedPage("https://x/simple/a/", 200, "application/json", b"{}", fetched_at=1.0)
+    cache.store(page)
+    head = cache.load(page.url, body=False)
+    assert head is not None and head.body is None
+    assert head.digest() == hashlib.sha256(b"{}").hexdigest()
+    with pytest.raises(ValueError):
+        cache.store(head)
+    cache.path_for(page.url).write_bytes(cache.path_for(page.url).read_bytes() + b"more")
+    assert cache.load(page.url, body=False) is None  # the size no longer matches
+
+
+def test_project_files_group_by_version_text() -> None:
+    rows = [
+        ("a-1.0-py3-none-any.whl", "https://x/1", None, None, None, None, None, None, False),
+        ("a-2.0.tar.gz", "https://x/2", "ab", 3, ">=3.8", "", None, None, True),
+        ("a-1.0.tar.gz", "https://x/3", None, None, None, None, None, None, False),
+        ("README", "https://x/4", None, None, None, None, None, None, False),
+    ]
+    files = ProjectFiles.from_rows("main", rows)
+    assert list(files.version_texts()) == ["1.0", "2.0", ""]
+    assert [f.url for f in files.files_of("1.0")] == ["https://x/1", "https://x/3"]
+    assert files.files_of("2.0") == (
+        DistFile("a-2.0.tar.gz", "https://x/2", "main", "ab", 3, ">=3.8", "", None, None, True),
+    )
+    again = ProjectFiles.decode("main", files.encode())
+    assert again is not None and again == files and len(again) == 4
+    assert again[-1].filename == "README"
 
 
 def test_cache_control_parse() -> None:

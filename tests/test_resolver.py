@@ -7,14 +7,19 @@ from typing import Any
 
 import pytest
 from packaging.markers import Marker
+from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
+from packaging.version import Version
 
 import orchestrator.resolver as resolver
 from orchestrator.errors import ResolutionError
-from orchestrator.models import Member, MemberOptions, Target
-from orchestrator.resolver import Resolution, resolve
+from orchestrator.index import version_text
+from orchestrator.models import DistFile, Member, MemberOptions, Target
+from orchestrator.resolver import Catalog, Resolution, resolve
+from orchestrator.resolver.catalog import group_releases
 from orchestrator.resolver.environment import TargetEnvironment, manylinux_platforms
 from orchestrator.resolver.merge import targets_marker
+from orchestrator.resolver.provider import Provider, Requirement
 from tests.support.memfinder import MemoryFinder, to_pep508
 
 AMD64 = Target("3.11", "linux/amd64")
@@ -177,3 +182,115 @@ def test_old_style_requirements_become_pep508() -> None:
     assert to_pep508("pytest (>=4.0.2) ; extra == 'test'") == "pytest>=4.0.2; extra == 'test'"
     assert to_pep508("dask[array] (>=2.0)") == "dask[array]>=2.0"
     assert to_pep508("six") == "six"
+
+
+# -- the shared, lazy catalog ------------------------------------------------------------
+
+
+class GroupedMemoryFinder(MemoryFinder):
+    """Answers ``files`` with a ``GroupedFiles`` listing that records which groups are read."""
+
+    def __init__(self, projects: Any) -> None:
+        super().__init__(projects)
+        self.groups_read: list[str] = []
+
+    def files(self, name: str) -> Any:
+        return _RecordingListing(super().files(name), self.groups_read)
+
+
+class _RecordingListing:
+    def __init__(self, files: Any, record: list[str]) -> None:
+        self._groups: dict[str, list[DistFile]] = {}
+        for file in files:
+            self._groups.setdefault(version_text(file.filename), []).append(file)
+        self._record = record
+
+    def version_texts(self) -> Any:
+        return self._groups
+
+    def files_of(self, text: str) -> list[DistFile]:
+        self._record.append(text)
+        return self._groups.get(text, [])
+
+
+def test_one_catalog_lists_each_project_once_for_every_member() -> None:
+    finder = MemoryFinder({"a": {"1.0": {"dependencies": ["b"]}}, "b": {"1.0": {}}})
+    catalog = Catalog(finder)
+    for app in (member("a"), member("a", "b", name="other")):
+        resolve(app, {}, [AMD64, ARM64], finder, catalog=catalog)
+    assert sorted(finder.files_calls) == ["a", "b"]
+    assert sorted(finder.metadata_calls) == ["a-1.0-py3-none-any.whl", "b-1.0-py3-none-any.whl"]
+
+
+def test_only_the_releases_looked_at_are_read() -> None:
+    finder = GroupedMemoryFinder({"big": {f"1.{i}": {} for i in range(50)}})
+    assert versions(resolve(member("big"), {}, [AMD64], finder)) == {"big": "1.49"}
+    # the chosen release, plus the few whose metadata is prefetched
+    assert finder.groups_read == ["1.49", "1.48", "1.47", "1.46"]
+
+
+def test_equal_versions_spelled_differently_are_one_release() -> None:
+    files = [
+        DistFile("a-1.0-py3-none-any.whl", "https://x/1", "x"),
+        DistFile("a-1.0.0.tar.gz", "https://x/2", "x"),
+        DistFile("a-0.9-py3-none-any.whl", "https://x/3", "x"),
+    ]
+    releases = group_releases(files)
+    assert [str(r.version) for r in releases] == ["1.0", "0.9"]
+    assert [f.file.filename for f in releases[0].files] == [
+        "a-1.0-py3-none-any.whl",
+        "a-1.0.0.tar.gz",
+    ]
+    assert releases[0].files[0].tags == frozenset({Tag("py3", "none", "any")})
+
+
+def test_unparsable_filenames_are_skipped() -> None:
+    names = [
+        "a-1.0-py3-none-any.whl",
+        "a-1.0-x-py3-none-any.whl",  # the build tag must start with a digit
+        "a__b-1.0-py3-none-any.whl",  # not a valid wheel name
+        "a-1.0-py3-none.whl",  # too few parts
+        "a-notaversion.tar.gz",
+        "a-1.0.win32.exe",
+        "a-1.0-py2.7.egg",
+    ]
+    releases = group_releases([DistFile(n, f"https://x/{n}", "x") for n in names])
+    assert [(str(r.version), [f.file.filename for f in r.files]) for r in releases] == [
+        ("1.0", ["a-1.0-py3-none-any.whl"])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("pkg-1.0-py3-none-any.whl", "1.0"),
+        ("pkg-2.0rc1-1-cp311-cp311-manylinux_2_17_x86_64.whl", "2.0rc1"),
+        ("pkg-1.0.post1.tar.gz", "1.0.post1"),
+        ("my-pkg-3.zip", "3"),
+        ("pkg-1.0-py3-none.whl", ""),
+        ("pkg-1.0.tar.bz2", ""),
+    ],
+)
+def test_version_text_splits_where_packaging_does(filename: str, expected: str) -> None:
+    assert version_text(filename) == expected
+
+
+def test_candidates_prerelease_and_pin_rules() -> None:
+    finder = MemoryFinder(
+        {"a": {"1.0": {}, "2.0b1": {}, "1.1": {}}, "p": {"1.0a1": {}, "1.0a2": {}}}
+    )
+    env = TargetEnvironment.for_target(AMD64)
+
+    def found(name: str, pin: str | None = None, excluded: tuple[str, ...] = ()) -> list[str]:
+        preferred = {name: Version(pin)} if pin else {}
+        provider = Provider(env, Catalog(finder), {}, preferred=preferred, allow_prerelease=())
+        wanted = [Requirement(name, SpecifierSet(), name)]
+        out = provider.candidates(name, None, wanted, {Version(v) for v in excluded})
+        return [str(c.version) for c in out]
+
+    assert found("a") == ["1.1", "1.0"]  # no pre-release while a final release fits
+    assert found("a", pin="1.0") == ["1.0", "1.1"]
+    assert found("a", pin="2.0b1") == ["1.1", "1.0"]  # a pinned pre-release is no exception
+    assert found("a", excluded=("1.1", "1.0")) == []  # excluded finals bring none back
+    assert found("p") == ["1.0a2", "1.0a1"]  # only pre-releases: use them
+    assert found("p", pin="1.0a1") == ["1.0a1", "1.0a2"]

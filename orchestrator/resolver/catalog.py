@@ -29,6 +29,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from orchestrator.errors import IndexError_
+from orchestrator.index import version_text
 from orchestrator.models import CoreMetadata, DistFile
 
 
@@ -186,21 +187,6 @@ class _ListedFiles:
 
     def files_of(self, version_text: str) -> Sequence[DistFile]:
         return self._groups.get(version_text, ())
-
-
-def version_text(filename: str) -> str:
-    """The version part of a wheel or sdist filename as written, "" when there is none.
-
-    Splits exactly where ``parse_wheel_filename``/``parse_sdist_filename`` do;
-    the name is validated when the release's files are read.
-    """
-    if filename.endswith(".whl"):
-        stem = filename[:-4]
-        return stem.split("-", 2)[1] if stem.count("-") in (4, 5) else ""
-    for suffix in (".tar.gz", ".zip"):
-        if filename.endswith(suffix):
-            return filename[: -len(suffix)].rpartition("-")[2]
-    return ""
 
 
 def _release_files(version: Version, files: Iterable[DistFile]) -> tuple[ReleaseFile, ...]:

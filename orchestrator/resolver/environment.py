@@ -68,6 +68,11 @@ class TargetEnvironment:
 
     @classmethod
     def for_target(cls, target: Target) -> TargetEnvironment:
+        """The environment of *target* (built once per target and process)."""
+        return _environment(target)
+
+    @classmethod
+    def _build(cls, target: Target) -> TargetEnvironment:
         machine = MACHINES.get(target.platform)
         if machine is None:
             raise ResolutionError(
@@ -109,6 +114,13 @@ class TargetEnvironment:
         """Rank of the best of *tags* on this target, None when none fits."""
         ranks = [self.tag_ranks[tag] for tag in tags if tag in self.tag_ranks]
         return min(ranks) if ranks else None
+
+
+# Every member's resolution, and lock selection, needs the same few targets;
+# their tag lists take thousands of Tag objects to build.
+@lru_cache(maxsize=64)
+def _environment(target: Target) -> TargetEnvironment:
+    return TargetEnvironment._build(target)
 
 
 # A run asks about the same few Requires-Python strings thousands of times

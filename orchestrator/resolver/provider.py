@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import islice
 
 from packaging.requirements import InvalidRequirement
@@ -115,7 +116,7 @@ def parse_requirements(
     for a direct URL reference, which the resolver does not support.
     """
     for text in texts:
-        parsed = Pep508(text)
+        parsed = _parse_pep508(text)
         if parsed.url:
             raise ValueError(f"direct URL references are not supported: {text!r}")
         if not env.evaluate(parsed.marker, extra):
@@ -123,6 +124,10 @@ def parse_requirements(
         if only_extra and env.evaluate(parsed.marker, ""):
             continue
         yield from split_extras(parsed, text)
+
+
+# Members and targets share most dependencies; a parse is never modified.
+_parse_pep508 = lru_cache(maxsize=4096)(Pep508)
 
 
 def split_extras(parsed: Pep508, text: str) -> Iterator[Requirement]:
