@@ -487,6 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         source = args.workspace.resolve()
+        if args.orchestrator_rev:  # pin it now: others may commit while the benchmark runs
+            args.orchestrator_rev = subprocess.run(
+                ["git", "-C", str(REPO_ROOT), "rev-parse", "--verify",
+                 args.orchestrator_rev + "^{commit}"],
+                capture_output=True, text=True, check=True).stdout.strip()
         tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools,
                            args.orchestrator_rev)
         for tool in tools:
