@@ -45,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, overload
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from packaging.utils import InvalidWheelFilename, canonicalize_version, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from orchestrator.errors import HashMismatchError, IndexError_
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache, atomic_write
@@ -96,7 +97,7 @@ _Row = tuple[str, str, str | None, int | None, str | None, str | None, str | Non
              bool]
 # What IndexClient derives from a page and keeps beside it in the page cache;
 # bump the suffix when the encoding changes.
-LISTING_KIND = "files-v1"
+LISTING_KIND = "files-v2"
 _MARSHAL_VERSION = 4  # fixed, so every Python 3 that shares the cache reads it
 
 
@@ -119,8 +120,34 @@ def version_text(filename: str) -> str:
     return ""
 
 
+def group_by_version(items: Iterable[T], filename: Callable[[T], str]) -> dict[str, list[T]]:
+    """*items* grouped by the version their filenames carry, newest first.
+
+    A group is keyed by the version as its first file spells it ("1.0" and
+    "1.0.0" are one group); items whose names carry no valid version come
+    last, under "".
+    """
+    by_text: dict[str, list[T]] = {}
+    for item in items:
+        by_text.setdefault(version_text(filename(item)), []).append(item)
+    by_version: dict[Version, tuple[str, list[T]]] = {}
+    invalid: list[T] = []
+    for text, group in by_text.items():
+        try:
+            version = Version(text)
+        except InvalidVersion:
+            invalid.extend(group)
+            continue
+        by_version.setdefault(version, (text, []))[1].extend(group)
+    newest_first = sorted(by_version.items(), key=lambda item: item[0], reverse=True)
+    groups = {text: group for _version, (text, group) in newest_first}
+    if invalid:
+        groups[""] = invalid
+    return groups
+
+
 class ProjectFiles(Sequence[DistFile]):
-    """A project's files grouped by the version text of their names; DistFiles built on use.
+    """A project's files grouped by version, newest first; DistFiles built on use.
 
     Big projects list tens of thousands of files (pydantic-core about 15,000)
     and a lock reads one or two releases of each, so the resolver asks for
@@ -139,13 +166,13 @@ class ProjectFiles(Sequence[DistFile]):
 
     @classmethod
     def from_rows(cls, index: str, rows: Iterable[_Row]) -> ProjectFiles:
-        groups: dict[str, list[_Row]] = {}
-        for row in rows:
-            groups.setdefault(version_text(row[0]), []).append(row)
-        return cls(index, groups)
+        # Sorted here, once per page body, so that a warm run parses only the
+        # versions the resolver looks at.
+        return cls(index, group_by_version(rows, lambda row: row[0]))
 
     def version_texts(self) -> Iterable[str]:
-        return self._groups.keys()
+        """Each release's version text, newest first (see ``group_by_version``)."""
+        return [text for text in self._groups if text]
 
     def files_of(self, version_text: str) -> tuple[DistFile, ...]:
         built = self._built.get(version_text)

@@ -492,16 +492,17 @@ def test_page_cache_reads_only_the_header_when_asked(tmp_path: Path) -> None:
     assert cache.load(page.url, body=False) is None  # the size no longer matches
 
 
-def test_project_files_group_by_version_text() -> None:
+def test_project_files_group_by_version_newest_first() -> None:
     rows = [
         ("a-1.0-py3-none-any.whl", "https://x/1", None, None, None, None, None, None, False),
         ("a-2.0.tar.gz", "https://x/2", "ab", 3, ">=3.8", "", None, None, True),
-        ("a-1.0.tar.gz", "https://x/3", None, None, None, None, None, None, False),
+        ("a-1.0.0.tar.gz", "https://x/3", None, None, None, None, None, None, False),
         ("README", "https://x/4", None, None, None, None, None, None, False),
     ]
     files = ProjectFiles.from_rows("main", rows)
-    assert list(files.version_texts()) == ["1.0", "2.0", ""]
+    assert list(files.version_texts()) == ["2.0", "1.0"]  # newest first, valid versions only
     assert [f.url for f in files.files_of("1.0")] == ["https://x/1", "https://x/3"]
+    assert [f.url for f in files.files_of("")] == ["https://x/4"]
     assert files.files_of("2.0") == (
         DistFile("a-2.0.tar.gz", "https://x/2", "main", "ab", 3, ">=3.8", "", None, None, True),
     )

@@ -13,7 +13,7 @@ from packaging.version import Version
 
 import orchestrator.resolver as resolver
 from orchestrator.errors import ResolutionError
-from orchestrator.index import version_text
+from orchestrator.index import group_by_version, version_text
 from orchestrator.models import DistFile, Member, MemberOptions, Target
 from orchestrator.resolver import Catalog, Resolution, resolve
 from orchestrator.resolver.catalog import group_releases
@@ -200,13 +200,11 @@ class GroupedMemoryFinder(MemoryFinder):
 
 class _RecordingListing:
     def __init__(self, files: Any, record: list[str]) -> None:
-        self._groups: dict[str, list[DistFile]] = {}
-        for file in files:
-            self._groups.setdefault(version_text(file.filename), []).append(file)
+        self._groups = group_by_version(files, lambda f: f.filename)
         self._record = record
 
     def version_texts(self) -> Any:
-        return self._groups
+        return [text for text in self._groups if text]
 
     def files_of(self, text: str) -> list[DistFile]:
         self._record.append(text)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 from typing import Protocol, runtime_checkable
 
 from packaging.tags import Tag
@@ -29,7 +28,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from orchestrator.errors import IndexError_
-from orchestrator.index import version_text
+from orchestrator.index import group_by_version
 from orchestrator.models import CoreMetadata, DistFile
 
 
@@ -57,9 +56,10 @@ class PackageFinder(Protocol):
 class GroupedFiles(Protocol):
     """A file listing that knows which files share a version (``IndexClient``'s do).
 
-    The key is the version exactly as the filenames spell it (the part
-    ``parse_wheel_filename``/``parse_sdist_filename`` would read), "" for files
-    whose names have no such part.
+    ``version_texts`` names each release once, newest first, by the version
+    as its filenames spell it (the part ``parse_wheel_filename`` and
+    ``parse_sdist_filename`` read; "1.0" and "1.0.0" are one release), and
+    leaves out files whose names carry no valid version.
     """
 
     def version_texts(self) -> Iterable[str]: ...
@@ -82,30 +82,43 @@ class ReleaseFile:
 class Release:
     """All files the index lists for one version of a project.
 
-    Not a dataclass: ``files`` is filled on first use (see the module
-    docstring). Two threads may both fill it; they compute the same tuple.
+    Not a dataclass: ``version`` is parsed and ``files`` read on first use
+    (see the module docstring); a project's releases come newest first from
+    its listing, and the resolver rarely looks past the first few. Two
+    threads may both fill a field; they compute equal values.
     """
 
-    __slots__ = ("_files", "_load", "version")
+    __slots__ = ("_files", "_load", "_text", "_version")
 
-    def __init__(self, version: Version, load: Callable[[], Iterable[DistFile]]) -> None:
-        self.version = version
-        self._load: Callable[[], Iterable[DistFile]] | None = load
+    def __init__(self, text: str, load: Callable[[], Iterable[DistFile]]) -> None:
+        self._text = text
+        self._load = load
+        self._version: Version | None = None
         self._files: tuple[ReleaseFile, ...] | None = None
+
+    @property
+    def version(self) -> Version:
+        version = self._version
+        if version is None:
+            try:
+                version = self._version = Version(self._text)
+            except InvalidVersion:  # a listing promises valid versions; a damaged cache breaks it
+                raise IndexError_(
+                    f"A cached index listing names the invalid version {self._text!r}.",
+                    hint="Delete the http-v1 directory in the orchestrator cache and retry.",
+                ) from None
+        return version
 
     @property
     def files(self) -> tuple[ReleaseFile, ...]:
         """The release's files whose names parse to this version, in index order."""
         files = self._files
         if files is None:
-            load = self._load
-            assert load is not None  # only cleared after _files is set
-            files = self._files = _release_files(self.version, load())
-            self._load = None  # let the listing go once every release it feeds is read
+            files = self._files = _release_files(self.version, self._load())
         return files
 
     def __repr__(self) -> str:
-        return f"Release({self.version})"
+        return f"Release({self._text})"
 
 
 class Catalog:
@@ -149,41 +162,21 @@ class Catalog:
 def group_releases(files: Sequence[DistFile]) -> tuple[Release, ...]:
     """Group files by version, newest first; unparsable names are skipped, as pip does."""
     listing = files if isinstance(files, GroupedFiles) else _ListedFiles(files)
-    texts_by_version: dict[Version, list[str]] = {}
-    for text in listing.version_texts():
-        version = _version(text)
-        if version is not None:  # "1.0" and "1.0.0" are one release
-            texts_by_version.setdefault(version, []).append(text)
-    return tuple(
-        Release(version, _loader(listing, texts_by_version[version]))
-        for version in sorted(texts_by_version, reverse=True)
-    )
+    return tuple(Release(text, _loader(listing, text)) for text in listing.version_texts())
 
 
-def _loader(listing: GroupedFiles, texts: list[str]) -> Callable[[], Iterable[DistFile]]:
-    if len(texts) == 1:
-        text = texts[0]
-        return lambda: listing.files_of(text)
-    return lambda: chain.from_iterable(listing.files_of(text) for text in texts)
-
-
-def _version(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
+def _loader(listing: GroupedFiles, text: str) -> Callable[[], Iterable[DistFile]]:
+    return lambda: listing.files_of(text)
 
 
 class _ListedFiles:
     """``GroupedFiles`` over a plain sequence (finders that do not group)."""
 
     def __init__(self, files: Iterable[DistFile]) -> None:
-        self._groups: dict[str, list[DistFile]] = {}
-        for file in files:
-            self._groups.setdefault(version_text(file.filename), []).append(file)
+        self._groups = group_by_version(files, lambda f: f.filename)
 
     def version_texts(self) -> Iterable[str]:
-        return self._groups
+        return [text for text in self._groups if text]
 
     def files_of(self, version_text: str) -> Sequence[DistFile]:
         return self._groups.get(version_text, ())
