@@ -187,14 +187,15 @@ class PageCache:
         the page, or when it is damaged (its size or CRC-32 does not match).
         """
         try:
-            raw = self.derived_path(url, kind).read_bytes()
+            with self.derived_path(url, kind).open("rb") as handle:
+                header_line = handle.readline()  # no copy of the (megabytes of) data
+                data = handle.read()
         except OSError:
             return None
-        header_line, sep, data = raw.partition(b"\n")
         try:
             header = json.loads(header_line)
             intact = (
-                sep
+                header_line.endswith(b"\n")
                 and header["url"] == url
                 and header["kind"] == kind
                 and header["page_sha256"] == page_sha256

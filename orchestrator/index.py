@@ -97,7 +97,7 @@ _Row = tuple[str, str, str | None, int | None, str | None, str | None, str | Non
              bool]
 # What IndexClient derives from a page and keeps beside it in the page cache;
 # bump the suffix when the encoding changes.
-LISTING_KIND = "files-v2"
+LISTING_KIND = "files-v3"
 _MARSHAL_VERSION = 4  # fixed, so every Python 3 that shares the cache reads it
 
 
@@ -183,21 +183,19 @@ class ProjectFiles(Sequence[DistFile]):
             built = self._built[version_text] = tuple(_dist_file(r, self._index) for r in rows)
         return built
 
-    def encode(self) -> bytes:
-        """The groups as marshal data (each group separately, so loading can stay lazy)."""
-        groups = tuple(
+    def encoded_groups(self) -> tuple[tuple[str, bytes], ...]:
+        """(version text, marshal data of its rows) per group, for the page cache.
+
+        Each group is encoded on its own, so that loading can stay lazy.
+        """
+        return tuple(
             (text, r if isinstance(r, bytes) else marshal.dumps(tuple(r), _MARSHAL_VERSION))
             for text, r in self._groups.items()
         )
-        return marshal.dumps(groups, _MARSHAL_VERSION)
 
     @classmethod
-    def decode(cls, index: str, data: bytes) -> ProjectFiles | None:
-        """Files from ``encode()``'s output, or None when *data* is not in that shape."""
-        try:
-            groups = marshal.loads(data)
-        except (ValueError, EOFError, TypeError):
-            return None
+    def from_encoded(cls, index: str, groups: object) -> ProjectFiles | None:
+        """Files from ``encoded_groups()``'s output, or None when *groups* is not in that shape."""
         if type(groups) is not tuple or not all(
             type(g) is tuple and len(g) == 2 and type(g[0]) is str and type(g[1]) is bytes
             for g in groups
@@ -234,9 +232,15 @@ class ProjectFiles(Sequence[DistFile]):
 
 
 def _decode_rows(data: bytes) -> tuple[_Row, ...]:
-    """One group of a cached listing. The listing's CRC-32 was checked on load; a
-    shape error here is a bug or a tampered cache, and names what to delete."""
-    rows = marshal.loads(data)
+    """One group's rows from a cached listing.
+
+    The listing's CRC-32 was checked when it was loaded, so a shape error here
+    means a bug or a tampered cache; the error says what to delete.
+    """
+    try:
+        rows = marshal.loads(data)
+    except (ValueError, EOFError, TypeError):
+        rows = None
     if type(rows) is not tuple or not all(type(r) is tuple and len(r) == 9 for r in rows):
         raise IndexError_(
             "A cached index listing is damaged.",
@@ -1156,7 +1160,7 @@ class IndexClient:
 
 
 def _encode_listing(files: ProjectFiles, versions: tuple[str, ...]) -> bytes:
-    return marshal.dumps((versions, files.encode()), _MARSHAL_VERSION)
+    return marshal.dumps((versions, files.encoded_groups()), _MARSHAL_VERSION)
 
 
 def _decode_listing(data: bytes, index: str) -> tuple[ProjectFiles, tuple[str, ...]] | None:
@@ -1167,9 +1171,7 @@ def _decode_listing(data: bytes, index: str) -> tuple[ProjectFiles, tuple[str, .
         return None
     if type(versions) is not tuple or not all(type(v) is str for v in versions):
         return None
-    if type(groups) is not bytes:
-        return None
-    files = ProjectFiles.decode(index, groups)
+    files = ProjectFiles.from_encoded(index, groups)
     return None if files is None else (files, versions)
 
 

@@ -477,6 +477,19 @@ def test_derived_listing_with_valid_checksum_but_wrong_shape_is_ignored(tmp_path
     assert index_module._decode_listing(b"\x00not marshal", "main") is None
     assert index_module._decode_listing(marshal.dumps(((), b"")), "main") is None
     assert index_module._decode_listing(marshal.dumps((("1.0",), 5)), "main") is None
+    assert index_module._decode_listing(marshal.dumps(((), (("1.0", "x"),))), "main") is None
+    assert index_module._decode_listing(marshal.dumps(((), (("1.0", b""),))), "main") is not None
+
+
+def test_a_damaged_group_behind_a_valid_checksum_names_what_to_delete() -> None:
+    files = ProjectFiles.from_encoded("main", (("1.0", b"\x00not marshal"),))
+    assert files is not None and list(files.version_texts()) == ["1.0"]
+    with pytest.raises(IndexError_) as caught:
+        files.files_of("1.0")
+    assert str(caught.value) == (
+        "A cached index listing is damaged.\n"
+        "hint: Delete the http-v1 directory in the orchestrator cache and retry."
+    )
 
 
 def test_page_cache_reads_only_the_header_when_asked(tmp_path: Path) -> None:
@@ -506,7 +519,7 @@ def test_project_files_group_by_version_newest_first() -> None:
     assert files.files_of("2.0") == (
         DistFile("a-2.0.tar.gz", "https://x/2", "main", "ab", 3, ">=3.8", "", None, None, True),
     )
-    again = ProjectFiles.decode("main", files.encode())
+    again = ProjectFiles.from_encoded("main", files.encoded_groups())
     assert again is not None and again == files and len(again) == 4
     assert again[-1].filename == "README"
 
