@@ -475,19 +475,37 @@ class MemberBuilder:
     def __init__(self, sdists: SdistBuilder) -> None:
         self.sdists = sdists
 
-    def build(self, member_dir: Path, out_dir: Path, target: Target) -> Path:
-        """Build the member's wheel into *out_dir* and return its path."""
+    def build(self, member_dir: Path, target: Target) -> tuple[Path, str]:
+        """The member's wheel (path in the wheel cache, sha256), built unless cached.
+
+        Built wheels are remembered under ``members-v1/<source digest>/`` so a
+        member whose files did not change is not built again.
+        """
+        digest = hashlib.sha256()
+        source_digest(member_dir, digest)
+        digest.update(f"\0{target.key}".encode())
+        record = self.sdists.cache.root / "members-v1" / f"{digest.hexdigest()}.json"
+        try:
+            data = json.loads(record.read_text("utf-8"))
+            cached = self.sdists.cache.get(DistFile(data["filename"], "", "built",
+                                                    sha256=data["sha256"]))
+            if cached is not None:
+                return cached, str(data["sha256"])
+        except (OSError, ValueError, KeyError):
+            pass
+        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            wheel = self._build(member_dir, Path(tmp), target)
+            path, sha = self.sdists.cache.add(wheel)
+        _write_atomic(record, json.dumps({"filename": path.name, "sha256": sha}).encode())
+        return path, sha
+
+    def _build(self, member_dir: Path, tmp: Path, target: Target) -> Path:
         backend, _paths, requires = _build_system(member_dir, member_dir)
         python = self.sdists._interpreter(target)
         env = self._environment(member_dir, python, backend, requires, target)
-        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
-            session = _BuildSession(self.sdists, member_dir, Path(tmp), target,
-                                    source=member_dir, python=env)
-            wheel = session.build_wheel()
-            out_dir.mkdir(parents=True, exist_ok=True)
-            final = out_dir / wheel.name
-            shutil.move(wheel, final)
-        return final
+        session = _BuildSession(self.sdists, member_dir, tmp, target, source=member_dir,
+                                python=env)
+        return session.build_wheel()
 
     def _environment(self, member_dir: Path, python: Path, backend: str,
                      requires: Sequence[str], target: Target) -> Path:
@@ -514,3 +532,21 @@ class MemberBuilder:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return env / "bin" / "python"
+
+
+# Directories that never hold a member's sources: environments, caches, build output.
+SKIP_DIRS = frozenset({".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+                       ".git", "build", "dist", ".tox", ".nox"})
+
+
+def source_digest(root: Path, into: Any) -> None:
+    """Feed every source file under *root* (path and content) into the hash *into*."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS
+                             and not d.endswith(".egg-info"))
+        for name in sorted(filenames):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = Path(dirpath) / name
+            into.update(path.relative_to(root).as_posix().encode() + b"\0")
+            into.update(hashlib.sha256(path.read_bytes()).digest())

@@ -36,8 +36,6 @@ FINGERPRINT_LABEL = f"{LABEL_PREFIX}.fingerprint"
 SERVICE_LABEL = f"{LABEL_PREFIX}.service"
 # Bump when the image recipe changes in a way the fingerprint inputs do not show.
 RECIPE_VERSION = 1
-_SKIP_DIRS = {".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git",
-              "build", "dist", ".tox", ".nox"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +108,6 @@ def templates(workspace: Workspace) -> Path:
     return templates_dir(workspace) / "docker"
 
 
-def _tree_digest(root: Path, into: Any) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS
-                             and not d.endswith(".egg-info"))
-        for name in sorted(filenames):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = Path(dirpath) / name
-            into.update(path.relative_to(root).as_posix().encode() + b"\0")
-            into.update(hashlib.sha256(path.read_bytes()).digest())
-
-
 def fingerprint(workspace: Workspace, service: Member, base: str, base_id: str | None,
                 target: Target, options: Mapping[str, Any]) -> str:
     """Every input of the image, hashed: lock, sources, templates, base, options.
@@ -129,14 +115,16 @@ def fingerprint(workspace: Workspace, service: Member, base: str, base_id: str |
     Cheap by design (no wheel is built): `build` compares it with the label of
     an existing image to skip services whose inputs did not change.
     """
+    from orchestrator.build import source_digest
+
     digest = hashlib.sha256()
     digest.update(json.dumps({"recipe": RECIPE_VERSION, "base": base, "base_id": base_id,
                               "target": [target.python, target.platform],
                               "options": dict(options)}, sort_keys=True).encode())
     for member in [service, *runtime_members(workspace, service, target)]:
         digest.update(f"member:{member.name}\0".encode())
-        _tree_digest(member.path, digest)
-    _tree_digest(templates(workspace), digest)
+        source_digest(member.path, digest)
+    source_digest(templates(workspace), digest)
     return "sha256:" + digest.hexdigest()
 
 
@@ -160,17 +148,15 @@ def third_party_wheels(workspace: Workspace, service: Member, target: Target,
     return [Wheel(w.name, w.version, w.sha256, w.wheel) for w in wanted if w.wheel is not None]
 
 
-def member_wheels(members: Iterable[Member], target: Target, clients: Any,
-                  out: Path) -> list[Wheel]:
+def member_wheels(members: Iterable[Member], target: Target, clients: Any) -> list[Wheel]:
     """Wheels of workspace members, built reproducibly through their own backends."""
     from orchestrator.build import MemberBuilder
-    from orchestrator.cache import file_sha256
 
     builder = MemberBuilder(clients.builder)
     wheels = []
     for member in members:
-        path = builder.build(member.path, out, target)
-        wheels.append(Wheel(member.name, member.version or "0", file_sha256(path), path))
+        path, sha256 = builder.build(member.path, target)
+        wheels.append(Wheel(member.name, member.version or "0", sha256, path))
     return wheels
 
 
@@ -209,7 +195,7 @@ def render(workspace: Workspace, service: Member, plan: ImagePlan) -> str:
     copy = string.Template((tpl / "copy-layer.tmpl").read_text())
     stages = "".join(stage.substitute(stage=f"layer-{layer.name}", dir=layer.name)
                      for layer in plan.layers)
-    copies = "".join(copy.substitute(stage=f"layer-{layer.name}") for layer in plan.layers)
+    copies = [copy.substitute(stage=f"layer-{layer.name}") for layer in plan.layers]
     env = "".join(f" \\\n    {k}={json.dumps(v)}" for k, v in sorted(service.options.env.items()))
     expose = "".join(f"EXPOSE {p}\n" for p in service.options.ports)
     labels = "LABEL " + " \\\n      ".join(f"{json.dumps(k)}={json.dumps(v)}"
@@ -218,7 +204,8 @@ def render(workspace: Workspace, service: Member, plan: ImagePlan) -> str:
     return main.substitute(
         service=service.name, version=service.version or "0", base=plan.base,
         dep_layers=f"{len(deps)} layer{'s' if len(deps) != 1 else ''}",
-        install_stages=stages, copy_layers=copies.rstrip("\n"), env=env, expose=expose,
+        install_stages=stages, copy_dependency_layers="".join(copies[:-1]).rstrip("\n"),
+        copy_service_layer=copies[-1].rstrip("\n"), env=env, expose=expose,
         command=json.dumps(list(plan.command)), labels=labels,
     )
 
@@ -255,17 +242,15 @@ def write_context(workspace: Workspace, service: Member, context: Path, *, base:
     context.mkdir(parents=True, exist_ok=True)
     if any(context.iterdir()):
         raise BuildError(f"{context} is not empty", hint="pass a new or empty directory")
-    scratch = context / ".wheels"
     deps = third_party_wheels(workspace, service, target, clients)
-    libs = member_wheels(runtime_members(workspace, service, target), target, clients, scratch)
-    own = member_wheels([service], target, clients, scratch)
+    libs = member_wheels(runtime_members(workspace, service, target), target, clients)
+    own = member_wheels([service], target, clients)
     plan = ImagePlan(
         service=service.name, repository=repository, tags=tuple(tags), base=base,
         fingerprint=fingerprint_value, layers=split_layers(deps, libs, own), command=command,
         labels=labels_for(workspace, service, fingerprint_value))
     for layer in plan.layers:
         write_layer(layer, context)
-    shutil.rmtree(scratch)
     (context / "Dockerfile").write_text(render(workspace, service, plan))
     (context / ".dockerignore").write_text("# the context holds only what the image needs\n")
     return plan

@@ -30,7 +30,7 @@ import pytest
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from orchestrator.build import SdistBuilder, host_platform
+from orchestrator.build import MemberBuilder, SdistBuilder, host_platform
 from orchestrator.cache import BUILT, WheelCache
 from orchestrator.errors import BuildError
 from orchestrator.models import CoreMetadata, Target
@@ -298,3 +298,41 @@ def test_built_wheel_installs(tmp_path: Path, builder: SdistBuilder) -> None:
     wanted = WantedDist("usable", "1.0", wheel=built.path, sha256=built.sha256)
     report = sync_venv(venv.path, [wanted], builder.cache)
     assert [c.name for c in report.installed] == ["usable"]
+
+
+# -- workspace members ---------------------------------------------------------------------
+
+
+def write_member(root: Path, name: str, version: str = "1.0") -> Path:
+    """A member directory built by the stand-in flit_core backend."""
+    member = root / name
+    (member / name).mkdir(parents=True, exist_ok=True)
+    (member / name / "__init__.py").write_text(f'"""{name}."""\n')
+    (member / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["flit_core>=3.2,<4"]\nbuild-backend = "flit_core.buildapi"'
+        f'\n\n[project]\nname = "{name}"\nversion = "{version}"\ndescription = "m"\n')
+    (member / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return member
+
+
+def test_member_wheel_is_built_once_until_its_sources_change(
+    tmp_path: Path, builder: SdistBuilder, index: IndexServer
+) -> None:
+    members = MemberBuilder(builder)
+    member = write_member(tmp_path / "ws", "svc")
+
+    path, sha = members.build(member, HOST)
+
+    assert path.name == "svc-1.0-py3-none-any.whl"
+    assert path.is_relative_to(builder.cache.root / "wheels-v1")
+    assert sha == sha256_of(path)
+    requests = index.count()
+    (member / "svc" / "__pycache__").mkdir()  # build debris does not count as a change
+    (member / "svc" / "__pycache__" / "x.pyc").write_bytes(b"")
+    assert members.build(member, HOST) == (path, sha)
+    assert index.count() == requests  # the build environment was kept, nothing fetched
+    (member / "svc" / "extra.py").write_text("X = 1\n")
+    rebuilt, new_sha = members.build(member, HOST)
+    assert new_sha != sha
+    with zipfile.ZipFile(rebuilt) as zf:
+        assert "svc/extra.py" in zf.namelist()
