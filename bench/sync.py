@@ -3,6 +3,7 @@
 Usage (from the repository root):
 
     /work/venv/bin/python bench/sync.py [--fresh 5] [--noop 10] [--cold 1]
+    /work/venv/bin/python bench/sync.py --orchestrator-rev HEAD   # committed orchestrator only
 
 What it does:
 
