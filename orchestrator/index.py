@@ -940,15 +940,17 @@ class IndexClient:
             if response.status_code == 304 and cached is not None:
                 page = cached.revalidated(now, control)
             elif response.status_code in (200, 404):
+                body = response.read() if response.status_code == 200 else b""
                 page = CachedPage(
                     url=url,
                     status=response.status_code,
                     content_type=_content_type(response),
-                    body=response.read() if response.status_code == 200 else b"",
+                    body=body,
                     fetched_at=now,
                     etag=response.headers.get("ETag"),
                     last_modified=response.headers.get("Last-Modified"),
                     cache_control=control,
+                    body_sha256=hashlib.sha256(body).hexdigest(),  # hashed once, not per use
                 )
             else:
                 raise _status_error(index, url, response.status_code)
