@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.metadata import parse_email
 from packaging.utils import parse_wheel_filename
 
+from orchestrator.atomic import write_bytes
 from orchestrator.cache import BUILT, WheelCache, file_sha256
 from orchestrator.errors import BuildError
 from orchestrator.models import CoreMetadata, DistFile, Target
@@ -147,7 +147,7 @@ class SdistBuilder:
                 self._check_target(sdist, wheel, target)
                 built = self._store(wheel, sdist_sha, target)
                 data = _metadata_from_wheel(built.path)
-        _write_atomic(record, data)
+        write_bytes(record, data)
         return _parse_metadata(data, sdist)
 
     # -- cache ------------------------------------------------------------------
@@ -167,7 +167,7 @@ class SdistBuilder:
     def _store(self, wheel: Path, sdist_sha: str, target: Target) -> BuiltWheel:
         path, sha = self.cache.add(wheel)
         record = json.dumps({"filename": wheel.name, "sha256": sha}, sort_keys=True)
-        _write_atomic(self._record(sdist_sha, target), record.encode())
+        write_bytes(self._record(sdist_sha, target), record.encode())
         return BuiltWheel(path, sha, sdist_sha, target)
 
     # -- targets ----------------------------------------------------------------
@@ -434,28 +434,13 @@ def _metadata_from_wheel(wheel: Path) -> bytes:
 
 
 def _parse_metadata(data: bytes, sdist: Path) -> CoreMetadata:
-    raw, _unparsed = parse_email(data)
-    name, version = raw.get("name"), raw.get("version")
-    if not name or not version:
+    meta = CoreMetadata.parse(data)
+    if meta is None:
         raise BuildError(
             f"{sdist.name}: the metadata its build produced has no Name or Version",
             hint="the sdist's build backend is broken; report it to the project",
         )
-    return CoreMetadata(
-        name=name,
-        version=version,
-        requires_dist=tuple(raw.get("requires_dist", [])),
-        requires_python=raw.get("requires_python"),
-        provides_extra=tuple(raw.get("provides_extra", [])),
-    )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    Path(tmp).replace(path)
+    return meta
 
 
 # -- workspace members ---------------------------------------------------------------
@@ -496,7 +481,7 @@ class MemberBuilder:
         with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
             wheel = self._build(member_dir, Path(tmp), target)
             path, sha = self.sdists.cache.add(wheel)
-        _write_atomic(record, json.dumps({"filename": path.name, "sha256": sha}).encode())
+        write_bytes(record, json.dumps({"filename": path.name, "sha256": sha}).encode())
         return path, sha
 
     def _build(self, member_dir: Path, tmp: Path, target: Target) -> Path:

@@ -343,9 +343,9 @@ def update(app: App, members: tuple[str, ...], packages: tuple[str, ...], refres
 def export(app: App, member: str, fmt: str, no_dev: bool, groups: tuple[str, ...],
            no_workspace: bool, output: Path | None) -> None:
     """Export MEMBER's lock as requirements.txt (with hashes) or pylock.toml."""
+    from orchestrator.atomic import write_text
     from orchestrator.export import export as run_export
     from orchestrator.export import selected_groups
-    from orchestrator.lock import write_text_atomic
 
     ws = app.workspace()
     (chosen,) = app.members([member])
@@ -357,7 +357,7 @@ def export(app: App, member: str, fmt: str, no_dev: bool, groups: tuple[str, ...
     if output is None:
         click.echo(text, nl=False)
     else:
-        write_text_atomic(output, text)
+        write_text(output, text)
         app.info(f"wrote {output}")
 
 

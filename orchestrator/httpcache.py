@@ -20,25 +20,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from orchestrator.atomic import write_bytes
+
 PAGES_BUCKET = "http-v1"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write *data* to *path* via a temporary sibling file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +163,7 @@ class PageCache:
             "size": len(page.body),
             "sha256": page.digest(),
         }
-        atomic_write(self.path_for(page.url), json.dumps(header).encode() + b"\n" + page.body)
+        write_bytes(self.path_for(page.url), json.dumps(header).encode() + b"\n" + page.body)
 
     def derived_path(self, url: str, kind: str) -> Path:
         return self.path_for(url).with_suffix(f".{kind}")
@@ -215,4 +203,4 @@ class PageCache:
             "size": len(data),
             "crc32": zlib.crc32(data),
         }
-        atomic_write(self.derived_path(url, kind), json.dumps(header).encode() + b"\n" + data)
+        write_bytes(self.derived_path(url, kind), json.dumps(header).encode() + b"\n" + data)

@@ -47,8 +47,9 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from packaging.utils import InvalidWheelFilename, canonicalize_version, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from orchestrator.atomic import write_bytes
 from orchestrator.errors import HashMismatchError, IndexError_
-from orchestrator.httpcache import CacheControl, CachedPage, PageCache, atomic_write
+from orchestrator.httpcache import CacheControl, CachedPage, PageCache
 from orchestrator.models import CoreMetadata, DistFile, IndexSpec
 from orchestrator.names import normalize
 
@@ -442,23 +443,13 @@ def _html_rows(body: bytes, page_url: str) -> list[_Row]:
 
 def parse_core_metadata(data: bytes, source: str) -> CoreMetadata:
     """The resolver's view of a METADATA/PKG-INFO file; *source* names it in errors."""
-    # Imported here (it pulls in the email package): a warm run reads none.
-    from packaging.metadata import parse_email
-
-    raw, _unparsed = parse_email(data)
-    name, version = raw.get("name"), raw.get("version")
-    if not name or not version:
+    meta = CoreMetadata.parse(data)
+    if meta is None:
         raise IndexError_(
             f"The core metadata of {source} has no Name or Version field.",
             hint="The distribution is malformed; pin another version of it.",
         )
-    return CoreMetadata(
-        name=name,
-        version=version,
-        requires_dist=tuple(raw.get("requires_dist", ())),
-        requires_python=raw.get("requires_python"),
-        provides_extra=tuple(raw.get("provides_extra", ())),
-    )
+    return meta
 
 
 def _check_metadata_matches(meta: CoreMetadata, file: DistFile) -> None:
@@ -978,7 +969,7 @@ class IndexClient:
             _check_metadata_matches(meta, file)
         else:
             meta = self._sdist_core_metadata(index, file)
-        atomic_write(path, _metadata_to_json(meta))
+        write_bytes(path, _metadata_to_json(meta))
         return meta
 
     def _wheel_metadata(self, index: _Index, file: DistFile) -> bytes:

@@ -16,13 +16,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from orchestrator.atomic import write_text
 from orchestrator.errors import LockError
 from orchestrator.models import DistFile, Member, Target, Workspace
 from orchestrator.names import normalize
@@ -363,29 +363,13 @@ def _toml_value(value: Any) -> str:
     raise LockError(f"internal error: cannot write {type(value).__name__} {value!r} to a lock")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write *text* to a temp file beside *path*, then rename it over *path*."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_lock(member: Member, lock: Pylock) -> bool:
     """Write *member*'s pylock.toml; returns False when the bytes were already there."""
     text = render(lock)
     path = member.lockfile
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    write_text_atomic(path, text)
+    write_text(path, text)
     return True
 
 

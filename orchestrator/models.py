@@ -167,3 +167,21 @@ class CoreMetadata:
     requires_dist: tuple[str, ...] = ()
     requires_python: str | None = None
     provides_extra: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, data: bytes) -> CoreMetadata | None:
+        """Read a METADATA/PKG-INFO file; None when it lacks Name or Version."""
+        # Imported here (it pulls in the email package): a warm lock reads none.
+        from packaging.metadata import parse_email
+
+        raw, _unparsed = parse_email(data)
+        name, version = raw.get("name"), raw.get("version")
+        if not name or not version:
+            return None
+        return cls(
+            name=name,
+            version=version,
+            requires_dist=tuple(raw.get("requires_dist", ())),
+            requires_python=raw.get("requires_python"),
+            provides_extra=tuple(raw.get("provides_extra", ())),
+        )

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.atomic import write_text
 from orchestrator.errors import WorkspaceError
-from orchestrator.lock import write_text_atomic
 from orchestrator.names import normalize
 
 MAIN = "project.dependencies"
@@ -40,11 +40,11 @@ class PyprojectEdit:
         return tomlkit.dumps(self.doc)
 
     def save(self) -> None:
-        write_text_atomic(self.path, self.text())
+        write_text(self.path, self.text())
 
     def restore(self) -> None:
         """Put the original bytes back (after a failed lock)."""
-        write_text_atomic(self.path, self.original)
+        write_text(self.path, self.original)
 
     # -- requirements --------------------------------------------------------
 
@@ -269,7 +269,7 @@ def _all_or_nothing(workspace: Any, member: Any, edit: PyprojectEdit) -> Iterato
             if data is None:
                 path.unlink(missing_ok=True)
             elif not path.exists() or path.read_bytes() != data:
-                write_text_atomic(path, data.decode("utf-8"))
+                write_text(path, data.decode("utf-8"))
         raise
 
 

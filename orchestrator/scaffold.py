@@ -8,8 +8,8 @@ import string
 import tempfile
 from pathlib import Path
 
+from orchestrator.atomic import write_text
 from orchestrator.errors import WorkspaceError
-from orchestrator.lock import write_text_atomic
 from orchestrator.models import MemberKind, Workspace
 from orchestrator.names import normalize
 
@@ -92,4 +92,4 @@ def _register(workspace: Workspace, target: Path) -> None:
         prefix = indent.group(0) if indent else "  "
         body = block.group(1).rstrip("\n") + f"\n{prefix}- {rel}\n"
         new = text[: block.start(1)] + body + text[block.end(1):]
-    write_text_atomic(workspace.manifest, new)
+    write_text(workspace.manifest, new)
