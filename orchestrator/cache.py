@@ -5,7 +5,8 @@ Layout under the cache root (other buckets, such as ``http-v1/`` and
 
     wheels-v1/ab/cdef…/<filename>       downloaded files, by their sha256
     wheels-v1/ab/cdef…/.<filename>.ok   verification marker (see below)
-    unpacked-v1/ab/cdef…/               a wheel unpacked, for hardlinked installs
+    unpacked-v1/ab/cdef…/               a wheel unpacked, for hardlinked installs, with
+                                        its placement manifest (installer.MANIFEST)
     built-v1/<sdist sha256>/…           wheels built from sdists (``build.py``)
 
 Every entry is written under a temporary name in its own bucket and renamed
@@ -328,12 +329,13 @@ class WheelCache:
         entry = self.entry_dir(UNPACKED, sha256)
         if entry.is_dir():
             return entry
-        from orchestrator.installer import unpack_wheel  # the wheel format lives there
+        from orchestrator.installer import unpack_wheel, write_manifest  # the wheel format
 
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self._bucket(UNPACKED), prefix=".tmp-"))
         try:
-            unpack_wheel(wheel_path, tmp)
+            # The manifest goes in before the rename, so every entry is born with one.
+            write_manifest(tmp, unpack_wheel(wheel_path, tmp))
             tmp.chmod(0o755)
             try:
                 tmp.rename(entry)

@@ -3,7 +3,10 @@
 The source is a wheel already unpacked by the cache (``WheelCache.unpacked``),
 so an install is mostly hardlinks: files are linked from the unpacked tree into
 the destination scheme, scripts and the dist-info's install-time files are
-written fresh, and RECORD is written last.
+written fresh, and RECORD is written last. Where each file goes (relative to
+the scheme), its RECORD hash and the entry points are worked out once per
+wheel, when it is unpacked, and kept beside the files (``MANIFEST``), so an
+install walks a list instead of the tree and re-reads nothing.
 
 Crash safety: before the first file is placed, the dist-info holds a
 ``ORCHESTRATOR-PENDING`` file listing every path the install will write; it is
@@ -12,9 +15,18 @@ it deletes anything. A dist-info with that file (or without RECORD) is
 *incomplete*, and removing it removes every listed path, so a killed install
 or uninstall is always undone by the next sync.
 
-Hardlinks share inodes with the cache: editing an installed file in place
-edits the cached copy too. Editors normally write a new file and rename it,
-which breaks the link; tools that patch files in place should use a venv
+That protocol is what makes the install-time files safe to write in place
+rather than through a temporary name: every one of them (RECORD included) is
+written while PENDING exists, so a file cut short by a kill belongs to a
+dist-info that is already incomplete and is removed as a whole. PENDING itself
+is one ``write`` of whole lines: a kill can only leave a prefix of it, and a
+reader ignores an unterminated last line (see ``_recorded_paths``).
+
+New files are always created afresh (``O_EXCL``, after unlinking a leftover),
+never opened for writing over an existing path, which could be a hardlink into
+the cache. Hardlinks share inodes with the cache: editing an installed file in
+place edits the cached copy too. Editors normally write a new file and rename
+it, which breaks the link; tools that patch files in place should use a venv
 synced with ``link=False``.
 """
 
@@ -30,6 +42,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +50,7 @@ from configparser import ConfigParser
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from orchestrator.errors import VenvError
 from orchestrator.names import normalize
@@ -44,8 +58,14 @@ from orchestrator.names import normalize
 INSTALLER_NAME = "orchestrator"
 PENDING = "ORCHESTRATOR-PENDING"  # paths in flight while installing/uninstalling
 ORIGIN = "orchestrator.json"  # what was installed: wheel sha256 or editable source
+MANIFEST = ".orchestrator-manifest.json"  # in an unpacked wheel's root, beside its files
+_MANIFEST_FORMAT = 1  # bump when the manifest's meaning changes; old ones are rebuilt
 _DIST_INFO_FILES_WRITTEN_HERE = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", ORIGIN}
 _SCHEME_KEYS = ("purelib", "platlib", "scripts", "headers", "data")
+_MANIFEST_KEYS = (
+    "name", "version", "dist_info", "root_is_purelib", "files", "scripts", "entry_points"
+)
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +112,17 @@ class InstallOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class _WheelInfo:
-    name: str
+class WheelManifest:
+    """Where an unpacked wheel's files go, relative to the scheme; worked out once per wheel."""
+
+    name: str  # as METADATA spells it
     version: str
-    dist_info: str  # directory name inside the wheel
+    dist_info: str  # the .dist-info directory's name
     root_is_purelib: bool
-    record: Mapping[str, tuple[str, str]]  # path -> (hash, size) from the wheel's RECORD
+    # (path in the archive, scheme key, path under that scheme directory, RECORD hash, size)
+    files: tuple[tuple[str, str, str, str, str], ...]
+    scripts: tuple[tuple[str, str], ...]  # <name>.data/scripts: (archive path, path under it)
+    entry_points: tuple[tuple[str, str], ...]  # console and GUI scripts: (name, target)
 
 
 # -- archive paths ----------------------------------------------------------
@@ -123,53 +148,160 @@ def check_archive_path(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
-def unpack_wheel(wheel: Path, dest: Path) -> None:
+def unpack_wheel(wheel: Path, dest: Path) -> list[str]:
     """Extract *wheel* into the empty directory *dest*, rejecting unsafe paths.
 
     Every name is checked before anything is written, so a malicious archive
-    leaves nothing behind but *dest* itself.
+    leaves nothing behind but *dest* itself. Returns the files' paths, relative
+    to *dest* with ``/`` separators.
     """
     with zipfile.ZipFile(wheel) as zf:
         infos = [info for info in zf.infolist() if not info.is_dir()]
         paths = [check_archive_path(info.filename, wheel) for info in infos]
+        if any(p.as_posix() == MANIFEST for p in paths):
+            raise VenvError(
+                f"{wheel.name}: the archive holds {MANIFEST}, a name orchestrator keeps "
+                "for itself; refusing to install it",
+                hint="the file is malformed or malicious; remove it from the lock or the index",
+            )
+        made: set[Path] = set()
         for info, rel in zip(infos, paths, strict=True):
             target = dest.joinpath(*rel.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             with zf.open(info) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
             # The spec asks installers to keep the executable bit set in the archive.
             if (info.external_attr >> 16) & 0o111:
                 target.chmod(0o755)
+    return [p.as_posix() for p in paths]
 
 
-# -- reading an unpacked wheel -----------------------------------------------
+# -- the manifest of an unpacked wheel ------------------------------------------
 
 
-def _read_wheel_info(unpacked: Path) -> _WheelInfo:
-    dist_infos = [p.name for p in unpacked.iterdir() if p.name.endswith(".dist-info")]
+def write_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
+    """Work out and store the manifest of the wheel unpacked at *unpacked*.
+
+    *names* are its files (``unpack_wheel``'s answer). Raises VenvError for a
+    malformed wheel, so a bad one fails when it is unpacked, not halfway
+    through an install.
+    """
+    manifest = _build_manifest(unpacked, names)
+    data = {"format": _MANIFEST_FORMAT, **{k: getattr(manifest, k) for k in _MANIFEST_KEYS}}
+    fd, tmp = tempfile.mkstemp(dir=unpacked, prefix=f".{MANIFEST}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, separators=(",", ":"))
+        os.chmod(tmp, 0o644)
+        # Atomic, so two processes filling in an old entry's manifest both succeed.
+        os.replace(tmp, os.path.join(unpacked, MANIFEST))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return manifest
+
+
+def load_manifest(unpacked: Path) -> WheelManifest:
+    """The manifest of an unpacked wheel, built and stored now if it has none yet."""
+    try:
+        with open(os.path.join(unpacked, MANIFEST), "rb") as f:
+            data = json.loads(f.read())
+        if data.get("format") == _MANIFEST_FORMAT:
+            return _manifest_from_json(data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    # Unpacked before manifests existed (or in an older format): make it now, once.
+    names = []
+    for dirpath, _dirnames, filenames in os.walk(unpacked):
+        rel = os.path.relpath(dirpath, unpacked).replace(os.sep, "/")
+        names += [f if rel == "." else f"{rel}/{f}" for f in filenames]
+    try:
+        return write_manifest(unpacked, names)
+    except OSError:
+        return _build_manifest(unpacked, names)  # a read-only cache: just not stored
+
+
+def _manifest_from_json(data: Mapping[str, Any]) -> WheelManifest:
+    return WheelManifest(
+        name=str(data["name"]),
+        version=str(data["version"]),
+        dist_info=str(data["dist_info"]),
+        root_is_purelib=bool(data["root_is_purelib"]),
+        files=tuple((a, k, s, h, n) for a, k, s, h, n in data["files"]),
+        scripts=tuple((a, s) for a, s in data["scripts"]),
+        entry_points=tuple((n, t) for n, t in data["entry_points"]),
+    )
+
+
+def _build_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
+    files = sorted({n for n in names if n != MANIFEST and not n.startswith(f".{MANIFEST}.")})
+    tops = {n.split("/", 1)[0] for n in files if "/" in n}
+    dist_infos = sorted(t for t in tops if t.endswith(".dist-info"))
     if len(dist_infos) != 1:
         raise VenvError(
             f"{unpacked}: expected one .dist-info directory in the wheel, found {len(dist_infos)}",
             hint="the wheel is malformed; rebuild it or pick another file",
         )
-    dist_info = unpacked / dist_infos[0]
-    metadata = HeaderParser().parsestr(_read_text(dist_info / "METADATA"))
-    wheel = HeaderParser().parsestr(_read_text(dist_info / "WHEEL"))
+    dist_info = dist_infos[0]
+    metadata = HeaderParser().parsestr(_read_text(unpacked / dist_info / "METADATA"))
+    wheel = HeaderParser().parsestr(_read_text(unpacked / dist_info / "WHEEL"))
     version = wheel.get("Wheel-Version", "1.0")
     if version.split(".")[0] != "1":
         raise VenvError(
-            f"{dist_infos[0]}: Wheel-Version {version} is not supported (only 1.x)",
+            f"{dist_info}: Wheel-Version {version} is not supported (only 1.x)",
             hint="upgrade orchestrator or use a wheel built by an older tool",
         )
-    record_file = dist_info / "RECORD"
+    record_file = unpacked / dist_info / "RECORD"
     record = _parse_record(record_file.read_text("utf-8")) if record_file.exists() else {}
-    return _WheelInfo(
-        name=str(metadata.get("Name", "")),
+    ep_file = unpacked / dist_info / "entry_points.txt"
+    entry_points = entry_point_scripts(ep_file.read_text("utf-8")) if ep_file.exists() else {}
+    stem_name = dist_info[: -len(".dist-info")].partition("-")[0]
+    root_is_purelib = wheel.get("Root-Is-Purelib", "true").strip().lower() == "true"
+    placed, scripts = _classify(files, dist_info, root_is_purelib, record)
+    return WheelManifest(
+        name=str(metadata.get("Name") or stem_name),
         version=str(metadata.get("Version", "")),
-        dist_info=dist_infos[0],
-        root_is_purelib=wheel.get("Root-Is-Purelib", "true").strip().lower() == "true",
-        record=record,
+        dist_info=dist_info,
+        root_is_purelib=root_is_purelib,
+        files=tuple(placed),
+        scripts=tuple(scripts),
+        entry_points=tuple(sorted(entry_points.items())),
     )
+
+
+def _classify(
+    files: Sequence[str],
+    dist_info: str,
+    root_is_purelib: bool,
+    record: Mapping[str, tuple[str, str]],
+) -> tuple[list[tuple[str, str, str, str, str]], list[tuple[str, str]]]:
+    """Each file's scheme key and path under it; .data/scripts apart (they are rewritten)."""
+    root_key = "purelib" if root_is_purelib else "platlib"
+    data_dir = dist_info[: -len(".dist-info")] + ".data"
+    placed: list[tuple[str, str, str, str, str]] = []
+    scripts: list[tuple[str, str]] = []
+    for rel in files:
+        head, _, rest = rel.partition("/")
+        if head == dist_info and rel.rsplit("/", 1)[-1] in _DIST_INFO_FILES_WRITTEN_HERE:
+            continue
+        if head != data_dir:
+            placed.append((rel, root_key, rel, *record.get(rel, ("", ""))))
+            continue
+        key, _, sub = rest.partition("/")
+        if not sub or key not in _SCHEME_KEYS:
+            raise VenvError(
+                f"{dist_info}: {rel} is not under a known .data scheme "
+                f"({', '.join(_SCHEME_KEYS)})",
+                hint="the wheel is malformed; rebuild it or pick another file",
+            )
+        if key == "scripts":
+            scripts.append((rel, sub))
+        else:
+            placed.append((rel, key, sub, *record.get(rel, ("", ""))))
+    return placed, scripts
 
 
 def _read_text(path: Path) -> str:
@@ -195,77 +327,70 @@ def record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-# -- planning where each file goes --------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Placement:
-    source: Path
-    dest: Path
-    is_script: bool  # from <name>.data/scripts: shebang rewritten, so never linked
-    archive_path: str
-
-
-def _plan(unpacked: Path, info: _WheelInfo, scheme: Scheme) -> list[_Placement]:
-    root = scheme.purelib if info.root_is_purelib else scheme.platlib
-    data_dir = info.dist_info[: -len(".dist-info")] + ".data"
-    plan: list[_Placement] = []
-    for dirpath, dirnames, filenames in os.walk(unpacked):
-        dirnames.sort()
-        for filename in sorted(filenames):
-            source = Path(dirpath, filename)
-            rel = source.relative_to(unpacked).as_posix()
-            parts = rel.split("/")
-            if parts[0] == info.dist_info and parts[-1] in _DIST_INFO_FILES_WRITTEN_HERE:
-                continue
-            if parts[0] == data_dir:
-                if len(parts) < 3 or parts[1] not in _SCHEME_KEYS:
-                    raise VenvError(
-                        f"{info.dist_info}: {rel} is not under a known .data scheme "
-                        f"({', '.join(_SCHEME_KEYS)})",
-                        hint="the wheel is malformed; rebuild it or pick another file",
-                    )
-                base = scheme.directory(parts[1], info.name)
-                dest = base.joinpath(*parts[2:])
-                plan.append(_Placement(source, dest, parts[1] == "scripts", rel))
-            else:
-                plan.append(_Placement(source, root.joinpath(*parts), False, rel))
-    for placement in plan:
-        _check_inside(placement.dest, scheme.prefix, info.dist_info)
-    return plan
-
-
-def _check_inside(path: Path, prefix: Path, what: str) -> None:
-    if not os.path.normpath(path).startswith(os.path.normpath(prefix) + os.sep):
+def _check_inside(path: str, prefix: str, what: str) -> None:
+    """*prefix* is normalized and ends with a separator."""
+    if not os.path.normpath(path).startswith(prefix):
         raise VenvError(
-            f"{what}: {path} is outside the environment {prefix}; refusing to touch it",
+            f"{what}: {path} is outside the environment {prefix.rstrip(os.sep)}; "
+            "refusing to touch it",
             hint="the distribution is malformed or malicious; remove it from the lock",
         )
+
+
+def _bound(scheme: Scheme) -> str:
+    return os.path.normpath(scheme.prefix) + os.sep
 
 
 # -- placing files ------------------------------------------------------------
 
 
-def _place(source: Path, dest: Path, link: bool) -> bool:
+def _place(source: str, dest: str, link: bool) -> bool:
     """Link (or copy) *source* to *dest*; returns whether linking still works."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # A leftover of a killed install, or a file another distribution owned.
-    with contextlib.suppress(FileNotFoundError):
-        dest.unlink()
     if link:
         try:
             os.link(source, dest)
             return True
         except FileExistsError:
-            dest.unlink()  # a parallel install of a conflicting dist won the race
+            # A leftover of a killed install, or a file another distribution owned.
+            os.unlink(dest)
             os.link(source, dest)
             return True
         except OSError as exc:
             # Cross-device, no hardlink support or link-count limit: copy from now on.
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(dest)  # copying onto it would write through a hardlink into the cache
     shutil.copy2(source, dest)
     return False
+
+
+def _make_dirs(directories: Iterable[str]) -> None:
+    """Create each directory once; sorted, so parents come before their children."""
+    for directory in sorted(set(directories)):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:  # its parent is not in the set (headers/<dist>, say)
+            os.makedirs(directory, exist_ok=True)
+
+
+def _write_new(path: str, data: bytes, *, executable: bool = False) -> None:
+    """Write *path* as a new inode: a leftover there is unlinked, never written through."""
+    try:
+        fd = os.open(path, _NEW_FILE, 0o666)
+    except FileExistsError:
+        os.unlink(path)
+        fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if executable:
+            os.fchmod(fd, 0o755)
+    finally:
+        os.close(fd)
 
 
 def shebang(python: str) -> bytes:
@@ -276,22 +401,14 @@ def shebang(python: str) -> bytes:
     return f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''\n".encode()
 
 
-def _write_script(source: Path, dest: Path, python: str) -> bytes:
-    data = source.read_bytes()
+def _write_script(source: str, dest: str, python: str) -> bytes:
+    with open(source, "rb") as f:
+        data = f.read()
     if data.startswith(b"#!python"):
         _first, _, rest = data.partition(b"\n")
         data = shebang(python) + rest
-    _write_atomic(dest, data, executable=True)
+    _write_new(dest, data, executable=True)
     return data
-
-
-def _write_atomic(dest: Path, data: bytes, *, executable: bool = False) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    if executable:
-        tmp.chmod(0o755)
-    tmp.replace(dest)
 
 
 # -- entry points ---------------------------------------------------------------
@@ -330,18 +447,24 @@ def script_text(target: str) -> str:
     )
 
 
-def _write_entry_points(
-    scripts: Mapping[str, str], scheme: Scheme, python: str, what: str
-) -> list[tuple[Path, bytes]]:
-    written = []
-    for name, target in sorted(scripts.items()):
+def _entry_point_paths(scripts: Iterable[str], scheme: Scheme, what: str) -> list[str]:
+    """Where the launchers go; a name that would leave the scripts directory is refused."""
+    paths = []
+    for name in scripts:
         check_archive_path(name, Path(what))
-        dest = scheme.scripts / name
-        _check_inside(dest, scheme.prefix, what)
+        paths.append(os.path.join(scheme.scripts, name))
+    return paths
+
+
+def _write_entry_points(
+    scripts: Sequence[tuple[str, str]], paths: Sequence[str], python: str, root: str
+) -> list[tuple[str, str, str]]:
+    rows = []
+    for (_name, target), dest in zip(scripts, paths, strict=True):
         data = shebang(python) + script_text(target).encode()
-        _write_atomic(dest, data, executable=True)
-        written.append((dest, data))
-    return written
+        _write_new(dest, data, executable=True)
+        rows.append((_record_path(dest, root), record_hash(data), str(len(data))))
+    return rows
 
 
 # -- install ------------------------------------------------------------------
@@ -355,68 +478,84 @@ def install_unpacked(
     *origin* is stored in the dist-info (``orchestrator.json``) so a later sync
     can tell whether the same wheel is installed.
     """
-    info = _read_wheel_info(unpacked)
-    plan = _plan(unpacked, info, scheme)
-    root = scheme.purelib if info.root_is_purelib else scheme.platlib
-    dist_info = root / info.dist_info
-    ep_file = unpacked / info.dist_info / "entry_points.txt"
-    ep_scripts = entry_point_scripts(ep_file.read_text("utf-8")) if ep_file.exists() else {}
-    planned = [p.dest for p in plan] + [scheme.scripts / n for n in ep_scripts]
+    manifest = load_manifest(unpacked)
+    root = str(scheme.purelib if manifest.root_is_purelib else scheme.platlib)
+    dist_info = os.path.join(root, manifest.dist_info)
+    bases = {key: str(scheme.directory(key, manifest.name)) for key in _SCHEME_KEYS}
+    # RECORD names files relative to the dist-info's parent: `../../../bin/x` for scripts.
+    in_record = {key: _record_path(base, root) + "/" for key, base in bases.items()}
+    in_record = {key: "" if p == "./" else p for key, p in in_record.items()}
+    src = str(unpacked)
+    links = [(f"{src}/{a}", f"{bases[k]}/{s}") for a, k, s, _h, _n in manifest.files]
+    scripts = [(f"{src}/{a}", f"{bases['scripts']}/{s}") for a, s in manifest.scripts]
+    ep_paths = _entry_point_paths((n for n, _ in manifest.entry_points), scheme, manifest.name)
+    planned = [d for _, d in links] + [d for _, d in scripts] + ep_paths
+    bound = _bound(scheme)
+    for dest in planned:
+        _check_inside(dest, bound, manifest.dist_info)
     _begin(dist_info, planned)
+    _make_dirs(os.path.dirname(dest) for dest in planned)
 
-    records: list[tuple[Path, str, str]] = []
     link = options.link
-    for placement in plan:
-        if placement.is_script:
-            data = _write_script(placement.source, placement.dest, options.shebang_python)
-            records.append((placement.dest, record_hash(data), str(len(data))))
-            continue
-        link = _place(placement.source, placement.dest, link)
-        digest, size = info.record.get(placement.archive_path, ("", ""))
-        records.append((placement.dest, digest, size))
-    for dest, data in _write_entry_points(ep_scripts, scheme, options.shebang_python, info.name):
-        records.append((dest, record_hash(data), str(len(data))))
-    _finish(dist_info, records, options, origin)
-    return _read_installed(dist_info)
+    for source, dest in links:
+        link = _place(source, dest, link)
+    rows = [(in_record[k] + s, h, n) for _a, k, s, h, n in manifest.files]
+    for (source, dest), (_a, sub) in zip(scripts, manifest.scripts, strict=True):
+        data = _write_script(source, dest, options.shebang_python)
+        rows.append((in_record["scripts"] + sub, record_hash(data), str(len(data))))
+    rows += _write_entry_points(manifest.entry_points, ep_paths, options.shebang_python, root)
+    _finish(dist_info, rows, options, origin)
+    return InstalledDist(
+        normalize(manifest.name),
+        manifest.version,
+        Path(dist_info),
+        True,
+        origin.get("sha256"),
+        None,
+        origin.get("fingerprint"),
+    )
 
 
-def _begin(dist_info: Path, planned: Iterable[Path]) -> None:
+def _begin(dist_info: str, planned: Iterable[str]) -> None:
     """Mark *dist_info* incomplete, listing every path about to be written."""
-    dist_info.mkdir(parents=True, exist_ok=True)
-    (dist_info / "RECORD").unlink(missing_ok=True)
-    lines = [str(p) for p in planned] + [str(dist_info / n) for n in _DIST_INFO_FILES_WRITTEN_HERE]
-    _write_atomic(dist_info / PENDING, ("\n".join(lines) + "\n").encode())
+    os.makedirs(dist_info, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(dist_info, "RECORD"))
+    lines = [*planned, *(os.path.join(dist_info, n) for n in _DIST_INFO_FILES_WRITTEN_HERE)]
+    _write_new(os.path.join(dist_info, PENDING), ("\n".join(lines) + "\n").encode())
 
 
 def _finish(
-    dist_info: Path,
-    records: list[tuple[Path, str, str]],
+    dist_info: str,
+    rows: list[tuple[str, str, str]],
     options: InstallOptions,
     origin: Mapping[str, str],
 ) -> None:
-    """Write the install-time dist-info files, then RECORD, then drop PENDING."""
+    """Write the install-time dist-info files, then RECORD, then drop PENDING.
+
+    Written in place, not renamed into place: until PENDING goes, the
+    dist-info is incomplete and a torn file in it is removed with it.
+    """
     extra = {"INSTALLER": f"{INSTALLER_NAME}\n", ORIGIN: json.dumps(dict(origin), sort_keys=True)}
     if options.requested:
         extra["REQUESTED"] = ""
     if options.direct_url is not None:
         extra["direct_url.json"] = options.direct_url
-    for name, text in extra.items():
+    name = os.path.basename(dist_info)
+    for filename, text in extra.items():
         data = text.encode()
-        _write_atomic(dist_info / name, data)
-        records.append((dist_info / name, record_hash(data), str(len(data))))
-    root = dist_info.parent
+        _write_new(os.path.join(dist_info, filename), data)
+        rows.append((f"{name}/{filename}", record_hash(data), str(len(data))))
+    rows.append((f"{name}/RECORD", "", ""))
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for path, digest, size in records:
-        writer.writerow((_record_path(path, root), digest, size))
-    writer.writerow((f"{dist_info.name}/RECORD", "", ""))
-    _write_atomic(dist_info / "RECORD", out.getvalue().encode())
-    (dist_info / PENDING).unlink()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    _write_new(os.path.join(dist_info, "RECORD"), out.getvalue().encode())
+    os.unlink(os.path.join(dist_info, PENDING))
 
 
-def _record_path(path: Path, root: Path) -> str:
+def _record_path(path: str, root: str) -> str:
     """RECORD paths are relative to site-packages, with ``..`` for scripts and data."""
-    return Path(os.path.relpath(path, root)).as_posix()
+    return os.path.relpath(path, root).replace(os.sep, "/")
 
 
 def compile_bytecode(
@@ -503,28 +642,44 @@ def install_editable(
     other tools (and ``installed()``) see an editable install.
     """
     dist = normalize(name).replace("-", "_")
-    dist_info = scheme.purelib / f"{dist}-{version}.dist-info"
-    pth = scheme.purelib / f"_{dist}_editable.pth"
-    _begin(dist_info, [pth, dist_info / "METADATA"] + [scheme.scripts / s for s in scripts])
+    root = str(scheme.purelib)
+    dist_info = os.path.join(root, f"{dist}-{version}.dist-info")
+    pth = os.path.join(root, f"_{dist}_editable.pth")
+    ep = sorted(scripts.items())
+    ep_paths = _entry_point_paths((n for n, _ in ep), scheme, name)
+    bound = _bound(scheme)
+    for path in ep_paths:
+        _check_inside(path, bound, name)
+    metadata_path = os.path.join(dist_info, "METADATA")
+    _begin(dist_info, [pth, metadata_path, *ep_paths])
+    if ep_paths:
+        _make_dirs([str(scheme.scripts)])
     source = editable_source_root(directory.resolve())
-    records: list[tuple[Path, str, str]] = []
     metadata = "".join(
         [f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"]
         + [f"Requires-Dist: {req}\n" for req in requires_dist]
     )
-    for path, text in ((pth, f"{source}\n"), (dist_info / "METADATA", metadata)):
+    rows: list[tuple[str, str, str]] = []
+    for path, text in ((pth, f"{source}\n"), (metadata_path, metadata)):
         data = text.encode()
-        _write_atomic(path, data)
-        records.append((path, record_hash(data), str(len(data))))
-    for dest, data in _write_entry_points(scripts, scheme, options.shebang_python, name):
-        records.append((dest, record_hash(data), str(len(data))))
+        _write_new(path, data)
+        rows.append((_record_path(path, root), record_hash(data), str(len(data))))
+    rows += _write_entry_points(ep, ep_paths, options.shebang_python, root)
     direct_url = json.dumps(
         {"url": directory.resolve().as_uri(), "dir_info": {"editable": True}}, sort_keys=True
     )
     final = InstallOptions(options.shebang_python, options.link, direct_url, options.requested)
     stored = {**(origin or {}), "editable": str(directory.resolve())}
-    _finish(dist_info, records, final, stored)
-    return _read_installed(dist_info)
+    _finish(dist_info, rows, final, stored)
+    return InstalledDist(
+        normalize(name),
+        version,
+        Path(dist_info),
+        True,
+        stored.get("sha256"),
+        Path(stored["editable"]),
+        stored.get("fingerprint"),
+    )
 
 
 # -- reading and removing installed dists -------------------------------------------
@@ -577,7 +732,7 @@ def uninstall_dist(dist: InstalledDist, scheme: Scheme) -> list[Path]:
     paths = _recorded_paths(dist_info)
     if not (dist_info / PENDING).exists():
         # Mark the removal as in flight first, so a kill halfway is finished later.
-        _write_atomic(dist_info / PENDING, ("\n".join(str(p) for p in paths) + "\n").encode())
+        _write_new(str(dist_info / PENDING), ("\n".join(str(p) for p in paths) + "\n").encode())
     (dist_info / "RECORD").unlink(missing_ok=True)
     removed: list[Path] = []
     for path in paths:
@@ -595,14 +750,22 @@ def uninstall_dist(dist: InstalledDist, scheme: Scheme) -> list[Path]:
 
 
 def _recorded_paths(dist_info: Path) -> list[Path]:
-    pending = dist_info / PENDING
-    if pending.exists():
-        return [Path(line) for line in pending.read_text("utf-8").splitlines() if line]
-    record = dist_info / "RECORD"
-    if not record.exists():
-        return []
+    """Every path PENDING or RECORD lists (both, while an uninstall is starting).
+
+    PENDING is written in place, so a kill can leave it cut short: only its
+    newline-terminated lines are whole paths. A cut-short PENDING of an
+    install means nothing was placed yet; of an uninstall, RECORD is still
+    there and lists everything.
+    """
+    paths: dict[Path, None] = {}
+    with contextlib.suppress(FileNotFoundError):
+        lines = (dist_info / PENDING).read_text("utf-8").split("\n")[:-1]
+        paths.update((Path(line), None) for line in lines if line)
     root = dist_info.parent
-    return [Path(os.path.normpath(root / p)) for p in _parse_record(record.read_text("utf-8"))]
+    with contextlib.suppress(FileNotFoundError):
+        record = _parse_record((dist_info / "RECORD").read_text("utf-8"))
+        paths.update((Path(os.path.normpath(root / p)), None) for p in record)
+    return list(paths)
 
 
 def _pycs_of(path: Path) -> list[Path]:

@@ -325,7 +325,7 @@ def test_interrupted_install_is_repaired_by_the_next_sync(
     real_place = installer._place
     calls = 0
 
-    def crash_after_two(source: Path, dest: Path, link: bool) -> bool:
+    def crash_after_two(source: str, dest: str, link: bool) -> bool:
         nonlocal calls
         calls += 1
         if calls > 2:
