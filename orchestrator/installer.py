@@ -42,7 +42,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +51,7 @@ from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from orchestrator import atomic
 from orchestrator.errors import VenvError
 from orchestrator.names import normalize
 
@@ -190,17 +190,8 @@ def write_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
     """
     manifest = _build_manifest(unpacked, names)
     data = {"format": _MANIFEST_FORMAT, **{k: getattr(manifest, k) for k in _MANIFEST_KEYS}}
-    fd, tmp = tempfile.mkstemp(dir=unpacked, prefix=f".{MANIFEST}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, separators=(",", ":"))
-        os.chmod(tmp, 0o644)
-        # Atomic, so two processes filling in an old entry's manifest both succeed.
-        os.replace(tmp, os.path.join(unpacked, MANIFEST))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    # Atomic, so two processes filling in an old entry's manifest both succeed.
+    atomic.write_bytes(unpacked / MANIFEST, json.dumps(data, separators=(",", ":")).encode())
     return manifest
 
 

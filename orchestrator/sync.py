@@ -163,9 +163,10 @@ def sync_member(
     if (path / "pyvenv.cfg").exists():
         info = load_venv(path)
         if python is None and not info.version.startswith(workspace.python + "."):
-            info = create_venv(path, wanted_python)  # the workspace moved to another Python
+            # the workspace moved to another Python
+            info = create_venv(path, wanted_python, cache_dir=clients.cache.root)
     else:
-        info = create_venv(path, wanted_python)
+        info = create_venv(path, wanted_python, cache_dir=clients.cache.root)
     major_minor = ".".join(info.version.split(".")[:2])
     target = host_target(major_minor)
     wanted = plan(workspace, member, target, groups, clients, only_groups=only_groups,

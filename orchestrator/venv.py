@@ -1,9 +1,12 @@
 """One virtual environment per member, synced exactly to a lock.
 
-Environments are created with the virtualenv library *without* pip,
-setuptools or wheel: orchestrator installs everything itself, and a seeded
-pip would be one more package that drifts from the lock. A user who wants pip
-in a dev venv adds it to a dependency group.
+Environments are created *without* pip, setuptools or wheel: orchestrator
+installs everything itself, and a seeded pip would be one more package that
+drifts from the lock. A user who wants pip in a dev venv adds it to a
+dependency group. On POSIX a venv is written directly (pyvenv.cfg, the
+``python`` links, site-packages, an activate script), from what the base
+interpreter said about itself once (cached by binary, in the cache dir's
+``interpreters-v1/``); on Windows the virtualenv library makes it.
 
 ``sync_venv`` is an *exact* sync by default: whatever is installed and not
 wanted is removed, pip included. ``exact=False`` only adds and upgrades.
@@ -19,18 +22,23 @@ followed by a full one, which finds and repairs half-installed dists.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orchestrator import __version__, atomic
 from orchestrator.cache import WheelCache
 from orchestrator.errors import VenvError
 from orchestrator.installer import (
@@ -60,6 +68,8 @@ __all__ = [
 ]
 
 STATE_DIR = ".orchestrator"
+_INTERPRETERS = "interpreters-v1"  # bucket in the cache dir: what each interpreter said
+_FACTS_FORMAT = 1
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
@@ -72,6 +82,54 @@ print(json.dumps({
     "scripts": paths["scripts"], "data": paths["data"],
     "prefix": sys.prefix,
 }))
+"""
+# Asked of a base interpreter: its venv scheme, relative to a venv's root.
+_FACTS_QUERY = """\
+import json, os, platform, sys, sysconfig
+names = sysconfig.get_scheme_names()
+scheme = "venv" if "venv" in names else ("nt" if os.name == "nt" else "posix_prefix")
+root = os.path.abspath(os.sep + "orchestrator-venv")
+keys = ("purelib", "platlib", "scripts", "data")
+where = dict.fromkeys(("base", "platbase", "installed_base", "installed_platbase"), root)
+paths = sysconfig.get_paths(scheme, vars=where)
+print(json.dumps({
+    "version": platform.python_version(),
+    "implementation": platform.python_implementation(),
+    "executable": os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable),
+    "paths": {k: os.path.relpath(paths[k], root) for k in keys},
+}))
+"""
+# bash/zsh: `. .venv/bin/activate` puts the venv first on PATH; `deactivate` undoes it.
+_ACTIVATE = """\
+# Source this file from bash or zsh; run `deactivate` to undo it.
+deactivate () {
+    if [ -n "${_OLD_VIRTUAL_PATH+x}" ]; then
+        PATH="$_OLD_VIRTUAL_PATH"; export PATH; unset _OLD_VIRTUAL_PATH
+    fi
+    if [ -n "${_OLD_VIRTUAL_PYTHONHOME+x}" ]; then
+        PYTHONHOME="$_OLD_VIRTUAL_PYTHONHOME"; export PYTHONHOME; unset _OLD_VIRTUAL_PYTHONHOME
+    fi
+    if [ -n "${_OLD_VIRTUAL_PS1+x}" ]; then
+        PS1="$_OLD_VIRTUAL_PS1"; export PS1; unset _OLD_VIRTUAL_PS1
+    fi
+    unset VIRTUAL_ENV VIRTUAL_ENV_PROMPT
+    hash -r 2>/dev/null
+    if [ "${1:-}" != "nondestructive" ]; then unset -f deactivate; fi
+}
+deactivate nondestructive
+VIRTUAL_ENV=@VENV@
+VIRTUAL_ENV_PROMPT=@PROMPT@
+export VIRTUAL_ENV VIRTUAL_ENV_PROMPT
+_OLD_VIRTUAL_PATH="$PATH"
+PATH="$VIRTUAL_ENV/bin:$PATH"
+export PATH
+if [ -n "${PYTHONHOME+x}" ]; then
+    _OLD_VIRTUAL_PYTHONHOME="$PYTHONHOME"; unset PYTHONHOME
+fi
+if [ -z "${VIRTUAL_ENV_DISABLE_PROMPT:-}" ]; then
+    _OLD_VIRTUAL_PS1="${PS1:-}"; PS1="$VIRTUAL_ENV_PROMPT${PS1:-}"; export PS1
+fi
+hash -r 2>/dev/null
 """
 
 
@@ -193,18 +251,109 @@ def find_python(python: str | Path) -> Path:
     )
 
 
-def create_venv(path: Path, python: str | Path) -> VenvInfo:
+def create_venv(path: Path, python: str | Path, *, cache_dir: Path | None = None) -> VenvInfo:
     """Create a virtual environment at *path* (without pip, setuptools or wheel).
 
     An existing environment there is replaced; any other non-empty directory
-    is refused rather than cleared.
+    is refused rather than cleared. The environment is laid out beside *path*
+    and renamed into place, so an interrupted creation leaves the old one (or
+    none), never half of one. With *cache_dir*, what the interpreter says about
+    itself is kept there (``interpreters-v1/``) for the next run.
     """
     interpreter = find_python(python)
+    path = Path(os.path.abspath(path))
     if path.exists() and not (path / "pyvenv.cfg").exists() and any(path.iterdir()):
         raise VenvError(
             f"{path} exists and is not a virtual environment; refusing to replace it",
             hint="move it away, or choose another environment directory",
         )
+    if os.name == "nt":
+        return _create_with_virtualenv(path, interpreter)
+    facts = _interpreter_facts(interpreter, cache_dir)
+    # A .venv that is a symlink stays one: the directory it points to is replaced.
+    where = path.resolve() if path.is_symlink() else path
+    _remove_leftovers(where)
+    # Not mkdtemp: its 0700 would become the venv's mode; this one follows the umask.
+    tmp = where.parent / f".{where.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        tmp.mkdir(parents=True)
+        data = _lay_out(tmp, path, facts)
+        _swap_in(tmp, where)
+    except OSError as exc:
+        raise VenvError(
+            f"creating the virtual environment {path} with {interpreter} failed: {exc}",
+            hint="check that the directory is writable, or pass another one",
+        ) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _venv_info(path, data)
+
+
+def _lay_out(root: Path, final: Path, facts: Mapping[str, Any]) -> dict[str, str]:
+    """Write a venv into *root* that will work once moved to *final*; its venv.json data.
+
+    What the interpreter needs is pyvenv.cfg beside the directory of a
+    ``python`` link to its real executable: it then takes that directory's
+    parent as ``sys.prefix`` and puts the venv's site-packages on sys.path.
+    """
+    rel: Mapping[str, str] = facts["paths"]
+    for key in ("purelib", "platlib", "scripts"):
+        os.makedirs(root / rel[key], exist_ok=True)
+    (root / "include").mkdir()  # the headers scheme's home; uninstall stops climbing there
+    scripts = root / rel["scripts"]
+    executable = str(facts["executable"])
+    major_minor = ".".join(str(facts["version"]).split(".")[:2])
+    os.symlink(executable, scripts / "python")
+    for alias in ("python3", f"python{major_minor}"):
+        os.symlink("python", scripts / alias)
+    cfg = (
+        f"home = {os.path.dirname(executable)}\n"
+        f"implementation = {facts['implementation']}\n"
+        f"version_info = {facts['version']}\n"
+        "include-system-site-packages = false\n"
+        f"version = {facts['version']}\n"
+        f"executable = {executable}\n"
+        f"orchestrator = {__version__}\n"
+    )
+    (root / "pyvenv.cfg").write_text(cfg)
+    (root / ".gitignore").write_text("# created by orchestrator\n*\n")
+    (scripts / "activate").write_text(_activate_script(final))
+    data = {key: os.path.normpath(final / value) for key, value in rel.items()}
+    data.update(prefix=str(final), version=str(facts["version"]))
+    (root / STATE_DIR).mkdir()
+    (root / STATE_DIR / "venv.json").write_text(json.dumps(data, indent=2, sort_keys=True))
+    return data
+
+
+def _activate_script(venv: Path) -> str:
+    prompt = venv.parent.name if venv.name == ".venv" else venv.name
+    text = _ACTIVATE.replace("@VENV@", shlex.quote(str(venv)))
+    return text.replace("@PROMPT@", shlex.quote(f"({prompt}) "))
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Rename *new* to *path*, moving an existing venv there aside first."""
+    old = None
+    if path.exists():
+        old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
+        os.rename(path, old / "venv")  # atomic: the venv is whole until the next rename
+    os.rename(new, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Delete temp dirs a killed create_venv left beside *path* (an hour old, so not live)."""
+    cutoff = time.time() - 3600
+    prefixes = (f".{path.name}.tmp-", f".{path.name}.old-")
+    with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefixes) and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _create_with_virtualenv(path: Path, interpreter: Path) -> VenvInfo:
+    """Windows venvs need launchers, not links: leave those to virtualenv."""
     from virtualenv import cli_run  # imported here: it is slow to import
 
     args = [str(path), "--python", str(interpreter), "--no-seed", "--clear", "--quiet"]
@@ -216,6 +365,62 @@ def create_venv(path: Path, python: str | Path) -> VenvInfo:
             hint="check that the interpreter runs, or pass another one with --python",
         ) from exc
     return _query_and_store(path)
+
+
+# -- what an interpreter says about itself ---------------------------------------
+
+_FACTS: dict[tuple[str, int, int], dict[str, Any]] = {}  # this process's answers
+
+
+def _interpreter_facts(interpreter: Path, cache_dir: Path | None) -> dict[str, Any]:
+    """Version, real executable and venv layout of *interpreter*, asked once per binary.
+
+    Answers are keyed by the binary's real path, mtime and size, so an upgrade
+    in place asks again. Only a real binary's answer is kept on disk: a
+    wrapper script (a pyenv shim, say) may pick another Python per directory.
+    """
+    real = os.path.realpath(interpreter)
+    stat = os.stat(real)
+    key = (real, stat.st_mtime_ns, stat.st_size)
+    if key in _FACTS:
+        return _FACTS[key]
+    record = None
+    if cache_dir is not None and not _is_script(real):
+        digest = hashlib.sha256(real.encode()).hexdigest()[:32]
+        record = cache_dir / _INTERPRETERS / f"{digest}.json"
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            stored = json.loads(record.read_text("utf-8"))
+            if stored["key"] == list(key) and stored["format"] == _FACTS_FORMAT:
+                _FACTS[key] = dict(stored["facts"])
+                return _FACTS[key]
+    facts = _ask_interpreter(interpreter)
+    _FACTS[key] = facts
+    if record is not None:
+        entry = {"format": _FACTS_FORMAT, "key": list(key), "facts": facts}
+        with contextlib.suppress(OSError):  # a read-only cache: ask again next time
+            atomic.write_text(record, json.dumps(entry, sort_keys=True))
+    return facts
+
+
+def _is_script(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return True
+
+
+def _ask_interpreter(interpreter: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [str(interpreter), "-I", "-c", _FACTS_QUERY], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise VenvError(
+            f"the interpreter {interpreter} does not run: {proc.stderr.strip()[-1000:]}",
+            hint="check that the interpreter runs, or pass another one with --python",
+        )
+    facts: dict[str, Any] = json.loads(proc.stdout)
+    return facts
 
 
 def load_venv(path: Path) -> VenvInfo:

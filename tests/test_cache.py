@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import pytest
 
+from orchestrator import installer
 from orchestrator.cache import BUILT, UNPACKED, WHEELS, FetchEvent, WheelCache, file_sha256
 from orchestrator.errors import CacheError, HashMismatchError, VenvError
 from orchestrator.models import DistFile
@@ -285,3 +286,50 @@ def test_hash_helper_matches_hashlib(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"abc" * 100_000)
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_unpacked_tree_carries_its_placement_manifest(tmp_path: Path) -> None:
+    wheel = build_wheel(
+        tmp_path / "index",
+        "demo",
+        "1.0",
+        files={"demo/__init__.py": "X = 1\n", "demo-1.0.data/scripts/tool": "#!python\n"},
+        console_scripts={"demo": "demo:main"},
+    )
+    tree = WheelCache(tmp_path / "cache").unpacked(wheel, sha256_of(wheel))
+
+    assert (tree / installer.MANIFEST).is_file()
+    manifest = installer.load_manifest(tree)
+    assert (manifest.name, manifest.version) == ("demo", "1.0")
+    assert manifest.dist_info == "demo-1.0.dist-info"
+    placed = {archive: (key, sub) for archive, key, sub, _hash, _size in manifest.files}
+    assert placed["demo/__init__.py"] == ("purelib", "demo/__init__.py")
+    assert "demo-1.0.dist-info/RECORD" not in placed  # written fresh by every install
+    assert manifest.scripts == (("demo-1.0.data/scripts/tool", "tool"),)
+    assert manifest.entry_points == (("demo", "demo:main"),)
+    assert all(h.startswith("sha256=") for _a, _k, _s, h, _n in manifest.files)
+
+
+def test_manifest_of_an_entry_unpacked_before_manifests_is_made_once(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "index", "demo", "1.0")
+    tree = WheelCache(tmp_path / "cache").unpacked(wheel, sha256_of(wheel))
+    expected = installer.load_manifest(tree)
+    (tree / installer.MANIFEST).unlink()
+
+    assert installer.load_manifest(tree) == expected
+    assert (tree / installer.MANIFEST).is_file()
+    assert [p.name for p in tree.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_wheel_holding_the_manifest_name_is_rejected(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "index", "evil", "1.0", files={installer.MANIFEST: "{}"})
+    cache = WheelCache(tmp_path / "cache")
+
+    with pytest.raises(VenvError) as info:
+        cache.unpacked(wheel, sha256_of(wheel))
+
+    assert info.value.message == (
+        f"{wheel.name}: the archive holds {installer.MANIFEST}, a name orchestrator keeps "
+        "for itself; refusing to install it"
+    )
+    assert not cache.entry_dir(UNPACKED, sha256_of(wheel)).exists()

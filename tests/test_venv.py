@@ -456,3 +456,121 @@ def test_measure_install_and_noop(tmp_path: Path, cache: WheelCache) -> None:
         "same, compiled",
         lambda: sync_venv(third.path, wanted, cache, compile=True),
     )
+
+
+# -- creation without virtualenv ---------------------------------------------------
+
+
+def test_created_venv_works_like_a_virtualenv(venv: VenvInfo) -> None:
+    cfg = dict(
+        line.split(" = ", 1) for line in (venv.path / "pyvenv.cfg").read_text().splitlines()
+    )
+    assert cfg["include-system-site-packages"] == "false"
+    assert cfg["version"] == venv.version
+    probe = "import site, sys; print(sys.prefix, sys.base_prefix, sys.path, sep='\\n')"
+    prefix, base_prefix, path = run(venv, "-c", probe).splitlines()
+    assert prefix == str(venv.path) and base_prefix != prefix
+    assert str(venv.site_packages) in path
+    assert Path(cfg["executable"]) == venv.python.resolve()
+    assert Path(cfg["home"]) == Path(cfg["executable"]).parent
+    for alias in ("python3", f"python{PY}"):
+        assert (venv.scheme.scripts / alias).resolve() == (venv.python).resolve()
+    assert (venv.path / ".gitignore").read_text().endswith("*\n")
+
+
+def test_activate_script_puts_the_venv_first_on_path(venv: VenvInfo) -> None:
+    script = (
+        f'. "{venv.scheme.scripts}/activate"; echo "$VIRTUAL_ENV"; command -v python; '
+        'deactivate; echo "${VIRTUAL_ENV:-unset}"'
+    )
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [str(venv.path), str(venv.python), "unset"]
+
+
+def test_interpreter_answer_is_cached_by_binary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import venv as venv_module
+
+    python = Path(os.path.realpath(sys.executable))  # a binary, not a wrapper script
+    venv_module._FACTS.clear()
+    first = create_venv(tmp_path / "one", python, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "interpreters-v1").glob("*.json"))) == 1
+
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the interpreter was asked again")
+
+    venv_module._FACTS.clear()  # a new process: only the cache dir remembers
+    monkeypatch.setattr(venv_module, "_ask_interpreter", no_subprocess)
+    second = create_venv(tmp_path / "two", python, cache_dir=tmp_path / "cache")
+    monkeypatch.undo()
+
+    assert second.version == first.version
+    assert second.scheme.purelib == tmp_path / "two" / first.site_packages.relative_to(first.path)
+    assert run(second, "-c", "import sys; print(sys.prefix)").strip() == str(second.path)
+
+
+def test_interrupted_creation_keeps_the_old_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator import venv as venv_module
+
+    first = create_venv(tmp_path / "venv", PY)
+    (first.site_packages / "keep.py").write_text("")
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(venv_module, "_lay_out", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        create_venv(tmp_path / "venv", PY)
+
+    assert (first.site_packages / "keep.py").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["venv"]
+
+
+def test_a_symlinked_venv_dir_stays_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "env"
+    target.mkdir(parents=True)
+    (tmp_path / "project").mkdir()
+    link = tmp_path / "project" / ".venv"
+    link.symlink_to(target)
+    create_venv(link, PY)
+    venv = create_venv(link, PY)  # replaces the environment, not the link
+
+    assert link.is_symlink() and (target / "pyvenv.cfg").exists()
+    assert run(venv, "-c", "print('ok')") == "ok\n"
+
+
+def test_venv_directory_mode_follows_the_umask(venv: VenvInfo) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    assert venv.path.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+# -- install-time files ------------------------------------------------------------
+
+
+def test_install_never_writes_through_a_leftover_hardlink(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    wheel = rich_wheel(tmp_path / "wheels")
+    cached = cache.unpacked(wheel, sha256_of(wheel)) / "demo_pkg" / "cli.py"
+    before = cached.read_bytes()
+    os.link(cached, venv.scheme.scripts / "demo")  # where the entry point script goes
+
+    install(venv, wanted_wheel(wheel, "demo-pkg", "1.0"), cache)
+
+    assert cached.read_bytes() == before
+    assert (venv.scheme.scripts / "demo").read_text().startswith(f"#!{venv.python}\n")
+
+
+def test_cut_short_pending_file_counts_whole_lines_only(tmp_path: Path) -> None:
+    dist_info = tmp_path / "site" / "demo-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / installer.PENDING).write_text(f"{tmp_path}/a.py\n{tmp_path}/b.py\n{tmp_path}/c")
+    assert installer._recorded_paths(dist_info) == [tmp_path / "a.py", tmp_path / "b.py"]
+
+    # An uninstall killed while writing PENDING: RECORD still lists the rest.
+    (dist_info / "RECORD").write_text("demo/x.py,,\n")
+    assert installer._recorded_paths(dist_info)[-1] == tmp_path / "site" / "demo" / "x.py"
