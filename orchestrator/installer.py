@@ -2,32 +2,33 @@
 
 The source is a wheel already unpacked by the cache (``WheelCache.unpacked``),
 so an install is mostly hardlinks: files are linked from the unpacked tree into
-the destination scheme, scripts and the dist-info's install-time files are
-written fresh, and RECORD is written last. Where each file goes (relative to
-the scheme), its RECORD hash and the entry points are worked out once per
-wheel, when it is unpacked, and kept beside the files (``MANIFEST``), so an
-install walks a list instead of the tree and re-reads nothing.
+the destination scheme, scripts and a few dist-info files are written fresh.
+Where each file goes (relative to the scheme), its RECORD hash and the entry
+points are worked out once per wheel, when it is unpacked, and kept in the
+tree's ``.orchestrator/`` directory with the constant INSTALLER and REQUESTED
+files, so an install walks a list instead of the tree and re-reads nothing.
 
 Crash safety: before the first file is placed, the dist-info holds a
-``ORCHESTRATOR-PENDING`` file listing every path the install will write; it is
-removed only after RECORD is in place. Uninstall writes the same file before
-it deletes anything. A dist-info with that file (or without RECORD) is
-*incomplete*, and removing it removes every listed path, so a killed install
-or uninstall is always undone by the next sync.
+``ORCHESTRATOR-PENDING`` file: the RECORD the install will have, complete, so
+it lists every path about to be written. When everything is in place it is
+renamed to RECORD. Uninstall renames RECORD back to PENDING before it deletes
+anything. A dist-info with PENDING (or without RECORD) is *incomplete*, and
+removing it removes every listed path, so a killed install or uninstall is
+always undone by the next sync.
 
-That protocol is what makes the install-time files safe to write in place
-rather than through a temporary name: every one of them (RECORD included) is
-written while PENDING exists, so a file cut short by a kill belongs to a
-dist-info that is already incomplete and is removed as a whole. PENDING itself
-is one ``write`` of whole lines: a kill can only leave a prefix of it, and a
-reader ignores an unterminated last line (see ``_recorded_paths``).
+That protocol is what makes the other files safe to write in place rather
+than through a temporary name: they are all written while PENDING exists, so
+a file cut short by a kill belongs to a dist-info that is already incomplete
+and is removed with it. PENDING itself is one ``write`` of whole lines: a kill
+can only leave a prefix of it, and a reader ignores an unterminated last line.
 
 New files are always created afresh (``O_EXCL``, after unlinking a leftover),
 never opened for writing over an existing path, which could be a hardlink into
-the cache. Hardlinks share inodes with the cache: editing an installed file in
-place edits the cached copy too. Editors normally write a new file and rename
-it, which breaks the link; tools that patch files in place should use a venv
-synced with ``link=False``.
+the cache. Creating a file costs far more than linking one on a busy disk, which
+is why so little is written. Hardlinks share inodes with the cache: editing an
+installed file in place edits the cached copy too. Editors normally write a new
+file and rename it, which breaks the link; tools that patch files in place
+should use a venv synced with ``link=False``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ from orchestrator.names import normalize
 INSTALLER_NAME = "orchestrator"
 PENDING = "ORCHESTRATOR-PENDING"  # paths in flight while installing/uninstalling
 ORIGIN = "orchestrator.json"  # what was installed: wheel sha256 or editable source
-MANIFEST = ".orchestrator-manifest.json"  # in an unpacked wheel's root, beside its files
+OWN_DIR = ".orchestrator"  # in an unpacked wheel's root: orchestrator's files, not the wheel's
+MANIFEST = f"{OWN_DIR}/manifest.json"
+_CONSTANT_FILES = {"INSTALLER": f"{INSTALLER_NAME}\n".encode(), "REQUESTED": b""}
 _MANIFEST_FORMAT = 1  # bump when the manifest's meaning changes; old ones are rebuilt
 _DIST_INFO_FILES_WRITTEN_HERE = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", ORIGIN}
 _SCHEME_KEYS = ("purelib", "platlib", "scripts", "headers", "data")
@@ -158,9 +161,9 @@ def unpack_wheel(wheel: Path, dest: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         infos = [info for info in zf.infolist() if not info.is_dir()]
         paths = [check_archive_path(info.filename, wheel) for info in infos]
-        if any(p.as_posix() == MANIFEST for p in paths):
+        if any(p.parts[0] == OWN_DIR for p in paths):
             raise VenvError(
-                f"{wheel.name}: the archive holds {MANIFEST}, a name orchestrator keeps "
+                f"{wheel.name}: the archive holds {OWN_DIR}/, a directory orchestrator keeps "
                 "for itself; refusing to install it",
                 hint="the file is malformed or malicious; remove it from the lock or the index",
             )
@@ -190,7 +193,10 @@ def write_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
     """
     manifest = _build_manifest(unpacked, names)
     data = {"format": _MANIFEST_FORMAT, **{k: getattr(manifest, k) for k in _MANIFEST_KEYS}}
-    # Atomic, so two processes filling in an old entry's manifest both succeed.
+    # Atomic, so two processes filling in an old entry's manifest both succeed;
+    # the constant files first, so a manifest means they are there to link.
+    for name, content in _CONSTANT_FILES.items():
+        atomic.write_bytes(unpacked / OWN_DIR / name, content)
     atomic.write_bytes(unpacked / MANIFEST, json.dumps(data, separators=(",", ":")).encode())
     return manifest
 
@@ -206,8 +212,10 @@ def load_manifest(unpacked: Path) -> WheelManifest:
         pass
     # Unpacked before manifests existed (or in an older format): make it now, once.
     names = []
-    for dirpath, _dirnames, filenames in os.walk(unpacked):
+    for dirpath, dirnames, filenames in os.walk(unpacked):
         rel = os.path.relpath(dirpath, unpacked).replace(os.sep, "/")
+        if rel == "." and OWN_DIR in dirnames:
+            dirnames.remove(OWN_DIR)
         names += [f if rel == "." else f"{rel}/{f}" for f in filenames]
     try:
         return write_manifest(unpacked, names)
@@ -228,7 +236,7 @@ def _manifest_from_json(data: Mapping[str, Any]) -> WheelManifest:
 
 
 def _build_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
-    files = sorted({n for n in names if n != MANIFEST and not n.startswith(f".{MANIFEST}.")})
+    files = sorted({n for n in names if not n.startswith(f"{OWN_DIR}/")})
     tops = {n.split("/", 1)[0] for n in files if "/" in n}
     dist_infos = sorted(t for t in tops if t.endswith(".dist-info"))
     if len(dist_infos) != 1:
@@ -392,13 +400,13 @@ def shebang(python: str) -> bytes:
     return f"#!/bin/sh\n'''exec' \"{python}\" \"$0\" \"$@\"\n' '''\n".encode()
 
 
-def _write_script(source: str, dest: str, python: str) -> bytes:
+def _script_bytes(source: str, python: str) -> bytes:
+    """A .data/scripts file, its ``#!python`` pointed at the environment's interpreter."""
     with open(source, "rb") as f:
         data = f.read()
     if data.startswith(b"#!python"):
         _first, _, rest = data.partition(b"\n")
         data = shebang(python) + rest
-    _write_new(dest, data, executable=True)
     return data
 
 
@@ -438,27 +446,29 @@ def script_text(target: str) -> str:
     )
 
 
-def _entry_point_paths(scripts: Iterable[str], scheme: Scheme, what: str) -> list[str]:
-    """Where the launchers go; a name that would leave the scripts directory is refused."""
-    paths = []
-    for name in scripts:
+def _entry_point_writes(
+    scripts: Iterable[tuple[str, str]], scheme: Scheme, python: str, what: str
+) -> list[tuple[str, bytes, bool]]:
+    """Launchers to write; a name that would leave the scripts directory is refused."""
+    writes = []
+    for name, target in scripts:
         check_archive_path(name, Path(what))
-        paths.append(os.path.join(scheme.scripts, name))
-    return paths
-
-
-def _write_entry_points(
-    scripts: Sequence[tuple[str, str]], paths: Sequence[str], python: str, root: str
-) -> list[tuple[str, str, str]]:
-    rows = []
-    for (_name, target), dest in zip(scripts, paths, strict=True):
         data = shebang(python) + script_text(target).encode()
-        _write_new(dest, data, executable=True)
-        rows.append((_record_path(dest, root), record_hash(data), str(len(data))))
-    return rows
+        writes.append((os.path.join(scheme.scripts, name), data, True))
+    return writes
 
 
 # -- install ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Install:
+    """Everything one install puts in place, known before the first write."""
+
+    dist_info: str
+    links: Sequence[tuple[str, str]]  # (source in the unpacked tree, destination)
+    link_rows: Sequence[tuple[str, str, str]]  # their RECORD rows
+    writes: Sequence[tuple[str, bytes, bool]]  # (destination, content, executable)
 
 
 def install_unpacked(
@@ -478,24 +488,19 @@ def install_unpacked(
     in_record = {key: "" if p == "./" else p for key, p in in_record.items()}
     src = str(unpacked)
     links = [(f"{src}/{a}", f"{bases[k]}/{s}") for a, k, s, _h, _n in manifest.files]
-    scripts = [(f"{src}/{a}", f"{bases['scripts']}/{s}") for a, s in manifest.scripts]
-    ep_paths = _entry_point_paths((n for n, _ in manifest.entry_points), scheme, manifest.name)
-    planned = [d for _, d in links] + [d for _, d in scripts] + ep_paths
-    bound = _bound(scheme)
-    for dest in planned:
-        _check_inside(dest, bound, manifest.dist_info)
-    _begin(dist_info, planned)
-    _make_dirs(os.path.dirname(dest) for dest in planned)
-
-    link = options.link
-    for source, dest in links:
-        link = _place(source, dest, link)
     rows = [(in_record[k] + s, h, n) for _a, k, s, h, n in manifest.files]
-    for (source, dest), (_a, sub) in zip(scripts, manifest.scripts, strict=True):
-        data = _write_script(source, dest, options.shebang_python)
-        rows.append((in_record["scripts"] + sub, record_hash(data), str(len(data))))
-    rows += _write_entry_points(manifest.entry_points, ep_paths, options.shebang_python, root)
-    _finish(dist_info, rows, options, origin)
+    for name in _constant_names(options):  # the same bytes for every install: linked
+        links.append((f"{src}/{OWN_DIR}/{name}", f"{dist_info}/{name}"))
+        data = _CONSTANT_FILES[name]
+        rows.append((f"{manifest.dist_info}/{name}", record_hash(data), str(len(data))))
+    python = options.shebang_python
+    writes = [
+        (f"{bases['scripts']}/{sub}", _script_bytes(f"{src}/{archive}", python), True)
+        for archive, sub in manifest.scripts
+    ]
+    writes += _entry_point_writes(manifest.entry_points, scheme, python, manifest.name)
+    writes += _dist_info_writes(dist_info, options, origin)
+    _apply(_Install(dist_info, links, rows, writes), scheme, options.link, manifest.dist_info)
     return InstalledDist(
         normalize(manifest.name),
         manifest.version,
@@ -507,41 +512,45 @@ def install_unpacked(
     )
 
 
-def _begin(dist_info: str, planned: Iterable[str]) -> None:
-    """Mark *dist_info* incomplete, listing every path about to be written."""
-    os.makedirs(dist_info, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(dist_info, "RECORD"))
-    lines = [*planned, *(os.path.join(dist_info, n) for n in _DIST_INFO_FILES_WRITTEN_HERE)]
-    _write_new(os.path.join(dist_info, PENDING), ("\n".join(lines) + "\n").encode())
+def _constant_names(options: InstallOptions) -> list[str]:
+    return ["INSTALLER", "REQUESTED"] if options.requested else ["INSTALLER"]
 
 
-def _finish(
-    dist_info: str,
-    rows: list[tuple[str, str, str]],
-    options: InstallOptions,
-    origin: Mapping[str, str],
-) -> None:
-    """Write the install-time dist-info files, then RECORD, then drop PENDING.
-
-    Written in place, not renamed into place: until PENDING goes, the
-    dist-info is incomplete and a torn file in it is removed with it.
-    """
-    extra = {"INSTALLER": f"{INSTALLER_NAME}\n", ORIGIN: json.dumps(dict(origin), sort_keys=True)}
-    if options.requested:
-        extra["REQUESTED"] = ""
+def _dist_info_writes(
+    dist_info: str, options: InstallOptions, origin: Mapping[str, str]
+) -> list[tuple[str, bytes, bool]]:
+    files = {ORIGIN: json.dumps(dict(origin), sort_keys=True).encode()}
     if options.direct_url is not None:
-        extra["direct_url.json"] = options.direct_url
-    name = os.path.basename(dist_info)
-    for filename, text in extra.items():
-        data = text.encode()
-        _write_new(os.path.join(dist_info, filename), data)
-        rows.append((f"{name}/{filename}", record_hash(data), str(len(data))))
+        files["direct_url.json"] = options.direct_url.encode()
+    return [(os.path.join(dist_info, name), data, False) for name, data in files.items()]
+
+
+def _apply(job: _Install, scheme: Scheme, link: bool, what: str) -> None:
+    """Put *job* in place under the PENDING protocol (see the module docstring)."""
+    root, name = os.path.split(job.dist_info)
+    dests = [dest for _, dest in job.links] + [dest for dest, _, _ in job.writes]
+    bound = _bound(scheme)
+    for dest in dests:
+        _check_inside(dest, bound, what)
+    rows = list(job.link_rows)
+    for dest, data, _executable in job.writes:
+        rows.append((_record_path(dest, root), record_hash(data), str(len(data))))
     rows.append((f"{name}/RECORD", "", ""))
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
-    _write_new(os.path.join(dist_info, "RECORD"), out.getvalue().encode())
-    os.unlink(os.path.join(dist_info, PENDING))
+    pending = os.path.join(job.dist_info, PENDING)
+    os.makedirs(job.dist_info, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(job.dist_info, "RECORD"))  # a leftover: not complete any more
+    _write_new(pending, out.getvalue().encode())
+    # The dist-info was just made, and so was its parent: no mkdir needed for either.
+    _make_dirs({os.path.dirname(dest) for dest in dests} - {job.dist_info, root})
+    for source, dest in job.links:
+        link = _place(source, dest, link)
+    for dest, data, executable in job.writes:
+        _write_new(dest, data, executable=executable)
+    # PENDING already holds the final RECORD: the rename completes the install at once.
+    os.replace(pending, os.path.join(job.dist_info, "RECORD"))
 
 
 def _record_path(path: str, root: str) -> str:
@@ -635,33 +644,25 @@ def install_editable(
     dist = normalize(name).replace("-", "_")
     root = str(scheme.purelib)
     dist_info = os.path.join(root, f"{dist}-{version}.dist-info")
-    pth = os.path.join(root, f"_{dist}_editable.pth")
-    ep = sorted(scripts.items())
-    ep_paths = _entry_point_paths((n for n, _ in ep), scheme, name)
-    bound = _bound(scheme)
-    for path in ep_paths:
-        _check_inside(path, bound, name)
-    metadata_path = os.path.join(dist_info, "METADATA")
-    _begin(dist_info, [pth, metadata_path, *ep_paths])
-    if ep_paths:
-        _make_dirs([str(scheme.scripts)])
     source = editable_source_root(directory.resolve())
     metadata = "".join(
         [f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"]
         + [f"Requires-Dist: {req}\n" for req in requires_dist]
     )
-    rows: list[tuple[str, str, str]] = []
-    for path, text in ((pth, f"{source}\n"), (metadata_path, metadata)):
-        data = text.encode()
-        _write_new(path, data)
-        rows.append((_record_path(path, root), record_hash(data), str(len(data))))
-    rows += _write_entry_points(ep, ep_paths, options.shebang_python, root)
     direct_url = json.dumps(
         {"url": directory.resolve().as_uri(), "dir_info": {"editable": True}}, sort_keys=True
     )
     final = InstallOptions(options.shebang_python, options.link, direct_url, options.requested)
     stored = {**(origin or {}), "editable": str(directory.resolve())}
-    _finish(dist_info, rows, final, stored)
+    writes = [
+        (os.path.join(root, f"_{dist}_editable.pth"), f"{source}\n".encode(), False),
+        (os.path.join(dist_info, "METADATA"), metadata.encode(), False),
+    ]
+    writes += _entry_point_writes(sorted(scripts.items()), scheme, options.shebang_python, name)
+    for constant in _constant_names(final):  # no unpacked tree to link them from
+        writes.append((os.path.join(dist_info, constant), _CONSTANT_FILES[constant], False))
+    writes += _dist_info_writes(dist_info, final, stored)
+    _apply(_Install(dist_info, [], [], writes), scheme, options.link, name)
     return InstalledDist(
         normalize(name),
         version,
@@ -721,10 +722,13 @@ def uninstall_dist(dist: InstalledDist, scheme: Scheme) -> list[Path]:
     """
     dist_info = dist.dist_info
     paths = _recorded_paths(dist_info)
-    if not (dist_info / PENDING).exists():
-        # Mark the removal as in flight first, so a kill halfway is finished later.
-        _write_new(str(dist_info / PENDING), ("\n".join(str(p) for p in paths) + "\n").encode())
-    (dist_info / "RECORD").unlink(missing_ok=True)
+    if (dist_info / PENDING).exists():
+        (dist_info / "RECORD").unlink(missing_ok=True)
+    else:
+        # Mark the removal as in flight first, so a kill halfway is finished later;
+        # a rename, so the list is whole whenever the dist-info turns incomplete.
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(dist_info / "RECORD", dist_info / PENDING)
     removed: list[Path] = []
     for path in paths:
         if not os.path.normpath(path).startswith(os.path.normpath(scheme.prefix) + os.sep):
@@ -741,22 +745,24 @@ def uninstall_dist(dist: InstalledDist, scheme: Scheme) -> list[Path]:
 
 
 def _recorded_paths(dist_info: Path) -> list[Path]:
-    """Every path PENDING or RECORD lists (both, while an uninstall is starting).
+    """The paths PENDING lists (a dist-info in flight), else RECORD's.
 
     PENDING is written in place, so a kill can leave it cut short: only its
-    newline-terminated lines are whole paths. A cut-short PENDING of an
-    install means nothing was placed yet; of an uninstall, RECORD is still
-    there and lists everything.
+    newline-terminated lines are whole (a cut-short PENDING means nothing was
+    placed yet). Its rows are RECORD's; PENDING files written before that
+    held one absolute path per line, which is read the same way.
     """
-    paths: dict[Path, None] = {}
-    with contextlib.suppress(FileNotFoundError):
-        lines = (dist_info / PENDING).read_text("utf-8").split("\n")[:-1]
-        paths.update((Path(line), None) for line in lines if line)
     root = dist_info.parent
-    with contextlib.suppress(FileNotFoundError):
-        record = _parse_record((dist_info / "RECORD").read_text("utf-8"))
-        paths.update((Path(os.path.normpath(root / p)), None) for p in record)
-    return list(paths)
+    for name in (PENDING, "RECORD"):
+        try:
+            text = (dist_info / name).read_text("utf-8")
+        except FileNotFoundError:
+            continue
+        if name == PENDING:
+            text = text[: text.rfind("\n") + 1]
+        rows = csv.reader(io.StringIO(text))
+        return [Path(os.path.normpath(root / row[0])) for row in rows if row and row[0]]
+    return []
 
 
 def _pycs_of(path: Path) -> list[Path]:

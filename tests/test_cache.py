@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -314,14 +315,15 @@ def test_manifest_of_an_entry_unpacked_before_manifests_is_made_once(tmp_path: P
     wheel = build_wheel(tmp_path / "index", "demo", "1.0")
     tree = WheelCache(tmp_path / "cache").unpacked(wheel, sha256_of(wheel))
     expected = installer.load_manifest(tree)
-    (tree / installer.MANIFEST).unlink()
+    shutil.rmtree(tree / installer.OWN_DIR)
 
     assert installer.load_manifest(tree) == expected
-    assert (tree / installer.MANIFEST).is_file()
-    assert [p.name for p in tree.iterdir() if p.name.endswith(".tmp")] == []
+    own = tree / installer.OWN_DIR
+    assert sorted(p.name for p in own.iterdir()) == ["INSTALLER", "REQUESTED", "manifest.json"]
+    assert (own / "INSTALLER").read_text() == "orchestrator\n"
 
 
-def test_wheel_holding_the_manifest_name_is_rejected(tmp_path: Path) -> None:
+def test_wheel_holding_orchestrators_own_directory_is_rejected(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "index", "evil", "1.0", files={installer.MANIFEST: "{}"})
     cache = WheelCache(tmp_path / "cache")
 
@@ -329,7 +331,7 @@ def test_wheel_holding_the_manifest_name_is_rejected(tmp_path: Path) -> None:
         cache.unpacked(wheel, sha256_of(wheel))
 
     assert info.value.message == (
-        f"{wheel.name}: the archive holds {installer.MANIFEST}, a name orchestrator keeps "
+        f"{wheel.name}: the archive holds .orchestrator/, a directory orchestrator keeps "
         "for itself; refusing to install it"
     )
     assert not cache.entry_dir(UNPACKED, sha256_of(wheel)).exists()

@@ -568,9 +568,28 @@ def test_install_never_writes_through_a_leftover_hardlink(
 def test_cut_short_pending_file_counts_whole_lines_only(tmp_path: Path) -> None:
     dist_info = tmp_path / "site" / "demo-1.0.dist-info"
     dist_info.mkdir(parents=True)
-    (dist_info / installer.PENDING).write_text(f"{tmp_path}/a.py\n{tmp_path}/b.py\n{tmp_path}/c")
-    assert installer._recorded_paths(dist_info) == [tmp_path / "a.py", tmp_path / "b.py"]
+    (dist_info / installer.PENDING).write_text("demo/a.py,sha256=x,1\n../bin/b,,\ndemo/c")
+    assert installer._recorded_paths(dist_info) == [
+        tmp_path / "site" / "demo" / "a.py",
+        tmp_path / "bin" / "b",
+    ]
+    # written by an older orchestrator: one absolute path per line
+    (dist_info / installer.PENDING).write_text(f"{tmp_path}/old.py\n")
+    assert installer._recorded_paths(dist_info) == [tmp_path / "old.py"]
 
-    # An uninstall killed while writing PENDING: RECORD still lists the rest.
-    (dist_info / "RECORD").write_text("demo/x.py,,\n")
-    assert installer._recorded_paths(dist_info)[-1] == tmp_path / "site" / "demo" / "x.py"
+
+def test_uninstall_renames_record_to_pending_first(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = install(venv, wanted_wheel(rich_wheel(tmp_path / "wheels"), "demo-pkg", "1.0"), cache)
+    record = (dist.dist_info / "RECORD").read_text()
+
+    def interrupted(path: Path) -> list[Path]:
+        raise KeyboardInterrupt  # Ctrl-C as the first file goes
+
+    monkeypatch.setattr(installer, "_pycs_of", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        uninstall(venv.path, "demo-pkg")
+
+    assert (dist.dist_info / installer.PENDING).read_text() == record
+    assert not installed(venv.path)["demo-pkg"].complete
