@@ -43,18 +43,22 @@ import json
 import os
 import shutil
 import subprocess
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from configparser import ConfigParser
 from dataclasses import dataclass
-from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import atomic
 from orchestrator.errors import VenvError
 from orchestrator.names import normalize
+
+if TYPE_CHECKING:
+    from email.message import Message
+
+# zipfile, configparser and email.parser (~13 ms of imports together) are
+# imported where used: unpacking, building a manifest and reading an installed
+# dist's METADATA; a sync into a fresh venv from a warm cache does none of them.
 
 INSTALLER_NAME = "orchestrator"
 PENDING = "ORCHESTRATOR-PENDING"  # paths in flight while installing/uninstalling
@@ -62,7 +66,7 @@ ORIGIN = "orchestrator.json"  # what was installed: wheel sha256 or editable sou
 OWN_DIR = ".orchestrator"  # in an unpacked wheel's root: orchestrator's files, not the wheel's
 MANIFEST = f"{OWN_DIR}/manifest.json"
 _CONSTANT_FILES = {"INSTALLER": f"{INSTALLER_NAME}\n".encode(), "REQUESTED": b""}
-_MANIFEST_FORMAT = 1  # bump when the manifest's meaning changes; old ones are rebuilt
+_MANIFEST_FORMAT = 2  # bump when the manifest's meaning changes; old ones are rebuilt
 _DIST_INFO_FILES_WRITTEN_HERE = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", ORIGIN}
 _SCHEME_KEYS = ("purelib", "platlib", "scripts", "headers", "data")
 _MANIFEST_KEYS = (
@@ -124,7 +128,9 @@ class WheelManifest:
     root_is_purelib: bool
     # (path in the archive, scheme key, path under that scheme directory, RECORD hash, size)
     files: tuple[tuple[str, str, str, str, str], ...]
-    scripts: tuple[tuple[str, str], ...]  # <name>.data/scripts: (archive path, path under it)
+    # <name>.data/scripts to rewrite (``#!python``): (archive path, path under scripts);
+    # the others (compiled tools, shell scripts) are linked, in ``files``
+    scripts: tuple[tuple[str, str], ...]
     entry_points: tuple[tuple[str, str], ...]  # console and GUI scripts: (name, target)
 
 
@@ -158,6 +164,8 @@ def unpack_wheel(wheel: Path, dest: Path) -> list[str]:
     leaves nothing behind but *dest* itself. Returns the files' paths, relative
     to *dest* with ``/`` separators.
     """
+    import zipfile
+
     with zipfile.ZipFile(wheel) as zf:
         infos = [info for info in zf.infolist() if not info.is_dir()]
         paths = [check_archive_path(info.filename, wheel) for info in infos]
@@ -245,8 +253,8 @@ def _build_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
             hint="the wheel is malformed; rebuild it or pick another file",
         )
     dist_info = dist_infos[0]
-    metadata = HeaderParser().parsestr(_read_text(unpacked / dist_info / "METADATA"))
-    wheel = HeaderParser().parsestr(_read_text(unpacked / dist_info / "WHEEL"))
+    metadata = _headers(_read_text(unpacked / dist_info / "METADATA"))
+    wheel = _headers(_read_text(unpacked / dist_info / "WHEEL"))
     version = wheel.get("Wheel-Version", "1.0")
     if version.split(".")[0] != "1":
         raise VenvError(
@@ -259,7 +267,7 @@ def _build_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
     entry_points = entry_point_scripts(ep_file.read_text("utf-8")) if ep_file.exists() else {}
     stem_name = dist_info[: -len(".dist-info")].partition("-")[0]
     root_is_purelib = wheel.get("Root-Is-Purelib", "true").strip().lower() == "true"
-    placed, scripts = _classify(files, dist_info, root_is_purelib, record)
+    placed, scripts = _classify(unpacked, files, dist_info, root_is_purelib, record)
     return WheelManifest(
         name=str(metadata.get("Name") or stem_name),
         version=str(metadata.get("Version", "")),
@@ -272,12 +280,13 @@ def _build_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
 
 
 def _classify(
+    unpacked: Path,
     files: Sequence[str],
     dist_info: str,
     root_is_purelib: bool,
     record: Mapping[str, tuple[str, str]],
 ) -> tuple[list[tuple[str, str, str, str, str]], list[tuple[str, str]]]:
-    """Each file's scheme key and path under it; .data/scripts apart (they are rewritten)."""
+    """Each file's scheme key and path under it; scripts to rewrite apart."""
     root_key = "purelib" if root_is_purelib else "platlib"
     data_dir = dist_info[: -len(".dist-info")] + ".data"
     placed: list[tuple[str, str, str, str, str]] = []
@@ -296,11 +305,28 @@ def _classify(
                 f"({', '.join(_SCHEME_KEYS)})",
                 hint="the wheel is malformed; rebuild it or pick another file",
             )
-        if key == "scripts":
+        if key == "scripts" and _needs_rewrite(unpacked / rel):
             scripts.append((rel, sub))
         else:
             placed.append((rel, key, sub, *record.get(rel, ("", ""))))
     return placed, scripts
+
+
+def _needs_rewrite(script: Path) -> bool:
+    """A ``#!python`` script gets the venv's interpreter; others (binaries) are linked as is.
+
+    One that is not executable in the tree is written too, with the mode a
+    script needs, rather than chmod-ing the cache's copy through a link.
+    """
+    with open(script, "rb") as f:
+        head = f.read(len(b"#!python"))
+    return head == b"#!python" or not os.stat(script).st_mode & 0o111
+
+
+def _headers(text: str) -> Message:
+    from email.parser import HeaderParser
+
+    return HeaderParser().parsestr(text)
 
 
 def _read_text(path: Path) -> str:
@@ -415,6 +441,8 @@ def _script_bytes(source: str, python: str) -> bytes:
 
 def entry_point_scripts(entry_points_txt: str) -> dict[str, str]:
     """``console_scripts`` and ``gui_scripts`` of an entry_points.txt: name -> target."""
+    from configparser import ConfigParser
+
     parser = ConfigParser(delimiters=("=",), interpolation=None)
     parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep case
     parser.read_string(entry_points_txt)
@@ -696,7 +724,7 @@ def _read_installed(dist_info: Path) -> InstalledDist:
     if complete:
         # The directory name is normalized by most installers; METADATA is the truth.
         try:
-            meta = HeaderParser().parsestr((dist_info / "METADATA").read_text("utf-8"))
+            meta = _headers((dist_info / "METADATA").read_text("utf-8"))
             name, version = meta.get("Name", name), meta.get("Version", version)
         except (OSError, UnicodeDecodeError):
             complete = False

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,6 +164,40 @@ def test_installed_files_are_hardlinks_into_the_unpacked_cache(
     install(venv, wanted_wheel(wheel, "demo-pkg", "1.0"), cache)
     cached = cache.unpacked(wheel, sha256_of(wheel)) / "demo_pkg" / "cli.py"
     assert (venv.site_packages / "demo_pkg" / "cli.py").stat().st_ino == cached.stat().st_ino
+
+
+def test_native_scripts_are_linked_and_python_scripts_rewritten(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache
+) -> None:
+    built = build_wheel(
+        tmp_path / "built",
+        "tool",
+        "1.0",
+        files={
+            "tool/__init__.py": "",
+            "tool-1.0.data/scripts/tool-native": "#!/bin/sh\necho native\n",
+            "tool-1.0.data/scripts/tool-py": "#!python\nprint('py')\n",
+        },
+    )
+    wheel = tmp_path / "wheels" / built.name  # the native one executable, as tools ship it
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(built) as src, zipfile.ZipFile(wheel, "w") as out:
+        for info in src.infolist():
+            if info.filename.endswith("tool-native"):
+                info.external_attr = 0o755 << 16
+            out.writestr(info, src.read(info))
+
+    install(venv, wanted_wheel(wheel, "tool", "1.0"), cache)
+
+    cached = cache.unpacked(wheel, sha256_of(wheel)) / "tool-1.0.data" / "scripts" / "tool-native"
+    native = venv.scheme.scripts / "tool-native"
+    assert native.stat().st_ino == cached.stat().st_ino
+    assert subprocess.run([str(native)], capture_output=True, text=True, check=True).stdout == (
+        "native\n"
+    )
+    assert (venv.scheme.scripts / "tool-py").read_text().startswith(f"#!{venv.python}\n")
+    record = (venv.site_packages / "tool-1.0.dist-info" / "RECORD").read_text()
+    assert "../../../bin/tool-native,sha256=" in record
 
 
 def test_direct_url_is_written_when_given(
