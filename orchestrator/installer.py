@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import dataclasses
 import errno
 import hashlib
 import io
@@ -132,6 +133,7 @@ class WheelManifest:
     # the others (compiled tools, shell scripts) are linked, in ``files``
     scripts: tuple[tuple[str, str], ...]
     entry_points: tuple[tuple[str, str], ...]  # console and GUI scripts: (name, target)
+    stored: bool = True  # kept in the tree, with the constant files to link beside it
 
 
 # -- archive paths ----------------------------------------------------------
@@ -227,8 +229,8 @@ def load_manifest(unpacked: Path) -> WheelManifest:
         names += [f if rel == "." else f"{rel}/{f}" for f in filenames]
     try:
         return write_manifest(unpacked, names)
-    except OSError:
-        return _build_manifest(unpacked, names)  # a read-only cache: just not stored
+    except OSError:  # a read-only cache: worked out for this install only
+        return dataclasses.replace(_build_manifest(unpacked, names), stored=False)
 
 
 def _manifest_from_json(data: Mapping[str, Any]) -> WheelManifest:
@@ -517,15 +519,18 @@ def install_unpacked(
     src = str(unpacked)
     links = [(f"{src}/{a}", f"{bases[k]}/{s}") for a, k, s, _h, _n in manifest.files]
     rows = [(in_record[k] + s, h, n) for _a, k, s, h, n in manifest.files]
-    for name in _constant_names(options):  # the same bytes for every install: linked
-        links.append((f"{src}/{OWN_DIR}/{name}", f"{dist_info}/{name}"))
-        data = _CONSTANT_FILES[name]
-        rows.append((f"{manifest.dist_info}/{name}", record_hash(data), str(len(data))))
     python = options.shebang_python
     writes = [
         (f"{bases['scripts']}/{sub}", _script_bytes(f"{src}/{archive}", python), True)
         for archive, sub in manifest.scripts
     ]
+    for name in _constant_names(options):  # the same bytes for every install: linked
+        data = _CONSTANT_FILES[name]
+        if manifest.stored:
+            links.append((f"{src}/{OWN_DIR}/{name}", f"{dist_info}/{name}"))
+            rows.append((f"{manifest.dist_info}/{name}", record_hash(data), str(len(data))))
+        else:
+            writes.append((f"{dist_info}/{name}", data, False))
     writes += _entry_point_writes(manifest.entry_points, scheme, python, manifest.name)
     writes += _dist_info_writes(dist_info, options, origin)
     _apply(_Install(dist_info, links, rows, writes), scheme, options.link, manifest.dist_info)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -628,3 +629,21 @@ def test_uninstall_renames_record_to_pending_first(
 
     assert (dist.dist_info / installer.PENDING).read_text() == record
     assert not installed(venv.path)["demo-pkg"].complete
+
+
+def test_old_entry_in_a_read_only_cache_still_installs(
+    tmp_path: Path, venv: VenvInfo, cache: WheelCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = rich_wheel(tmp_path / "wheels")
+    tree = cache.unpacked(wheel, sha256_of(wheel))
+    shutil.rmtree(tree / installer.OWN_DIR)  # unpacked before manifests existed
+
+    def read_only(*args: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(installer, "write_manifest", read_only)
+    dist = install(venv, wanted_wheel(wheel, "demo-pkg", "1.0"), cache)
+
+    assert dist.complete and not (tree / installer.OWN_DIR).exists()
+    assert (dist.dist_info / "INSTALLER").read_text() == "orchestrator\n"
+    assert run(venv, "-c", "import demo_pkg; print(demo_pkg.__version__)") == "1.0\n"
