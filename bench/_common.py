@@ -202,3 +202,39 @@ def write_results(stem: str, payload: Mapping[str, object]) -> Path:
     path = RESULTS_DIR / f"{stem}-{stamp}.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path
+
+
+# -- tables shared by the lock and sync benchmarks ---------------------------------------------
+
+Samples = dict[str, dict[str, list[float]]]  # scenario -> tool label -> wall times
+Stats = dict[str, dict[str, "Summary"]]
+
+
+def summaries(samples: Samples) -> Stats:
+    return {sc: {t: Summary.of(v) for t, v in by.items() if v} for sc, by in samples.items()}
+
+
+def summary_dict(s: Summary) -> dict[str, float]:
+    """A Summary as the JSON results file stores it."""
+    return {"n": s.n, "median": s.median, "min": s.low, "max": s.high}
+
+
+def comparison_table(stats: Stats, rows: Sequence[tuple[str, str, str]], orch_title: str,
+                     digits: int = 1) -> str:
+    """Markdown: one row per (scenario, orchestrator label, title), uv and poetry beside it,
+    and their medians divided by orchestrator's."""
+    head = (f"| scenario | {orch_title} | uv (per service) "
+            "| poetry (per service) | uv ÷ orchestrator | poetry ÷ orchestrator |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    for scenario, orch_label, title in rows:
+        by = stats.get(scenario, {})
+        orch = by.get(orch_label)
+        if orch is None:
+            continue
+        cells = [title, orch.cell()]
+        for other in ("uv", "poetry"):
+            cells.append(by[other].cell() if other in by else "-")
+        for other in ("uv", "poetry"):
+            cells.append(f"{by[other].median / orch.median:.{digits}f}x" if other in by else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -70,6 +70,7 @@ from _common import (
     orchestrator_cmd,
     reset_dir,
     run_timed,
+    summary_dict,
     tool_version,
     write_results,
 )
@@ -663,7 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "repetitions": {"reps": args.reps, "no_change": args.no_change, "code": args.code,
                             "empty_cache": args.empty_cache},
             "service": svc, "times": res.times,
-            "summary": {sc: {v: _as_dict(Summary.of(s)) for v, s in by.items()}
+            "summary": {sc: {v: summary_dict(Summary.of(s)) for v, s in by.items()}
                         for sc, by in res.times.items()},
             "per_service_engine_seconds": res.per_service, "image_sizes": res.sizes,
             "code_only_new_bytes": res.new_bytes,
@@ -682,10 +683,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"removed {remove_run_images(run_id)} images", file=sys.stderr)
             shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _as_dict(s: Summary) -> dict[str, float]:
-    return {"n": s.n, "median": s.median, "min": s.low, "max": s.high}
 
 
 if __name__ == "__main__":

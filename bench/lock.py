@@ -46,8 +46,10 @@ from _common import (
     TOOLS_DIR,
     CommandFailedError,
     MemberInfo,
+    Samples,
     Summary,
     base_env,
+    comparison_table,
     copy_workspace,
     ensure_tools,
     load_members,
@@ -56,6 +58,8 @@ from _common import (
     remove_files,
     reset_dir,
     run_timed,
+    summaries,
+    summary_dict,
     tool_version,
     write_results,
 )
@@ -225,7 +229,6 @@ def make_poetry(work: Path, source: Path, bin_dir: Path) -> Tool:
 # -- scenarios -----------------------------------------------------------------------------------
 
 
-Samples = dict[str, dict[str, list[float]]]  # scenario -> tool label -> wall times
 
 
 def rotated(items: Sequence[Tool], shift: int) -> list[Tool]:
@@ -322,28 +325,6 @@ ROWS = [  # (scenario, label of the orchestrator variant, row title)
 ]
 
 
-def summaries(samples: Samples) -> dict[str, dict[str, Summary]]:
-    return {sc: {t: Summary.of(v) for t, v in by.items() if v} for sc, by in samples.items()}
-
-
-def markdown_table(stats: dict[str, dict[str, Summary]]) -> str:
-    head = ("| scenario | orchestrator (all members, 1 process) | uv (per service) "
-            "| poetry (per service) | uv ÷ orchestrator | poetry ÷ orchestrator |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|"]
-    for scenario, orch_label, title in ROWS:
-        by = stats.get(scenario, {})
-        orch = by.get(orch_label)
-        if orch is None:
-            continue
-        cells = [title, orch.cell()]
-        for other in ("uv", "poetry"):
-            cells.append(by[other].cell() if other in by else "-")
-        for other in ("uv", "poetry"):
-            cells.append(f"{by[other].median / orch.median:.1f}x" if other in by else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def targets(stats: dict[str, dict[str, Summary]]) -> dict[str, dict[str, object]]:
     """The issue's three targets, each with the measured numbers and whether it was met."""
     warm, check = stats.get("warm", {}), stats.get("check", {})
@@ -408,7 +389,7 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples) ->
     stats = summaries(samples)
     locks = compare_locks(tools) if args.warm or args.cold else {}
     goals = targets(stats)
-    print(markdown_table(stats))
+    print(comparison_table(stats, ROWS, "orchestrator (all members, 1 process)", digits=1))
     print("\nPackages locked per service (third-party; +/- relative to orchestrator):")
     print("\n".join(lock_diff_lines(locks)))
     print("\nTargets:")
@@ -420,15 +401,11 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples) ->
         "versions": {t.name: t.version for t in tools},
         "repetitions": {"cold": args.cold, "warm": args.warm, "check": args.check},
         "samples": samples,
-        "summary": {sc: {t: _as_dict(s) for t, s in by.items()} for sc, by in stats.items()},
+        "summary": {sc: {t: summary_dict(s) for t, s in by.items()} for sc, by in stats.items()},
         "locked_packages": locks,
         "targets": goals,
     })
     print(f"\nresults: {path}", file=sys.stderr)
-
-
-def _as_dict(s: Summary) -> dict[str, float]:
-    return {"n": s.n, "median": s.median, "min": s.low, "max": s.high}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

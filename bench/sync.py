@@ -55,14 +55,18 @@ from _common import (
     TOOLS_DIR,
     CommandFailedError,
     MemberInfo,
+    Samples,
     Summary,
     base_env,
+    comparison_table,
     copy_workspace,
     ensure_tools,
     machine_info,
     orchestrator_cmd,
     reset_dir,
     run_timed,
+    summaries,
+    summary_dict,
     tool_version,
     write_results,
 )
@@ -237,7 +241,6 @@ def make_poetry(work: Path, source: Path, bin_dir: Path) -> Tool:
 # -- scenarios -----------------------------------------------------------------------------------
 
 
-Samples = dict[str, dict[str, list[float]]]  # scenario -> label -> wall times
 Variant = tuple[Tool, list[Run], str]
 
 
@@ -343,28 +346,6 @@ ROWS = [  # (scenario, orchestrator label, row title)
 ]
 
 
-def summaries(samples: Samples) -> dict[str, dict[str, Summary]]:
-    return {sc: {t: Summary.of(v) for t, v in by.items() if v} for sc, by in samples.items()}
-
-
-def markdown_table(stats: dict[str, dict[str, Summary]]) -> str:
-    head = ("| scenario | orchestrator (3 services, 1 process) | uv (per service) "
-            "| poetry (per service) | uv ÷ orchestrator | poetry ÷ orchestrator |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|"]
-    for scenario, orch_label, title in ROWS:
-        by = stats.get(scenario, {})
-        orch = by.get(orch_label)
-        if orch is None:
-            continue
-        cells = [title, orch.cell()]
-        for other in ("uv", "poetry"):
-            cells.append(by[other].cell() if other in by else "-")
-        for other in ("uv", "poetry"):
-            cells.append(f"{by[other].median / orch.median:.2f}x" if other in by else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def targets(stats: dict[str, dict[str, Summary]]) -> dict[str, dict[str, object]]:
     """The issue's three targets, each with the measured numbers and whether it was met."""
     fresh, noop = stats.get("fresh", {}), stats.get("noop", {})
@@ -445,7 +426,7 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
     source = source_state(args.orchestrator_rev)
     print(f"orchestrator from commit {source['commit']}; uncommitted in orchestrator/: "
           f"{source['dirty']}", file=sys.stderr)
-    print(markdown_table(stats))
+    print(comparison_table(stats, ROWS, "orchestrator (3 services, 1 process)", digits=2))
     print("\nInstalled per service (distributions, +/- relative to orchestrator; bytecode; links):")
     print("\n".join(facts_lines(facts)))
     print("\nTargets:")
@@ -459,7 +440,7 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
         "orchestrator_source": source,
         "repetitions": {"fresh": args.fresh, "noop": args.noop, "cold": args.cold},
         "samples": samples,
-        "summary": {sc: {t: _as_dict(s) for t, s in by.items()} for sc, by in stats.items()},
+        "summary": {sc: {t: summary_dict(s) for t, s in by.items()} for sc, by in stats.items()},
         "installed": {s: {t: vars(f) for t, f in by.items()} for s, by in facts.items()},
         "targets": goals,
     })
@@ -477,10 +458,6 @@ def source_state(rev: str | None) -> dict[str, str]:
         return {"commit": git("rev-parse", "--short", rev), "dirty": "none (git archive)"}
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "orchestrator").splitlines()]
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": ", ".join(dirty) or "none"}
-
-
-def _as_dict(s: Summary) -> dict[str, float]:
-    return {"n": s.n, "median": s.median, "min": s.low, "max": s.high}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
