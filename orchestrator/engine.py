@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import BuildError, DockerError, PublishError
-from orchestrator.image import FINGERPRINT_LABEL, SERVICE_LABEL
+from orchestrator.image import FINGERPRINT_LABEL
 
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
 
@@ -154,10 +154,6 @@ def push(client: Any, ref: str) -> str:
         raise PublishError(f"pushing {ref} reported no digest",
                            hint="check the registry's logs")
     return digest
-
-
-def labelled_images(client: Any, service: str) -> list[Any]:
-    return list(client.images.list(filters={"label": f"{SERVICE_LABEL}={service}"}))
 
 
 # -- a service, end to end -------------------------------------------------------------

@@ -299,3 +299,23 @@ def test_service_without_command(built: Path, engine: dict[str, str]) -> None:
             "pyproject.toml, or define exactly one [project.scripts] entry\n")
     finally:
         pyproject.write_text(text)
+
+
+def test_failing_step_is_named(built: Path, engine: dict[str, str], tmp_path: Path) -> None:
+    """A base without Python: the engine's error inside the build stream names the step."""
+    tag = f"orch-test-nopython-{os.getpid()}:1"
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {engine['BASE']}\nRUN rm -f /usr/bin/python3 /usr/bin/python3.*\n")
+    docker("build", "-q", "--network", "none", "-t", tag, str(tmp_path))
+    try:
+        code, _, err = orch(built, "build", "worker", "--base", tag, "--rebuild")
+        assert code == 1
+        assert err.splitlines()[-1] == (
+            "hint: fix the cause above and run `orchestrator build` again")
+        failure = next(line for line in err.splitlines() if line.startswith("error: "))
+        assert failure.startswith("error: building worker failed at step 4/")
+        assert "(RUN python3 -m venv /opt/installer && python3 -m venv --without-pip /opt/venv)" \
+            in failure
+        assert "returned a non-zero code: 127" in failure
+    finally:
+        docker("rmi", "-f", tag, check=False)
