@@ -13,7 +13,7 @@ import pytest
 from orchestrator.engine import _follow_build, push
 from orchestrator.errors import BuildError, PublishError
 
-BUILD_OK = [
+BUILD_OK: list[dict[str, Any]] = [
     {"stream": "Step 1/3 : FROM base\n"},
     {"stream": " ---> 93ddfc07f94a\n"},
     {"stream": "Step 2/3 : COPY deps/ /context/deps/\n"},
@@ -32,7 +32,7 @@ def test_follow_build_returns_image_and_cache_hits() -> None:
 
 
 def test_error_in_build_stream_names_the_step_and_output() -> None:
-    stream = [
+    stream: list[dict[str, Any]] = [
         *BUILD_OK[:5],
         {"stream": "Step 3/5 : RUN /opt/installer/bin/pip install -r req.txt\n"},
         {"stream": "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"},
@@ -80,12 +80,14 @@ class FakeClient:
 
 
 def test_push_returns_digest() -> None:
-    items = [{"status": "Pushed"}, {"aux": {"Tag": "1", "Digest": "sha256:abc", "Size": 1}}]
+    items: list[dict[str, Any]] = [
+        {"status": "Pushed"}, {"aux": {"Tag": "1", "Digest": "sha256:abc", "Size": 1}}]
     assert push(FakeClient(items), "127.0.0.1:5000/acme/orders:1") == "sha256:abc"
 
 
 def test_push_auth_error_says_to_log_in() -> None:
-    items = [{"status": "Preparing"},
+    items: list[dict[str, Any]] = [
+        {"status": "Preparing"},
              {"errorDetail": {"message": "denied: requested access to the resource is denied"},
               "error": "denied: requested access to the resource is denied"}]
     with pytest.raises(PublishError) as info:
