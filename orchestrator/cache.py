@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -348,10 +349,19 @@ class WheelCache:
 
     # -- housekeeping -----------------------------------------------------------
 
+    def buckets(self) -> list[str]:
+        """Every versioned bucket under the root: this store's and the index client's,
+        build environments, interpreter records (``name-vN`` directories)."""
+        try:
+            names = [p.name for p in self.root.iterdir() if p.is_dir()]
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if re.fullmatch(r"[a-z]+-v\d+", n))
+
     def info(self) -> CacheInfo:
         """Sizes per bucket (counts regular files; hardlinked installs are not counted)."""
         buckets = []
-        for name in BUCKETS:
+        for name in self.buckets():
             files = size = 0
             for dirpath, _dirs, filenames in os.walk(self.root / name):
                 for filename in filenames:
@@ -362,9 +372,9 @@ class WheelCache:
         return CacheInfo(self.root, tuple(buckets))
 
     def clean(self) -> PruneReport:
-        """Remove this store's buckets (the index client's buckets stay)."""
+        """Remove every bucket: wheels, unpacked trees, builds, index pages, metadata."""
         before = self.info()
-        for name in BUCKETS:
+        for name in self.buckets():
             bucket = self.root / name
             if bucket.exists():
                 trash = self.root / f".trash-{name}-{os.getpid()}"
