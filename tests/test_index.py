@@ -22,9 +22,12 @@ from orchestrator.index import (
     LISTING_KIND,
     IndexClient,
     ProjectFiles,
+    listing,
     parse_html_page,
     parse_json_page,
+    transport,
 )
+from orchestrator.index import client as client_module
 from orchestrator.models import CoreMetadata, DistFile, IndexSpec
 from tests.support.indexserver import IndexServer, ServedFile
 from tests.support.wheels import build_wheel, metadata_text, sha256_of
@@ -35,7 +38,7 @@ MakeClient = Callable[..., IndexClient]
 
 @pytest.fixture(autouse=True)
 def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(index_module, "BACKOFF", 0.01)
+    monkeypatch.setattr(transport, "BACKOFF", 0.01)
     monkeypatch.setenv("NETRC", "/nonexistent/netrc")  # never read the developer's
 
 
@@ -405,7 +408,7 @@ def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object) -> None:
         raise AssertionError("the page was parsed again")
 
-    monkeypatch.setattr(index_module, "_json_rows", fail)
+    monkeypatch.setattr(client_module, "_json_rows", fail)
 
 
 def test_a_warm_run_reads_the_derived_listing_and_makes_no_client(
@@ -422,7 +425,7 @@ def test_a_warm_run_reads_the_derived_listing_and_makes_no_client(
     def no_client(max_workers: int) -> None:
         raise AssertionError("an HTTP client was built")
 
-    monkeypatch.setattr(index_module, "_make_http_client", no_client)
+    monkeypatch.setattr(client_module, "_make_http_client", no_client)
     second = make_client(server.url).project("demo")
     assert second.files == first.files and list(second.files) == list(first.files)
     assert second.versions == first.versions == ("1.0", "2.0")
@@ -474,11 +477,11 @@ def test_derived_listing_with_valid_checksum_but_wrong_shape_is_ignored(tmp_path
     cache.store_derived(url, LISTING_KIND, digest, b"\x00not marshal")
     assert cache.load_derived(url, LISTING_KIND, digest) == b"\x00not marshal"
     assert cache.load_derived(url, LISTING_KIND, "cd" * 32) is None  # another page body
-    assert index_module._decode_listing(b"\x00not marshal", "main") is None
-    assert index_module._decode_listing(marshal.dumps(((), b"")), "main") is None
-    assert index_module._decode_listing(marshal.dumps((("1.0",), 5)), "main") is None
-    assert index_module._decode_listing(marshal.dumps(((), (("1.0", "x"),))), "main") is None
-    assert index_module._decode_listing(marshal.dumps(((), (("1.0", b""),))), "main") is not None
+    assert listing._decode_listing(b"\x00not marshal", "main") is None
+    assert listing._decode_listing(marshal.dumps(((), b"")), "main") is None
+    assert listing._decode_listing(marshal.dumps((("1.0",), 5)), "main") is None
+    assert listing._decode_listing(marshal.dumps(((), (("1.0", "x"),))), "main") is None
+    assert listing._decode_listing(marshal.dumps(((), (("1.0", b""),))), "main") is not None
 
 
 def test_a_damaged_group_behind_a_valid_checksum_names_what_to_delete() -> None:

@@ -1,0 +1,86 @@
+"""Index credentials: from the environment, the URL or ~/.netrc, per index.
+
+Credentials go only to their index's origin and never into a URL, message or
+log: ``_Index`` keeps them beside a URL stripped of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import netrc
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from orchestrator.models import IndexSpec
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """An IndexSpec with credentials split off its URL."""
+
+    name: str
+    url: str  # no credentials, no trailing slash
+    origin: tuple[str, str]  # (scheme, host:port) that may receive `auth`
+    auth: tuple[str, str] | None
+
+    def describe(self) -> str:
+        return f"'{self.name}' ({self.url})"
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, f"{parts.hostname or ''}:{parts.port or default}"
+
+
+def _strip_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def env_prefix(index_name: str) -> str:
+    """``ORCHESTRATOR_INDEX_<NAME>``: the name upper-cased, non-alphanumerics as ``_``."""
+    return "ORCHESTRATOR_INDEX_" + re.sub(r"[^A-Za-z0-9]", "_", index_name).upper()
+
+
+def _netrc_auth(host: str) -> tuple[str, str] | None:
+    path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    try:
+        entry = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return None  # a missing or broken netrc is not ours to complain about
+    if entry is None:
+        return None
+    login, _account, password = entry
+    return login or "", password or ""
+
+
+def _resolve_index(spec: IndexSpec) -> _Index:
+    """Credentials from the environment, then the URL, then ~/.netrc."""
+    prefix = env_prefix(spec.name)
+    user = os.environ.get(f"{prefix}_USERNAME")
+    password = os.environ.get(f"{prefix}_PASSWORD")
+    parts = urlsplit(spec.url)
+    auth: tuple[str, str] | None
+    if user is not None or password is not None:
+        auth = (user or "", password or "")
+    elif parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    else:
+        auth = _netrc_auth(parts.hostname or "")
+    url = _strip_credentials(spec.url).rstrip("/")
+    return _Index(spec.name, url, _origin(url), auth)
+
+
+def _basic_auth(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"

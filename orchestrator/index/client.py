@@ -1,0 +1,563 @@
+"""``IndexClient``: first-index-wins lookups, in-flight dedup, caches, downloads."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+from orchestrator.atomic import write_bytes
+from orchestrator.errors import HashMismatchError, IndexError_
+from orchestrator.httpcache import CacheControl, CachedPage, PageCache
+from orchestrator.index.auth import _Index, _resolve_index
+from orchestrator.index.listing import LISTING_KIND, ProjectFiles, _decode_listing, _encode_listing
+from orchestrator.index.metadata import (
+    _check_metadata_matches,
+    _file_key,
+    _metadata_from_json,
+    _metadata_to_json,
+    parse_core_metadata,
+)
+from orchestrator.index.pages import ACCEPT, ProjectPage, _html_rows, _json_rows
+from orchestrator.index.remotezip import (
+    TAIL_BYTES,
+    _ZipError,
+    metadata_from_tail,
+    metadata_from_zip,
+)
+from orchestrator.index.transport import (
+    CHUNK,
+    RETRIES,
+    _content_range_start,
+    _content_range_total,
+    _content_type,
+    _DownloadInterruptedError,
+    _make_http_client,
+    _sleep_before_retry,
+    _status_error,
+    _unreachable,
+    get_with_retries,
+)
+from orchestrator.models import CoreMetadata, DistFile, IndexSpec
+from orchestrator.names import normalize
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+
+METADATA_BUCKET = "metadata-v1"
+SDIST_BUCKET = "sdists-v1"
+
+T = TypeVar("T")
+
+
+class IndexClient:
+    """A thread-safe client for the configured indexes, with on-disk caches.
+
+    *sources* pins normalized project names to index names.  *refresh* ignores
+    page freshness (pages are revalidated or re-fetched; metadata, which is
+    immutable, stays cached).  *offline* serves only from the caches.
+    *sdist_metadata* turns a downloaded sdist into its core metadata (by
+    building it); without it, sdist metadata raises IndexError_.
+    """
+
+    def __init__(
+        self,
+        indexes: Sequence[IndexSpec],
+        cache_dir: Path,
+        *,
+        sources: Mapping[str, str] = {},
+        refresh: bool = False,
+        offline: bool = False,
+        page_ttl: float = 600,
+        max_workers: int = 16,
+        sdist_metadata: Callable[[Path], CoreMetadata] | None = None,
+    ) -> None:
+        if not indexes:
+            raise IndexError_(
+                "No package index is configured.",
+                hint="Add at least one entry under `indexes:` in workspace.yaml.",
+            )
+        self._indexes = tuple(_resolve_index(spec) for spec in indexes)
+        self._by_name = {index.name: index for index in self._indexes}
+        self._sources = {normalize(k): v for k, v in sources.items()}
+        self._cache_dir = cache_dir
+        self._pages = PageCache(cache_dir)
+        self._refresh = refresh
+        self._offline = offline
+        self._page_ttl = page_ttl
+        self._sdist_metadata = sdist_metadata
+        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="index")
+        self._inflight: dict[tuple[str, str], Future[Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        # Built on the first request: a warm run may make none, and building
+        # it (httpx, httpcore and an SSL context) costs more than the run.
+        self._max_workers = max_workers
+        self._http_client: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._http_lock:
+            if self._http_client is not None:
+                self._http_client.close()
+
+    @property
+    def _http(self) -> httpx.Client:
+        with self._http_lock:
+            if self._http_client is None:
+                self._http_client = _make_http_client(self._max_workers)
+            return self._http_client
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- public API ----------------------------------------------------------
+
+    def project(self, name: str) -> ProjectPage:
+        """The project's page from the first index that has it (or its pinned index)."""
+        key = normalize(name)
+        return self._once(("project", key), lambda: self._fetch_project(key))
+
+    def files(self, name: str) -> Sequence[DistFile]:
+        """The project's files, as ``project(name).files``."""
+        return self.project(name).files
+
+    def metadata(self, file: DistFile) -> CoreMetadata:
+        """The file's core metadata: from the disk cache, PEP 658, a ranged read, or a build."""
+        return self._once(("metadata", _file_key(file)), lambda: self._fetch_metadata(file))
+
+    def prefetch_projects(self, names: Iterable[str]) -> None:
+        """Start fetching these projects' pages in the background."""
+        for name in names:
+            key = normalize(name)
+            self._submit(("project", key), partial(self._fetch_project, key))
+
+    def prefetch_metadata(self, files: Iterable[DistFile]) -> None:
+        """Start fetching these files' core metadata in the background.
+
+        Files whose metadata is on disk are skipped: ``metadata`` reads those
+        sooner than a pool thread could start.
+        """
+        for file in files:
+            if not self._metadata_path(file).is_file():
+                self._submit(("metadata", _file_key(file)), partial(self._fetch_metadata, file))
+
+    def download(self, file: DistFile, dest: BinaryIO | Path) -> None:
+        """Stream *file* into *dest*, checking its sha256 when the index gave one.
+
+        A Path destination is written atomically (temporary sibling + rename)
+        and only after the hash matched.  A stream destination receives bytes
+        as they arrive; on a mismatch the caller must discard what it got.
+        """
+        self._require_online(f"download {file.filename}")
+        index = self._index_named(file.index)
+        if isinstance(dest, Path):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    self._stream_to(index, file, handle)
+                Path(tmp).replace(dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        else:
+            self._stream_to(index, file, dest)
+
+    # -- in-flight bookkeeping -------------------------------------------------
+
+    def _once(self, key: tuple[str, str], work: Callable[[], T]) -> T:
+        """Run *work* once per key: later and concurrent callers share its result.
+
+        The first caller runs it in its own thread (not the pool), so callers
+        that are themselves pool threads can never starve the pool.
+        """
+        with self._lock:
+            future = self._inflight.get(key)
+            owner = future is None
+            if future is None:
+                if self._closed:
+                    raise _closed_error(key)
+                future = self._inflight[key] = Future()
+        if owner:
+            self._run(key, future, work)
+        result: T = future.result()
+        return result
+
+    def _submit(self, key: tuple[str, str], work: Callable[[], Any]) -> None:
+        with self._lock:
+            if key in self._inflight or self._closed:
+                return
+            future: Future[Any] = Future()
+            self._inflight[key] = future
+        task = self._pool.submit(self._run, key, future, work)
+        # close() cancels queued tasks; their waiters must not hang forever.
+        task.add_done_callback(lambda t: self._abandon(key, future) if t.cancelled() else None)
+
+    def _abandon(self, key: tuple[str, str], future: Future[Any]) -> None:
+        with self._lock:
+            self._inflight.pop(key, None)
+        if not future.done():
+            future.set_exception(_closed_error(key))
+
+    def _run(self, key: tuple[str, str], future: Future[Any], work: Callable[[], Any]) -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:
+            # Forget failures so a later call tries again; current waiters see this one.
+            with self._lock:
+                self._inflight.pop(key, None)
+            future.set_exception(exc)
+
+    # -- projects ---------------------------------------------------------------
+
+    def _candidate_indexes(self, name: str) -> tuple[_Index, ...]:
+        pinned = self._sources.get(name)
+        if pinned is None:
+            return self._indexes
+        if pinned not in self._by_name:
+            configured = ", ".join(i.name for i in self._indexes)
+            raise IndexError_(
+                f"Package '{name}' is pinned to index '{pinned}', which is not configured "
+                f"(configured: {configured}).",
+                hint="Fix the pin in [tool.orchestrator] sources, or add the index to "
+                "`indexes:` in workspace.yaml.",
+            )
+        return (self._by_name[pinned],)
+
+    def _fetch_project(self, name: str) -> ProjectPage:
+        candidates = self._candidate_indexes(name)
+        for index in candidates:
+            page_url = f"{index.url}/{name}/"
+            page = self._page(index, page_url, name)
+            if page.status == 404:
+                continue  # absent here; a later index may have it
+            return self._parse_page(index, page, name)
+        raise _not_found(name, candidates, pinned=name in self._sources)
+
+    def _parse_page(self, index: _Index, page: CachedPage, name: str) -> ProjectPage:
+        """The page's files, from the listing derived from it earlier when there is one.
+
+        Parsing pydantic-core's 5 MB of JSON into 15,000 files takes longer than
+        resolving a whole member, so each page's files are kept pre-grouped
+        beside it in the cache, keyed by the page body's hash.
+        """
+        digest = page.digest()
+        if digest is not None:
+            derived = self._pages.load_derived(page.url, LISTING_KIND, digest)
+            loaded = None if derived is None else _decode_listing(derived, index.name)
+            if loaded is not None:
+                return ProjectPage(name, index.name, *loaded)
+        if page.body is None:
+            page = self._full_page(index, page, name)
+        files, versions = self._parse_body(index, page, name)
+        digest = page.digest()
+        if digest is not None:  # always, now that the body is there
+            with contextlib.suppress(OSError):  # the listing only saves time
+                listing = _encode_listing(files, versions)
+                self._pages.store_derived(page.url, LISTING_KIND, digest, listing)
+        return ProjectPage(name, index.name, files, versions)
+
+    def _full_page(self, index: _Index, page: CachedPage, name: str) -> CachedPage:
+        """*page* with its body, read from the cache again."""
+        full = self._pages.load(page.url)
+        if full is None or full.status != page.status:  # replaced or removed meanwhile
+            raise IndexError_(
+                f"The cached page of '{name}' from index {index.describe()} changed while "
+                "it was read.",
+                hint="Retry; if it persists, use --refresh.",
+            )
+        return full
+
+    def _parse_body(
+        self, index: _Index, page: CachedPage, name: str
+    ) -> tuple[ProjectFiles, tuple[str, ...]]:
+        body = page.body or b""
+        try:
+            if page.content_type.endswith("json"):  # v1+json, or a server's plain JSON
+                _name, rows, versions = _json_rows(body, page.url)
+            else:
+                rows, versions = _html_rows(body, page.url), ()
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IndexError_(
+                f"Index {index.describe()} sent an unreadable page for '{name}': {exc}.",
+                hint="Retry with --refresh; if it persists, the index is misbehaving.",
+            ) from None
+        return ProjectFiles.from_rows(index.name, rows), versions
+
+    def _page(self, index: _Index, url: str, name: str) -> CachedPage:
+        """The page for *url* from the cache when fresh, else from the index.
+
+        A page served from the cache may come without its body (read only its
+        header); ``_parse_page`` reads the body if it needs it.
+        """
+        cached = self._pages.load(url, body=False)
+        if cached is not None and cached.digest() is None:  # stored without its hash
+            cached = self._pages.load(url)
+        if self._offline:
+            if cached is None:
+                raise IndexError_(
+                    f"Package '{name}' is not in the cache for index {index.describe()}, "
+                    "and offline mode forbids network access.",
+                    hint="Run once without --offline to fill the cache.",
+                )
+            return cached
+        now = time.time()
+        if cached is not None and not self._refresh and cached.is_fresh(self._page_ttl, now):
+            return cached
+        if cached is not None and cached.body is None:  # a 304 answer keeps the stored body
+            cached = self._pages.load(url)
+        headers = {"Accept": ACCEPT}
+        if cached is not None:
+            headers.update(cached.validators())
+        response = self._get(index, url, headers)
+        with contextlib.closing(response):
+            control = CacheControl.parse(response.headers.get("Cache-Control"))
+            if response.status_code == 304 and cached is not None:
+                page = cached.revalidated(now, control)
+            elif response.status_code in (200, 404):
+                body = response.read() if response.status_code == 200 else b""
+                page = CachedPage(
+                    url=url,
+                    status=response.status_code,
+                    content_type=_content_type(response),
+                    body=body,
+                    fetched_at=now,
+                    etag=response.headers.get("ETag"),
+                    last_modified=response.headers.get("Last-Modified"),
+                    cache_control=control,
+                    body_sha256=hashlib.sha256(body).hexdigest(),  # hashed once, not per use
+                )
+            else:
+                raise _status_error(index, url, response.status_code)
+        if not control.no_store:
+            self._pages.store(page)
+        return page
+
+    # -- metadata -----------------------------------------------------------------
+
+    def _metadata_path(self, file: DistFile) -> Path:
+        key = _file_key(file)
+        shard = key.partition("-")[2][:2]
+        return self._cache_dir / METADATA_BUCKET / shard / f"{key}.json"
+
+    def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
+        path = self._metadata_path(file)
+        with contextlib.suppress(OSError):
+            cached = _metadata_from_json(path.read_bytes())
+            if cached is not None:
+                return cached
+        self._require_online(f"read the metadata of {file.filename}")
+        index = self._index_named(file.index)
+        if file.is_wheel:
+            meta = parse_core_metadata(self._wheel_metadata(index, file), file.filename)
+            _check_metadata_matches(meta, file)
+        else:
+            meta = self._sdist_core_metadata(index, file)
+        write_bytes(path, _metadata_to_json(meta))
+        return meta
+
+    def _wheel_metadata(self, index: _Index, file: DistFile) -> bytes:
+        if file.has_metadata:
+            data = self._pep658_metadata(index, file)
+            if data is not None:
+                return data
+        return self._ranged_metadata(index, file)
+
+    def _pep658_metadata(self, index: _Index, file: DistFile) -> bytes | None:
+        url = file.url + ".metadata"
+        response = self._get(index, url, {})
+        with contextlib.closing(response):
+            if response.status_code == 404:
+                return None  # the page promised more than the index serves
+            if response.status_code != 200:
+                raise _status_error(index, url, response.status_code)
+            data = response.read()
+        if file.metadata_sha256:
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != file.metadata_sha256:
+                raise HashMismatchError(
+                    f"The metadata file of {file.filename} from index {index.describe()} has "
+                    f"sha256 {actual}, but the index lists {file.metadata_sha256}.",
+                    hint="Retry with --refresh; if it persists, report it to the index.",
+                )
+        return data
+
+    def _ranged_metadata(self, index: _Index, file: DistFile) -> bytes:
+        """METADATA via Range requests: the tail, maybe the directory, maybe the entry."""
+        response = self._get(index, file.url, {"Range": f"bytes=-{TAIL_BYTES}"})
+        with contextlib.closing(response):
+            if response.status_code == 200:  # Range ignored: we get the whole wheel
+                return self._metadata_from_body(index, file, response)
+            if response.status_code != 206:
+                raise _status_error(index, file.url, response.status_code)
+            tail = response.read()
+            size = _content_range_total(response.headers.get("Content-Range"))
+        if size is None:
+            size = len(tail)  # no total: assume the suffix covered the whole file
+        try:
+            fetch = partial(self._range, index, file)
+            return metadata_from_tail(fetch, size, tail, file.filename)
+        except (_ZipError, struct.error) as exc:
+            log.debug("ranged read of %s failed (%s); downloading it", file.url, exc)
+            return self._full_metadata(index, file)
+
+    def _range(self, index: _Index, file: DistFile, start: int, end: int) -> bytes:
+        """Bytes [start, end) of a remote file."""
+        response = self._get(index, file.url, {"Range": f"bytes={start}-{end - 1}"})
+        with contextlib.closing(response):
+            if response.status_code == 200:
+                return response.read()[start:end]
+            if response.status_code != 206:
+                raise _status_error(index, file.url, response.status_code)
+            got = _content_range_start(response.headers.get("Content-Range"))
+            data = response.read()
+        if got != start or len(data) != end - start:
+            raise _ZipError("the server answered a different range than asked")
+        return data
+
+    def _full_metadata(self, index: _Index, file: DistFile) -> bytes:
+        response = self._get(index, file.url, {})
+        with contextlib.closing(response):
+            if response.status_code != 200:
+                raise _status_error(index, file.url, response.status_code)
+            return self._metadata_from_body(index, file, response)
+
+    def _metadata_from_body(self, index: _Index, file: DistFile, response: httpx.Response) -> bytes:
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as spool:
+            for chunk in response.iter_bytes(CHUNK):
+                spool.write(chunk)
+            spool.seek(0)
+            try:
+                return metadata_from_zip(spool, file.filename)
+            except _ZipError as exc:
+                raise IndexError_(
+                    f"Cannot read METADATA from {file.filename} on index "
+                    f"{index.describe()}: {exc}.",
+                    hint="The wheel is malformed; pin another version of it.",
+                ) from None
+
+    def _sdist_core_metadata(self, index: _Index, file: DistFile) -> CoreMetadata:
+        if self._sdist_metadata is None:
+            raise IndexError_(
+                f"Cannot read the metadata of {file.filename} from index {index.describe()}: "
+                "it is a source distribution, and building sdists is not enabled here.",
+                hint="Pin a version that ships a wheel, or enable sdist builds.",
+            )
+        key = _file_key(file)
+        target = self._cache_dir / SDIST_BUCKET / key / file.filename
+        if not target.is_file():
+            self.download(file, target)
+        return self._sdist_metadata(target)
+
+    # -- downloads ------------------------------------------------------------------
+
+    def _stream_to(self, index: _Index, file: DistFile, out: IO[bytes]) -> None:
+        """Copy the file into *out*; a dropped connection restarts it if *out* can rewind."""
+        seekable = getattr(out, "seekable", None)  # a bare writer can't rewind
+        start = out.tell() if seekable is not None and seekable() else None
+        for attempt in range(RETRIES + 1):
+            try:
+                actual = self._copy(index, file, out)
+                break
+            except _DownloadInterruptedError as exc:
+                if start is None or attempt == RETRIES:
+                    raise _unreachable(index, file.url, exc.cause) from None
+                out.seek(start)
+                out.truncate()
+                _sleep_before_retry(attempt, None)
+        if file.sha256 and actual != file.sha256:
+            raise HashMismatchError(
+                f"Downloaded {file.filename} from index {index.describe()} has sha256 "
+                f"{actual}, but the index lists {file.sha256}.",
+                hint="The file was corrupted in transit or changed on the index; retry, "
+                "and report it to the index maintainers if it persists.",
+            )
+
+    def _copy(self, index: _Index, file: DistFile, out: IO[bytes]) -> str:
+        """One download attempt; returns the sha256 of what was written."""
+        import httpx
+
+        response = self._get(index, file.url, {})
+        with contextlib.closing(response):
+            if response.status_code != 200:
+                raise _status_error(index, file.url, response.status_code)
+            digest = hashlib.sha256()
+            try:
+                for chunk in response.iter_bytes(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            except httpx.TransportError as exc:
+                raise _DownloadInterruptedError(exc) from exc
+        return digest.hexdigest()
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def _index_named(self, name: str) -> _Index:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise IndexError_(
+                f"The file comes from index '{name}', which is not configured.",
+                hint="Re-lock, or add the index back to `indexes:` in workspace.yaml.",
+            ) from None
+
+    def _require_online(self, action: str) -> None:
+        if self._offline:
+            raise IndexError_(
+                f"Cannot {action}: it is not cached, and offline mode forbids network access.",
+                hint="Run once without --offline to fill the cache.",
+            )
+
+    def _get(self, index: _Index, url: str, headers: Mapping[str, str]) -> httpx.Response:
+        """A streamed GET with retries (``get_with_retries``); the caller closes it."""
+        return get_with_retries(self._http, index, url, headers)
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+def _not_found(name: str, indexes: Sequence[_Index], *, pinned: bool) -> IndexError_:
+    if pinned:
+        return IndexError_(
+            f"Package '{name}' was not found on index {indexes[0].describe()}, "
+            "where [tool.orchestrator] sources pins it.",
+            hint="Check the package name, or change the pin in [tool.orchestrator] sources.",
+        )
+    where = ", ".join(index.describe() for index in indexes)
+    return IndexError_(
+        f"Package '{name}' was not found on any configured index: {where}.",
+        hint="Check the package name for typos; if it lives on another index, "
+        "add that index to `indexes:` in workspace.yaml.",
+    )
+
+
+def _closed_error(key: tuple[str, str]) -> IndexError_:
+    return IndexError_(f"The index client was closed before it fetched {key[1]}.")
