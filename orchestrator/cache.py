@@ -305,10 +305,24 @@ class WheelCache:
         batch = _Batch(len(unique), progress)
         results: dict[DistFile, Path] = {}
         errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        # Cache hits are a stat each: answer them here, and start threads only for
+        # downloads (a warm sync of 44 wheels then starts none).
+        missing = []
+        for file in _dedupe_by_hash(unique):
+            path, corrupt = self._lookup(file)
+            if path is not None:
+                batch.emit(file, "hit", path)
+                results[file] = path
+                continue
+            if corrupt:
+                batch.emit(file, "corrupt")
+            missing.append(file)
+        if not missing:
+            return {file: results.get(file) or self._fetch(file, downloader, batch)
+                    for file in unique}
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(missing)))) as pool:
             futures = {
-                file: pool.submit(self._fetch, file, downloader, batch)
-                for file in _dedupe_by_hash(unique)
+                file: pool.submit(self._fetch, file, downloader, batch) for file in missing
             }
             for file, future in futures.items():
                 exc = future.exception()
