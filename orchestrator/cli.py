@@ -786,6 +786,10 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
             app.info(f"no service is affected by changes since {since}")
             return
     ws = app.workspace()
+    from orchestrator.graph import build_graph, build_order
+
+    order = {name: i for i, name in enumerate(build_order(build_graph(ws)))}
+    chosen.sort(key=lambda m: order[m.name])  # graph order; the pool runs them side by side
     client = connect()
     request = BuildRequest(base=base, extra_tags=tags, push=push, rebuild=rebuild)
     log = app.info if app.verbose else None
