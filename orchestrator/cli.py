@@ -227,10 +227,14 @@ def check(app: App) -> None:
     click.echo(f"  python {ws.python} on {', '.join(ws.platforms)}")
     click.echo(f"  indexes: {', '.join(f'{i.name} ({i.url})' for i in ws.indexes)}")
     click.echo(f"  members: {len(ws.members)} ({services} services, {libraries} libraries)")
+    from orchestrator.lock import staleness
+
     for m in ws.members:
         groups = f", groups: {', '.join(m.groups)}" if m.groups else ""
+        stale = staleness(ws, m)
+        lock_state = "lock current" if stale is None else f"lock stale: {stale.reason}"
         click.echo(f"    {m.name} [{m.kind}] {m.relpath}: {len(m.dependencies)} dependencies"
-                   f"{groups}")
+                   f"{groups}; {lock_state}")
     click.echo("ok: no problems found")
 
 
