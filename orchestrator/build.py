@@ -44,7 +44,7 @@ from packaging.utils import parse_wheel_filename
 from orchestrator.atomic import write_bytes
 from orchestrator.cache import BUILT, WheelCache, file_sha256
 from orchestrator.errors import BuildError
-from orchestrator.models import CoreMetadata, DistFile, Target
+from orchestrator.models import CoreMetadata, DistFile, Target, platform_for
 
 _PIP_ENV_KEPT = frozenset(
     {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT"}
@@ -54,7 +54,6 @@ _DEFAULT_BACKEND = {
     "requires": ["setuptools>=40.8.0"],
     "build-backend": "setuptools.build_meta:__legacy__",
 }
-_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 # Runs inside the build environment, in the unpacked source directory.
 _HOOK_RUNNER = """\
@@ -85,8 +84,7 @@ class BuiltWheel:
 
 def host_platform() -> str:
     """This machine as a Target platform, e.g. ``linux/amd64``."""
-    machine = platform.machine().lower()
-    return f"{platform.system().lower()}/{_MACHINES.get(machine, machine)}"
+    return platform_for(platform.system(), platform.machine())
 
 
 class SdistBuilder:

@@ -168,8 +168,10 @@ class BuildRequest:
 
 
 def engine_platform(client: Any) -> str:
-    arch = str(client.version().get("Arch", "amd64"))
-    return f"linux/{ {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(arch, arch) }"
+    from orchestrator.models import platform_for
+
+    version = client.version()
+    return platform_for(str(version.get("Os", "linux")), str(version.get("Arch", "amd64")))
 
 
 def build_service(workspace: Any, service: Any, client: Any, clients: Any,

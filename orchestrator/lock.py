@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.atomic import write_text
 from orchestrator.errors import LockError
-from orchestrator.models import DistFile, Member, Target, Workspace
+from orchestrator.models import PLATFORM_MACHINES, DistFile, Member, Target, Workspace
 from orchestrator.names import normalize
 
 if TYPE_CHECKING:
@@ -255,11 +255,8 @@ def _wheel(cls: Any, file: DistFile) -> Any:
                hashes={"sha256": file.sha256})
 
 
-_MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-
-
 def _environment_marker(python: str, platform: str) -> str:
-    return (f"sys_platform == 'linux' and platform_machine == '{_MACHINES[platform]}' "
+    return (f"sys_platform == 'linux' and platform_machine == '{PLATFORM_MACHINES[platform]}' "
             f"and python_version == '{python}' and implementation_name == 'cpython'")
 
 

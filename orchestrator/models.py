@@ -10,6 +10,20 @@ from typing import Literal
 
 MemberKind = Literal["service", "library"]
 
+# Target platform (as workspace.yaml writes it) -> the `platform_machine` marker value.
+PLATFORM_MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+_MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def platform_for(system: str, machine: str) -> str:
+    """`linux/amd64` for ("Linux", "x86_64"): a host or engine as a target platform name.
+
+    An unknown machine keeps its own name (`linux/riscv64`), which no target lists.
+    """
+    machine = _MACHINE_ALIASES.get(machine.lower(), machine.lower())
+    names = {m: p.split("/")[1] for p, m in PLATFORM_MACHINES.items()}
+    return f"{system.lower()}/{names.get(machine, machine)}"
+
 LOCK_FILENAME = "pylock.toml"
 
 

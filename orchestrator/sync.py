@@ -17,22 +17,18 @@ from typing import Any
 
 from orchestrator.errors import LockError, VenvError
 from orchestrator.lock import Selected, reachable, read_lock, select
-from orchestrator.models import DistFile, Member, Target, Workspace
+from orchestrator.models import PLATFORM_MACHINES, DistFile, Member, Target, Workspace, platform_for
 
 VENV_DIR = ".venv"
-_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
 def host_target(python: str) -> Target:
     """This machine as a lock target, for the given Python X.Y."""
-    system = platform.system().lower()
-    machine = _MACHINES.get(platform.machine().lower())
-    if system != "linux" or machine is None:
+    host = platform_for(platform.system(), platform.machine())
+    if host not in PLATFORM_MACHINES:
         raise VenvError(
             f"this machine ({platform.system()} {platform.machine()}) is not a lock target",
             hint="locks here are made for linux/amd64 and linux/arm64; develop inside a "
             "Linux container or add support for your platform")
-    return Target(python, f"linux/{machine}")
+    return Target(python, host)
 
 
 def venv_path(member: Member) -> Path:

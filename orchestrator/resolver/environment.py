@@ -20,12 +20,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from orchestrator.errors import ResolutionError
+from orchestrator.models import PLATFORM_MACHINES
 
 if TYPE_CHECKING:
     from orchestrator.models import Target
 
 # platform (as in workspace.yaml) -> platform_machine
-MACHINES: Mapping[str, str] = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+MACHINES: Mapping[str, str] = PLATFORM_MACHINES
 
 # Newest glibc whose manylinux wheels a target accepts: Debian bookworm's 2.36,
 # the base of the python:3.x-slim images. Oldest: manylinux1 (2.5) on x86_64,
