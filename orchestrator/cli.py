@@ -349,13 +349,14 @@ def export(app: App, member: str, fmt: str, no_dev: bool, groups: tuple[str, ...
     """Export MEMBER's lock as requirements.txt (with hashes) or pylock.toml."""
     from orchestrator.atomic import write_text
     from orchestrator.export import export as run_export
-    from orchestrator.export import selected_groups
+    from orchestrator.sync import member_groups
 
     ws = app.workspace()
     (chosen,) = app.members([member])
     _require_fresh_lock(app, chosen)
-    text = run_export(ws, chosen, fmt=fmt, groups=selected_groups(chosen, no_dev=no_dev,
-                                                                  groups=groups),
+    chosen_groups = member_groups(chosen, groups=list(groups) or None, only_groups=(),
+                                  no_dev=no_dev)
+    text = run_export(ws, chosen, fmt=fmt, groups=chosen_groups,
                       workspace_members=not no_workspace,
                       output_dir=output.resolve().parent if output else None)
     if output is None:
@@ -434,11 +435,10 @@ def _report_edit(app: App, result: Any, no_sync: bool) -> None:
 
 def _sync_after_edit(app: App, member: str) -> None:
     """Bring the member's venv up to date, if it has one (a later `sync` creates it)."""
-    sync_fn = globals().get("_sync_members")
-    fresh = App(app.workspace_path, app.verbose, app.quiet)
+    fresh = App(app.workspace_path, app.verbose, app.quiet)  # the edit changed the workspace
     chosen = fresh.members([member])
-    if sync_fn is not None and (chosen[0].path / ".venv").exists():
-        sync_fn(fresh, chosen, groups=None, no_dev=False, frozen=True)
+    if (chosen[0].path / ".venv").exists():
+        _sync_members(fresh, chosen, groups=None, no_dev=False, frozen=True)
 
 
 @cli.command()

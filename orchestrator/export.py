@@ -13,13 +13,6 @@ from orchestrator.models import Member, Target, Workspace
 FORMATS = ("requirements.txt", "pylock.toml")
 
 
-def selected_groups(member: Member, *, no_dev: bool, groups: Collection[str]) -> list[str]:
-    """The dependency groups an export or sync includes: all by default."""
-    if no_dev:
-        return list(groups)
-    return sorted(set(member.groups) | set(groups))
-
-
 def export(
     workspace: Workspace,
     member: Member,

@@ -123,12 +123,6 @@ def matrix_json(entries: Sequence[dict[str, Any]]) -> str:
 # -- show -----------------------------------------------------------------------------
 
 
-def dependency_graph(lock: Any) -> dict[str, list[str]]:
-    from orchestrator.lock import dependency_graph as graph_of
-
-    return graph_of(lock)
-
-
 def _versions(lock: Any) -> dict[str, str]:
     return {str(p.name): (str(p.version) if p.version else "(workspace)") for p in lock.packages}
 
@@ -167,6 +161,8 @@ def show_list(member: Member, lock: Any, installed: dict[str, str] | None) -> st
 
 
 def show_tree(member: Member, lock: Any) -> str:
+    from orchestrator.lock import dependency_graph
+
     graph = dependency_graph(lock)
     versions = _versions(lock)
     lines = [f"{member.name} {member.version or ''}".rstrip()]
@@ -190,6 +186,8 @@ def show_tree(member: Member, lock: Any) -> str:
 
 def show_why(member: Member, lock: Any, package: str) -> list[list[str]]:
     """Every chain from the member's direct requirements to *package*."""
+    from orchestrator.lock import dependency_graph
+
     graph = dependency_graph(lock)
     chains: list[list[str]] = []
 

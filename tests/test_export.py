@@ -93,3 +93,9 @@ def test_show_list_tree_why(shop: Path) -> None:
 def test_show_outdated(shop: Path, index: IndexServer) -> None:
     index.add_wheel("idna", "3.9")
     assert run(shop, "show", "api", "--outdated")[1] == "idna  3.7 -> 3.9\n"
+
+
+def test_export_unknown_group(shop: Path) -> None:
+    code, _, err = run(shop, "export", "api", "--no-dev", "--group", "docs")
+    assert code == 1
+    assert err == "error: api has no dependency group 'docs'\nhint: its groups: test\n"
