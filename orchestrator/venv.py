@@ -411,16 +411,18 @@ def _is_script(path: str) -> bool:
 
 
 def _ask_interpreter(interpreter: Path) -> dict[str, Any]:
-    proc = subprocess.run(
-        [str(interpreter), "-I", "-c", _FACTS_QUERY], capture_output=True, text=True, check=False
-    )
+    return _run_query(interpreter, _FACTS_QUERY, f"the interpreter {interpreter} does not run",
+                      "check that the interpreter runs, or pass another one with --python")
+
+
+def _run_query(python: Path, code: str, problem: str, hint: str) -> dict[str, Any]:
+    """Run *code* (which prints one JSON object) in isolated mode under *python*."""
+    proc = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
-        raise VenvError(
-            f"the interpreter {interpreter} does not run: {proc.stderr.strip()[-1000:]}",
-            hint="check that the interpreter runs, or pass another one with --python",
-        )
-    facts: dict[str, Any] = json.loads(proc.stdout)
-    return facts
+        raise VenvError(f"{problem}: {proc.stderr.strip()[-1000:]}", hint=hint)
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
 
 
 def load_venv(path: Path) -> VenvInfo:
@@ -444,22 +446,10 @@ def _venv_python(path: Path) -> Path:
 
 
 def _query_and_store(path: Path) -> VenvInfo:
-    python = _venv_python(path)
-    proc = subprocess.run(
-        [str(python), "-I", "-c", _QUERY], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise VenvError(
-            f"the interpreter of {path} does not run: {proc.stderr.strip()[-1000:]}",
-            hint="its base Python may have been removed; recreate the environment",
-        )
-    data = json.loads(proc.stdout)
+    data = _run_query(_venv_python(path), _QUERY, f"the interpreter of {path} does not run",
+                      "its base Python may have been removed; recreate the environment")
     info = _venv_info(path, data)
-    state = path / STATE_DIR
-    state.mkdir(exist_ok=True)
-    tmp = state / f".venv.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(state / "venv.json")
+    atomic.write_text(path / STATE_DIR / "venv.json", json.dumps(data, indent=2, sort_keys=True))
     return info
 
 
@@ -724,11 +714,7 @@ def _read_state(info: VenvInfo) -> dict[str, Any] | None:
 
 
 def _write_state(info: VenvInfo, state: Mapping[str, Any]) -> None:
-    path = _state_file(info)
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, sort_keys=True))
-    tmp.replace(path)
+    atomic.write_text(_state_file(info), json.dumps(state, sort_keys=True))
 
 
 def _invalidate_state(info: VenvInfo) -> None:
