@@ -164,8 +164,9 @@ def test_image_is_lean_and_unprivileged(built: Path) -> None:
     assert labels["org.opencontainers.image.version"] == "0.4.1"
     assert labels["dev.orchestrator.lock-digest"].startswith("sha256:")
     assert len(labels["org.opencontainers.image.revision"]) == 40
-    assert inspect(ref)["Config"]["Env"][0] == "VIRTUAL_ENV=/opt/venv" or any(
-        e == "VIRTUAL_ENV=/opt/venv" for e in inspect(ref)["Config"]["Env"])
+    env = inspect(ref)["Config"]["Env"]
+    assert "VIRTUAL_ENV=/opt/venv" in env
+    assert any(e.startswith("PATH=/opt/venv/bin:") for e in env)
 
 
 def test_nothing_changed_nothing_rebuilt(built: Path, engine: dict[str, str]) -> None:
