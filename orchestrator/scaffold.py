@@ -22,7 +22,10 @@ def templates_dir(workspace: Workspace) -> Path:
     own = workspace.root / "templates"
     if own.is_dir():
         return own
-    return Path(__file__).resolve().parents[1] / "templates"
+    installed = Path(__file__).resolve().parent / "_templates"  # a regular install
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[1] / "templates"  # an editable install
 
 
 def new_member(workspace: Workspace, kind: MemberKind, name: str,
@@ -61,6 +64,8 @@ def new_member(workspace: Workspace, kind: MemberKind, name: str,
 
 def _render_tree(source: Path, dest: Path, values: dict[str, str]) -> None:
     for path in sorted(source.rglob("*")):
+        if "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue  # an installer may have compiled the templates' .py files
         rel = path.relative_to(source).as_posix().replace(MODULE_PLACEHOLDER, values["module"])
         out = dest / rel
         if path.is_dir():

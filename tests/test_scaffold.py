@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,14 @@ def test_scaffolded_code_passes_its_own_test(shop: Path) -> None:
         cwd=member, env={"PYTHONPATH": str(member / "src"), "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_compiled_template_files_are_not_copied(shop: Path, tmp_path: Path) -> None:
+    """An installer may compile the templates' .py files; those caches stay behind."""
+    templates = shop / "templates"
+    shutil.copytree(REPO / "templates", templates)
+    cache = templates / "new" / "service" / "src" / "__module__" / "__pycache__"
+    cache.mkdir()
+    (cache / "main.cpython-311.pyc").write_bytes(b"\x00\xff not text")
+    assert run(shop, "new", "service", "billing")[0] == 0
+    assert not list((shop / "services/billing").rglob("__pycache__"))
