@@ -33,7 +33,7 @@ class GitError(OrchestratorError):
     """A git command needed to find changed files failed."""
 
 
-class IndexError_(OrchestratorError):  # noqa: N801, N818 - not shadowing builtins
+class PackageIndexError(OrchestratorError):
     """A package index could not be reached or answered with an error."""
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import index as index_module
-from orchestrator.errors import HashMismatchError, IndexError_
+from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
 from orchestrator.index import (
     LISTING_KIND,
@@ -312,7 +312,7 @@ def test_corrupt_metadata_cache_entry_is_refetched(
 def test_sdist_metadata_needs_a_builder(server: IndexServer, make_client: MakeClient) -> None:
     server.add_sdist("demo", "1.0")
     (file,) = make_client(server.url).files("demo")
-    with pytest.raises(IndexError_) as caught:
+    with pytest.raises(PackageIndexError) as caught:
         make_client(server.url).metadata(file)
     assert str(caught.value) == (
         f"Cannot read the metadata of demo-1.0.tar.gz from index 'main' ({server.url}): "
@@ -380,7 +380,7 @@ def test_offline_serves_the_cache_and_names_a_miss(
 
     offline = make_client(server.url, offline=True)
     assert offline.metadata(offline.files("demo")[0]).name == "demo"
-    with pytest.raises(IndexError_) as caught:
+    with pytest.raises(PackageIndexError) as caught:
         offline.files("other")
     assert server.count() == 0
     assert str(caught.value) == (
@@ -487,7 +487,7 @@ def test_derived_listing_with_valid_checksum_but_wrong_shape_is_ignored(tmp_path
 def test_a_damaged_group_behind_a_valid_checksum_names_what_to_delete() -> None:
     files = ProjectFiles.from_encoded("main", (("1.0", b"\x00not marshal"),))
     assert files is not None and list(files.version_texts()) == ["1.0"]
-    with pytest.raises(IndexError_) as caught:
+    with pytest.raises(PackageIndexError) as caught:
         files.files_of("1.0")
     assert str(caught.value) == (
         "A cached index listing is damaged.\n"
@@ -558,7 +558,8 @@ def test_sources_pin_a_project_to_an_index(tmp_path: Path, make_client: MakeClie
         assert first.count() == 0
 
         wrong = make_client(first.url, sources={"shared": "nope"})
-        with pytest.raises(IndexError_, match="pinned to index 'nope', which is not configured"):
+        not_configured = "pinned to index 'nope', which is not configured"
+        with pytest.raises(PackageIndexError, match=not_configured):
             wrong.files("shared")
 
 
@@ -566,7 +567,7 @@ def test_not_found_on_any_index_names_them(tmp_path: Path, make_client: MakeClie
     with (
         IndexServer(tmp_path / "a") as first,
         IndexServer(tmp_path / "b") as second,
-        pytest.raises(IndexError_) as caught,
+        pytest.raises(PackageIndexError) as caught,
     ):
         make_client(first.url, second.url).files("No_Such")
     assert str(caught.value) == (
@@ -586,7 +587,7 @@ def test_401_message_names_the_index_and_hides_the_password(
     with IndexServer(tmp_path / "files", auth=("alice", "s3cret")) as server:
         server.add_wheel("demo", "1.0")
         url = server.url.replace("http://", "http://alice:wrong-pass@")
-        with pytest.raises(IndexError_) as caught:
+        with pytest.raises(PackageIndexError) as caught:
             make_client(url).files("demo")
     message = str(caught.value)
     assert "wrong-pass" not in message and "alice" not in message
@@ -652,7 +653,7 @@ def test_retries_after_503(server: IndexServer, make_client: MakeClient) -> None
 
 def test_persistent_503_message(server: IndexServer, make_client: MakeClient) -> None:
     server.fail_next(10)
-    with pytest.raises(IndexError_) as caught:
+    with pytest.raises(PackageIndexError) as caught:
         make_client(server.url).files("demo")
     assert server.count() == index_module.RETRIES + 1
     assert str(caught.value).startswith(
@@ -663,7 +664,7 @@ def test_persistent_503_message(server: IndexServer, make_client: MakeClient) ->
 def test_unreachable_index(tmp_path: Path, make_client: MakeClient) -> None:
     with IndexServer(tmp_path / "files") as server:
         url = server.url
-    with pytest.raises(IndexError_) as caught:
+    with pytest.raises(PackageIndexError) as caught:
         make_client(url.replace("http://", "http://bob:hunter2@")).files("demo")
     message = str(caught.value)
     assert message.startswith(
@@ -707,7 +708,7 @@ def test_prefetch_failure_is_raised_to_the_waiter_and_retried(
     server.fail_next(index_module.RETRIES + 1)
     client = make_client(server.url)
     client.prefetch_projects(["late"])
-    with pytest.raises(IndexError_, match="answered HTTP 503"):
+    with pytest.raises(PackageIndexError, match="answered HTTP 503"):
         client.files("late")
     assert client.files("late")
 
@@ -759,7 +760,7 @@ def test_close_releases_waiters_of_cancelled_prefetches(
         def wait_for_last() -> None:
             try:
                 client.files("p4")
-            except IndexError_ as exc:
+            except PackageIndexError as exc:
                 errors.append(exc)
 
         waiter = threading.Thread(target=wait_for_last)

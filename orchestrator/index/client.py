@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from orchestrator.atomic import write_bytes
-from orchestrator.errors import HashMismatchError, IndexError_
+from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
 from orchestrator.index.auth import _Index, _resolve_index
 from orchestrator.index.listing import LISTING_KIND, ProjectFiles, _decode_listing, _encode_listing
@@ -70,7 +70,7 @@ class IndexClient:
     page freshness (pages are revalidated or re-fetched; metadata, which is
     immutable, stays cached).  *offline* serves only from the caches.
     *sdist_metadata* turns a downloaded sdist into its core metadata (by
-    building it); without it, sdist metadata raises IndexError_.
+    building it); without it, sdist metadata raises PackageIndexError.
     """
 
     def __init__(
@@ -86,7 +86,7 @@ class IndexClient:
         sdist_metadata: Callable[[Path], CoreMetadata] | None = None,
     ) -> None:
         if not indexes:
-            raise IndexError_(
+            raise PackageIndexError(
                 "No package index is configured.",
                 hint="Add at least one entry under `indexes:` in workspace.yaml.",
             )
@@ -243,7 +243,7 @@ class IndexClient:
             return self._indexes
         if pinned not in self._by_name:
             configured = ", ".join(i.name for i in self._indexes)
-            raise IndexError_(
+            raise PackageIndexError(
                 f"Package '{name}' is pinned to index '{pinned}', which is not configured "
                 f"(configured: {configured}).",
                 hint="Fix the pin in [tool.orchestrator] sources, or add the index to "
@@ -288,7 +288,7 @@ class IndexClient:
         """*page* with its body, read from the cache again."""
         full = self._pages.load(page.url)
         if full is None or full.status != page.status:  # replaced or removed meanwhile
-            raise IndexError_(
+            raise PackageIndexError(
                 f"The cached page of '{name}' from index {index.describe()} changed while "
                 "it was read.",
                 hint="Retry; if it persists, use --refresh.",
@@ -305,7 +305,7 @@ class IndexClient:
             else:
                 rows, versions = _html_rows(body, page.url), ()
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise IndexError_(
+            raise PackageIndexError(
                 f"Index {index.describe()} sent an unreadable page for '{name}': {exc}.",
                 hint="Retry with --refresh; if it persists, the index is misbehaving.",
             ) from None
@@ -322,7 +322,7 @@ class IndexClient:
             cached = self._pages.load(url)
         if self._offline:
             if cached is None:
-                raise IndexError_(
+                raise PackageIndexError(
                     f"Package '{name}' is not in the cache for index {index.describe()}, "
                     "and offline mode forbids network access.",
                     hint="Run once without --offline to fill the cache.",
@@ -457,7 +457,7 @@ class IndexClient:
             try:
                 return metadata_from_zip(spool, file.filename)
             except _ZipError as exc:
-                raise IndexError_(
+                raise PackageIndexError(
                     f"Cannot read METADATA from {file.filename} on index "
                     f"{index.describe()}: {exc}.",
                     hint="The wheel is malformed; pin another version of it.",
@@ -465,7 +465,7 @@ class IndexClient:
 
     def _sdist_core_metadata(self, index: _Index, file: DistFile) -> CoreMetadata:
         if self._sdist_metadata is None:
-            raise IndexError_(
+            raise PackageIndexError(
                 f"Cannot read the metadata of {file.filename} from index {index.describe()}: "
                 "it is a source distribution, and building sdists is not enabled here.",
                 hint="Pin a version that ships a wheel, or enable sdist builds.",
@@ -523,14 +523,14 @@ class IndexClient:
         try:
             return self._by_name[name]
         except KeyError:
-            raise IndexError_(
+            raise PackageIndexError(
                 f"The file comes from index '{name}', which is not configured.",
                 hint="Re-lock, or add the index back to `indexes:` in workspace.yaml.",
             ) from None
 
     def _require_online(self, action: str) -> None:
         if self._offline:
-            raise IndexError_(
+            raise PackageIndexError(
                 f"Cannot {action}: it is not cached, and offline mode forbids network access.",
                 hint="Run once without --offline to fill the cache.",
             )
@@ -544,20 +544,20 @@ class IndexClient:
 # Errors
 
 
-def _not_found(name: str, indexes: Sequence[_Index], *, pinned: bool) -> IndexError_:
+def _not_found(name: str, indexes: Sequence[_Index], *, pinned: bool) -> PackageIndexError:
     if pinned:
-        return IndexError_(
+        return PackageIndexError(
             f"Package '{name}' was not found on index {indexes[0].describe()}, "
             "where [tool.orchestrator] sources pins it.",
             hint="Check the package name, or change the pin in [tool.orchestrator] sources.",
         )
     where = ", ".join(index.describe() for index in indexes)
-    return IndexError_(
+    return PackageIndexError(
         f"Package '{name}' was not found on any configured index: {where}.",
         hint="Check the package name for typos; if it lives on another index, "
         "add that index to `indexes:` in workspace.yaml.",
     )
 
 
-def _closed_error(key: tuple[str, str]) -> IndexError_:
-    return IndexError_(f"The index client was closed before it fetched {key[1]}.")
+def _closed_error(key: tuple[str, str]) -> PackageIndexError:
+    return PackageIndexError(f"The index client was closed before it fetched {key[1]}.")

@@ -12,7 +12,7 @@ from typing import TypeVar, overload
 
 from packaging.version import InvalidVersion, Version
 
-from orchestrator.errors import IndexError_
+from orchestrator.errors import PackageIndexError
 from orchestrator.models import DistFile
 
 T = TypeVar("T")
@@ -173,7 +173,7 @@ def _decode_rows(data: bytes) -> tuple[_Row, ...]:
     except (ValueError, EOFError, TypeError):
         rows = None
     if type(rows) is not tuple or not all(type(r) is tuple and len(r) == 9 for r in rows):
-        raise IndexError_(
+        raise PackageIndexError(
             "A cached index listing is damaged.",
             hint="Delete the http-v1 directory in the orchestrator cache and retry.",
         )

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from packaging.utils import InvalidWheelFilename, canonicalize_version, parse_wheel_filename
 
-from orchestrator.errors import IndexError_
+from orchestrator.errors import PackageIndexError
 from orchestrator.models import CoreMetadata, DistFile
 from orchestrator.names import normalize
 
@@ -17,7 +17,7 @@ def parse_core_metadata(data: bytes, source: str) -> CoreMetadata:
     """The resolver's view of a METADATA/PKG-INFO file; *source* names it in errors."""
     meta = CoreMetadata.parse(data)
     if meta is None:
-        raise IndexError_(
+        raise PackageIndexError(
             f"The core metadata of {source} has no Name or Version field.",
             hint="The distribution is malformed; pin another version of it.",
         )
@@ -32,7 +32,7 @@ def _check_metadata_matches(meta: CoreMetadata, file: DistFile) -> None:
         return
     same_version = canonicalize_version(meta.version) == canonicalize_version(version)
     if normalize(meta.name) != name or not same_version:
-        raise IndexError_(
+        raise PackageIndexError(
             f"The metadata served for {file.filename} (index '{file.index}') describes "
             f"{meta.name} {meta.version}, not the wheel's project and version.",
             hint="The index is serving inconsistent files; report it to its maintainers.",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import IndexError_
+from orchestrator.errors import PackageIndexError
 from orchestrator.index.auth import _basic_auth, _Index, _origin, _strip_credentials, env_prefix
 
 if TYPE_CHECKING:
@@ -103,35 +103,35 @@ def _content_range_start(header: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _status_error(index: _Index, url: str, status: int) -> IndexError_:
+def _status_error(index: _Index, url: str, status: int) -> PackageIndexError:
     url = _strip_credentials(url)
     prefix = env_prefix(index.name)
     if status == 401:
         state = "rejected the credentials" if index.auth else "requires credentials"
-        return IndexError_(
+        return PackageIndexError(
             f"Index {index.describe()} {state} (HTTP 401) for {url}.",
             hint=f"Set {prefix}_USERNAME and {prefix}_PASSWORD, or add the host to ~/.netrc.",
         )
     if status == 403:
-        return IndexError_(
+        return PackageIndexError(
             f"Index {index.describe()} denied access (HTTP 403) to {url}.",
             hint=f"Check that the account in {prefix}_USERNAME (or ~/.netrc) may read this index.",
         )
     if status == 404:
-        return IndexError_(
+        return PackageIndexError(
             f"Index {index.describe()} has no file at {url} (HTTP 404), although it listed it.",
             hint="The cached page may be stale; retry with --refresh.",
         )
-    return IndexError_(
+    return PackageIndexError(
         f"Index {index.describe()} answered HTTP {status} for {url}.",
         hint="The index may be down or overloaded; try again later, or use --offline "
         "if the cache has what you need.",
     )
 
 
-def _unreachable(index: _Index, url: str, exc: Exception) -> IndexError_:
+def _unreachable(index: _Index, url: str, exc: Exception) -> PackageIndexError:
     reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-    return IndexError_(
+    return PackageIndexError(
         f"Cannot reach index {index.describe()} at {_strip_credentials(url)} "
         f"after {RETRIES + 1} attempts ({reason}).",
         hint="Check the URL in workspace.yaml, your network and proxy settings; "

@@ -27,7 +27,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from orchestrator.errors import IndexError_
+from orchestrator.errors import PackageIndexError
 from orchestrator.index import group_by_version
 from orchestrator.models import CoreMetadata, DistFile
 
@@ -38,7 +38,7 @@ class PackageFinder(Protocol):
     def files(self, name: str) -> Sequence[DistFile]:
         """Every file of every release of *name* (normalized), on the index that owns it.
 
-        Raises ``IndexError_`` when no index has the project. The answer may
+        Raises ``PackageIndexError`` when no index has the project. The answer may
         also be ``GroupedFiles``, which lets the catalog skip unread releases.
         """
         ...
@@ -103,9 +103,9 @@ class Release:
             try:
                 version = self._version = Version(self._text)
             except InvalidVersion:  # a listing promises valid versions; a damaged cache breaks it
-                raise IndexError_(
-                    f"A cached index listing names the invalid version {self._text!r}.",
-                    hint="Delete the http-v1 directory in the orchestrator cache and retry.",
+                raise PackageIndexError(
+                    f"a cached index listing names the invalid version {self._text!r}",
+                    hint="delete the http-v1 directory in the orchestrator cache and retry",
                 ) from None
         return version
 
@@ -129,19 +129,21 @@ class Catalog:
         # Plain dicts shared by the resolver threads: each entry is computed
         # from immutable inputs, so a race only repeats work, and setdefault
         # keeps the first answer.
-        self._releases: dict[str, tuple[Release, ...] | IndexError_] = {}
+        self._releases: dict[str, tuple[Release, ...] | PackageIndexError] = {}
         self._metadata: dict[str, CoreMetadata] = {}
 
     def releases(self, name: str) -> tuple[Release, ...]:
-        """Releases of *name*, newest first. Raises ``IndexError_`` like the finder."""
+        """Releases of *name*, newest first. Raises ``PackageIndexError`` like the finder."""
         cached = self._releases.get(name)
         if cached is None:
             try:
-                found: tuple[Release, ...] | IndexError_ = group_releases(self.finder.files(name))
-            except IndexError_ as error:
+                found: tuple[Release, ...] | PackageIndexError = group_releases(
+                    self.finder.files(name)
+                )
+            except PackageIndexError as error:
                 found = error
             cached = self._releases.setdefault(name, found)
-        if isinstance(cached, IndexError_):
+        if isinstance(cached, PackageIndexError):
             raise cached
         return cached
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.errors import IndexError_, ResolutionError
+from orchestrator.errors import PackageIndexError, ResolutionError
 from orchestrator.resolver.provider import (
     INVALID,
     PYTHON,
@@ -200,7 +200,7 @@ def _release_reasons(provider: Provider, requirement: Requirement) -> list[str]:
 def _available(provider: Provider, name: str) -> str:
     try:
         versions = [str(r.version) for r in provider.catalog.releases(name)]
-    except IndexError_:
+    except PackageIndexError:
         versions = []
     if not versions:
         return "the index lists no releases of it"

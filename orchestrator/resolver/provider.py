@@ -44,7 +44,7 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
-from orchestrator.errors import IndexError_
+from orchestrator.errors import PackageIndexError
 from orchestrator.models import DistFile, Member
 from orchestrator.names import normalize
 from orchestrator.resolver.catalog import Catalog, Release
@@ -155,7 +155,7 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         self.members = members
         self.preferred = preferred
         self.allow_prerelease = allow_prerelease
-        self.index_errors: dict[str, IndexError_] = {}
+        self.index_errors: dict[str, PackageIndexError] = {}
         # child identifier -> every (parent, requirement) that asked for it, for messages
         self.asked_by: dict[str, list[tuple[Candidate | None, Requirement]]] = {}
         self.root_groups: dict[Requirement, str | None] = {}  # None: main dependencies
@@ -265,7 +265,7 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         """
         try:
             releases = self.catalog.releases(name)
-        except IndexError_ as error:
+        except PackageIndexError as error:
             self.index_errors[name] = error
             return
         allow_yanked = any(r.pins_exactly for r in wanted)
@@ -346,7 +346,7 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
             )
         try:
             releases = self.catalog.releases(name)
-        except IndexError_:
+        except PackageIndexError:
             return False
         for release in releases:
             if requirement.specifier.contains(release.version, prereleases=True):

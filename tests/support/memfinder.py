@@ -31,7 +31,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
-from orchestrator.errors import IndexError_
+from orchestrator.errors import PackageIndexError
 from orchestrator.models import CoreMetadata, DistFile
 from orchestrator.names import normalize
 
@@ -56,7 +56,7 @@ class MemoryFinder:
         self.files_calls.append(name)
         versions = self._projects.get(name)
         if versions is None:
-            raise IndexError_(f"{name} was not found on index {self.index}")
+            raise PackageIndexError(f"{name} was not found on index {self.index}")
         found: list[DistFile] = []
         for version, spec in versions.items():
             found.extend(self._files_of(name, version, spec))
