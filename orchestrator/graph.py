@@ -158,6 +158,22 @@ def affected(
     return [Affected(by_name[n], reasons[n]) for n in build_order(graph) if n in reasons]
 
 
+def affected_since(workspace: Workspace, since: str | None, *,
+                   committed_only: bool = False) -> list[Affected]:
+    """The members changes since the merge base with *since* affect, in build order.
+
+    None means every member ("all members"), as CI runs on the default branch want.
+    """
+    graph = build_graph(workspace)
+    if since is None:
+        by_name = {m.name: m for m in workspace.members}
+        return [Affected(by_name[n], "all members") for n in build_order(graph)]
+    from orchestrator.vcs import changed_files
+
+    return affected(workspace, graph,
+                    changed_files(workspace.root, since, committed_only=committed_only))
+
+
 def select(workspace: Workspace, names: Sequence[str]) -> list[Member]:
     """Members by name, in the order given; an unknown name is a GraphError."""
     out: list[Member] = []
