@@ -15,19 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import index as index_module
 from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
-from orchestrator.index import (
-    LISTING_KIND,
-    IndexClient,
-    ProjectFiles,
-    listing,
-    parse_html_page,
-    parse_json_page,
-    transport,
-)
+from orchestrator.index import IndexClient, ProjectFiles, listing, remotezip, transport
 from orchestrator.index import client as client_module
+from orchestrator.index.listing import LISTING_KIND
+from orchestrator.index.pages import parse_html_page, parse_json_page
 from orchestrator.models import CoreMetadata, DistFile, IndexSpec
 from tests.support.indexserver import IndexServer, ServedFile
 from tests.support.wheels import build_wheel, metadata_text, sha256_of
@@ -408,7 +401,7 @@ def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object) -> None:
         raise AssertionError("the page was parsed again")
 
-    monkeypatch.setattr(client_module, "_json_rows", fail)
+    monkeypatch.setattr(client_module, "json_rows", fail)
 
 
 def test_a_warm_run_reads_the_derived_listing_and_makes_no_client(
@@ -425,7 +418,7 @@ def test_a_warm_run_reads_the_derived_listing_and_makes_no_client(
     def no_client(max_workers: int) -> None:
         raise AssertionError("an HTTP client was built")
 
-    monkeypatch.setattr(client_module, "_make_http_client", no_client)
+    monkeypatch.setattr(client_module, "make_http_client", no_client)
     second = make_client(server.url).project("demo")
     assert second.files == first.files and list(second.files) == list(first.files)
     assert second.versions == first.versions == ("1.0", "2.0")
@@ -477,11 +470,11 @@ def test_derived_listing_with_valid_checksum_but_wrong_shape_is_ignored(tmp_path
     cache.store_derived(url, LISTING_KIND, digest, b"\x00not marshal")
     assert cache.load_derived(url, LISTING_KIND, digest) == b"\x00not marshal"
     assert cache.load_derived(url, LISTING_KIND, "cd" * 32) is None  # another page body
-    assert listing._decode_listing(b"\x00not marshal", "main") is None
-    assert listing._decode_listing(marshal.dumps(((), b"")), "main") is None
-    assert listing._decode_listing(marshal.dumps((("1.0",), 5)), "main") is None
-    assert listing._decode_listing(marshal.dumps(((), (("1.0", "x"),))), "main") is None
-    assert listing._decode_listing(marshal.dumps(((), (("1.0", b""),))), "main") is not None
+    assert listing.decode_listing(b"\x00not marshal", "main") is None
+    assert listing.decode_listing(marshal.dumps(((), b"")), "main") is None
+    assert listing.decode_listing(marshal.dumps((("1.0",), 5)), "main") is None
+    assert listing.decode_listing(marshal.dumps(((), (("1.0", "x"),))), "main") is None
+    assert listing.decode_listing(marshal.dumps(((), (("1.0", b""),))), "main") is not None
 
 
 def test_a_damaged_group_behind_a_valid_checksum_names_what_to_delete() -> None:
@@ -655,7 +648,7 @@ def test_persistent_503_message(server: IndexServer, make_client: MakeClient) ->
     server.fail_next(10)
     with pytest.raises(PackageIndexError) as caught:
         make_client(server.url).files("demo")
-    assert server.count() == index_module.RETRIES + 1
+    assert server.count() == transport.RETRIES + 1
     assert str(caught.value).startswith(
         f"Index 'main' ({server.url}) answered HTTP 503 for {server.url}/demo/.\n"
     )
@@ -705,7 +698,7 @@ def test_prefetch_failure_is_raised_to_the_waiter_and_retried(
     server: IndexServer, make_client: MakeClient
 ) -> None:
     server.add_wheel("late", "1.0")
-    server.fail_next(index_module.RETRIES + 1)
+    server.fail_next(transport.RETRIES + 1)
     client = make_client(server.url)
     client.prefetch_projects(["late"])
     with pytest.raises(PackageIndexError, match="answered HTTP 503"):
@@ -818,4 +811,4 @@ def test_case_index_extras(server: IndexServer, make_client: MakeClient) -> None
 def test_build_wheel_helper_wheels_read_by_range(tmp_path: Path) -> None:
     # The ranged reader and zipfile agree on a wheel built by the shared helper.
     path = build_wheel(tmp_path, "agree", "3.1", requires_dist=["a", "b; extra == 'c'"])
-    assert b"Requires-Dist: a" in index_module.metadata_from_zip(path, path.name)
+    assert b"Requires-Dist: a" in remotezip.metadata_from_zip(path, path.name)

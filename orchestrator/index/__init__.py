@@ -18,61 +18,29 @@ shadow it (dependency confusion) unless ``sources`` pins the project to that
 index; credentials go only to their index's origin and never into a URL,
 message or log.
 
-Where things live:
+Where things live (each module owns the names it defines; siblings import
+them from there, and so do tests that patch one, e.g.
+``orchestrator.index.transport.BACKOFF``):
 
 - ``client``: ``IndexClient`` -- first index wins, ``sources`` pinning,
   prefetch and in-flight dedup, the metadata cache, downloads.
-- ``pages``: parsing PEP 691 JSON and PEP 503 HTML project pages.
-- ``listing``: a page's files grouped by version (``ProjectFiles``) and the
-  pre-parsed listing kept in the page cache.
+- ``pages``: parsing PEP 691 JSON and PEP 503 HTML project pages
+  (``ProjectPage``).
+- ``listing``: a page's files grouped by version (``ProjectFiles``,
+  ``group_by_version``) and the pre-parsed listing kept in the page cache.
 - ``metadata``: core metadata parsing, checks and its on-disk cache form.
 - ``remotezip``: METADATA out of a remote wheel through ranged reads.
 - ``transport``: the httpx client, retries with backoff, HTTP errors.
-- ``auth``: per-index credentials from the environment, URL or ~/.netrc.
+- ``auth``: per-index credentials from the environment, URL or ~/.netrc
+  (``ResolvedIndex``: an index with its credentials split off the URL).
 
-The names below are re-exported so that ``from orchestrator.index import ...``
-keeps working.  Constants are copies: to change one (in a test), patch it in
-the module that uses it, e.g. ``orchestrator.index.transport.BACKOFF``.
+The package itself exports what the rest of orchestrator uses.
 """
 
 from __future__ import annotations
 
-from orchestrator.index.auth import env_prefix
-from orchestrator.index.client import METADATA_BUCKET, SDIST_BUCKET, IndexClient
-from orchestrator.index.listing import LISTING_KIND, ProjectFiles, group_by_version, version_text
-from orchestrator.index.metadata import parse_core_metadata
-from orchestrator.index.pages import (
-    ACCEPT,
-    HTML_TYPE,
-    JSON_TYPE,
-    ProjectPage,
-    parse_html_page,
-    parse_json_page,
-)
-from orchestrator.index.remotezip import TAIL_BYTES, metadata_from_zip
-from orchestrator.index.transport import BACKOFF, CHUNK, MAX_RETRY_AFTER, RETRIES, RETRY_STATUSES
+from orchestrator.index.client import IndexClient
+from orchestrator.index.listing import ProjectFiles, group_by_version, version_text
+from orchestrator.index.pages import ProjectPage
 
-__all__ = [
-    "ACCEPT",
-    "BACKOFF",
-    "CHUNK",
-    "HTML_TYPE",
-    "JSON_TYPE",
-    "LISTING_KIND",
-    "MAX_RETRY_AFTER",
-    "METADATA_BUCKET",
-    "RETRIES",
-    "RETRY_STATUSES",
-    "SDIST_BUCKET",
-    "TAIL_BYTES",
-    "IndexClient",
-    "ProjectFiles",
-    "ProjectPage",
-    "env_prefix",
-    "group_by_version",
-    "metadata_from_zip",
-    "parse_core_metadata",
-    "parse_html_page",
-    "parse_json_page",
-    "version_text",
-]
+__all__ = ["IndexClient", "ProjectFiles", "ProjectPage", "group_by_version", "version_text"]

@@ -1,7 +1,7 @@
 """Index credentials: from the environment, the URL or ~/.netrc, per index.
 
 Credentials go only to their index's origin and never into a URL, message or
-log: ``_Index`` keeps them beside a URL stripped of them.
+log: ``ResolvedIndex`` keeps them beside a URL stripped of them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from orchestrator.models import IndexSpec
 
 
 @dataclass(frozen=True, slots=True)
-class _Index:
+class ResolvedIndex:
     """An IndexSpec with credentials split off its URL."""
 
     name: str
@@ -30,13 +30,13 @@ class _Index:
         return f"'{self.name}' ({self.url})"
 
 
-def _origin(url: str) -> tuple[str, str]:
+def origin_of(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, f"{parts.hostname or ''}:{parts.port or default}"
 
 
-def _strip_credentials(url: str) -> str:
+def strip_credentials(url: str) -> str:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -64,7 +64,7 @@ def _netrc_auth(host: str) -> tuple[str, str] | None:
     return login or "", password or ""
 
 
-def _resolve_index(spec: IndexSpec) -> _Index:
+def resolve_index(spec: IndexSpec) -> ResolvedIndex:
     """Credentials from the environment, then the URL, then ~/.netrc."""
     prefix = env_prefix(spec.name)
     user = os.environ.get(f"{prefix}_USERNAME")
@@ -77,10 +77,10 @@ def _resolve_index(spec: IndexSpec) -> _Index:
         auth = (unquote(parts.username), unquote(parts.password or ""))
     else:
         auth = _netrc_auth(parts.hostname or "")
-    url = _strip_credentials(spec.url).rstrip("/")
-    return _Index(spec.name, url, _origin(url), auth)
+    url = strip_credentials(spec.url).rstrip("/")
+    return ResolvedIndex(spec.name, url, origin_of(url), auth)
 
 
-def _basic_auth(username: str, password: str) -> str:
+def basic_auth(username: str, password: str) -> str:
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"

@@ -20,34 +20,34 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 from orchestrator.atomic import write_bytes
 from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
-from orchestrator.index.auth import _Index, _resolve_index
-from orchestrator.index.listing import LISTING_KIND, ProjectFiles, _decode_listing, _encode_listing
+from orchestrator.index.auth import ResolvedIndex, resolve_index
+from orchestrator.index.listing import LISTING_KIND, ProjectFiles, decode_listing, encode_listing
 from orchestrator.index.metadata import (
-    _check_metadata_matches,
-    _file_key,
-    _metadata_from_json,
-    _metadata_to_json,
+    check_metadata_matches,
+    file_key,
+    metadata_from_json,
+    metadata_to_json,
     parse_core_metadata,
 )
-from orchestrator.index.pages import ACCEPT, ProjectPage, _html_rows, _json_rows
+from orchestrator.index.pages import ACCEPT, ProjectPage, html_rows, json_rows
 from orchestrator.index.remotezip import (
     TAIL_BYTES,
-    _ZipError,
+    ZipFormatError,
     metadata_from_tail,
     metadata_from_zip,
 )
 from orchestrator.index.transport import (
     CHUNK,
     RETRIES,
-    _content_range_start,
-    _content_range_total,
-    _content_type,
-    _DownloadInterruptedError,
-    _make_http_client,
-    _sleep_before_retry,
-    _status_error,
-    _unreachable,
+    DownloadInterruptedError,
+    content_range_start,
+    content_range_total,
+    content_type_of,
     get_with_retries,
+    make_http_client,
+    sleep_before_retry,
+    status_error,
+    unreachable_error,
 )
 from orchestrator.models import CoreMetadata, DistFile, IndexSpec
 from orchestrator.names import normalize
@@ -90,7 +90,7 @@ class IndexClient:
                 "No package index is configured.",
                 hint="Add at least one entry under `indexes:` in workspace.yaml.",
             )
-        self._indexes = tuple(_resolve_index(spec) for spec in indexes)
+        self._indexes = tuple(resolve_index(spec) for spec in indexes)
         self._by_name = {index.name: index for index in self._indexes}
         self._sources = {normalize(k): v for k, v in sources.items()}
         self._cache_dir = cache_dir
@@ -123,7 +123,7 @@ class IndexClient:
     def _http(self) -> httpx.Client:
         with self._http_lock:
             if self._http_client is None:
-                self._http_client = _make_http_client(self._max_workers)
+                self._http_client = make_http_client(self._max_workers)
             return self._http_client
 
     def __enter__(self) -> IndexClient:
@@ -150,7 +150,7 @@ class IndexClient:
 
     def metadata(self, file: DistFile) -> CoreMetadata:
         """The file's core metadata: from the disk cache, PEP 658, a ranged read, or a build."""
-        return self._once(("metadata", _file_key(file)), lambda: self._fetch_metadata(file))
+        return self._once(("metadata", file_key(file)), lambda: self._fetch_metadata(file))
 
     def prefetch_projects(self, names: Iterable[str]) -> None:
         """Start fetching these projects' pages in the background."""
@@ -166,7 +166,7 @@ class IndexClient:
         """
         for file in files:
             if not self._metadata_path(file).is_file():
-                self._submit(("metadata", _file_key(file)), partial(self._fetch_metadata, file))
+                self._submit(("metadata", file_key(file)), partial(self._fetch_metadata, file))
 
     def download(self, file: DistFile, dest: BinaryIO | Path) -> None:
         """Stream *file* into *dest*, checking its sha256 when the index gave one.
@@ -237,7 +237,7 @@ class IndexClient:
 
     # -- projects ---------------------------------------------------------------
 
-    def _candidate_indexes(self, name: str) -> tuple[_Index, ...]:
+    def _candidate_indexes(self, name: str) -> tuple[ResolvedIndex, ...]:
         pinned = self._sources.get(name)
         if pinned is None:
             return self._indexes
@@ -261,7 +261,7 @@ class IndexClient:
             return self._parse_page(index, page, name)
         raise _not_found(name, candidates, pinned=name in self._sources)
 
-    def _parse_page(self, index: _Index, page: CachedPage, name: str) -> ProjectPage:
+    def _parse_page(self, index: ResolvedIndex, page: CachedPage, name: str) -> ProjectPage:
         """The page's files, from the listing derived from it earlier when there is one.
 
         Parsing pydantic-core's 5 MB of JSON into 15,000 files takes longer than
@@ -271,7 +271,7 @@ class IndexClient:
         digest = page.digest()
         if digest is not None:
             derived = self._pages.load_derived(page.url, LISTING_KIND, digest)
-            loaded = None if derived is None else _decode_listing(derived, index.name)
+            loaded = None if derived is None else decode_listing(derived, index.name)
             if loaded is not None:
                 return ProjectPage(name, index.name, *loaded)
         if page.body is None:
@@ -280,11 +280,11 @@ class IndexClient:
         digest = page.digest()
         if digest is not None:  # always, now that the body is there
             with contextlib.suppress(OSError):  # the listing only saves time
-                listing = _encode_listing(files, versions)
+                listing = encode_listing(files, versions)
                 self._pages.store_derived(page.url, LISTING_KIND, digest, listing)
         return ProjectPage(name, index.name, files, versions)
 
-    def _full_page(self, index: _Index, page: CachedPage, name: str) -> CachedPage:
+    def _full_page(self, index: ResolvedIndex, page: CachedPage, name: str) -> CachedPage:
         """*page* with its body, read from the cache again."""
         full = self._pages.load(page.url)
         if full is None or full.status != page.status:  # replaced or removed meanwhile
@@ -296,14 +296,14 @@ class IndexClient:
         return full
 
     def _parse_body(
-        self, index: _Index, page: CachedPage, name: str
+        self, index: ResolvedIndex, page: CachedPage, name: str
     ) -> tuple[ProjectFiles, tuple[str, ...]]:
         body = page.body or b""
         try:
             if page.content_type.endswith("json"):  # v1+json, or a server's plain JSON
-                _name, rows, versions = _json_rows(body, page.url)
+                _name, rows, versions = json_rows(body, page.url)
             else:
-                rows, versions = _html_rows(body, page.url), ()
+                rows, versions = html_rows(body, page.url), ()
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PackageIndexError(
                 f"Index {index.describe()} sent an unreadable page for '{name}': {exc}.",
@@ -311,7 +311,7 @@ class IndexClient:
             ) from None
         return ProjectFiles.from_rows(index.name, rows), versions
 
-    def _page(self, index: _Index, url: str, name: str) -> CachedPage:
+    def _page(self, index: ResolvedIndex, url: str, name: str) -> CachedPage:
         """The page for *url* from the cache when fresh, else from the index.
 
         A page served from the cache may come without its body (read only its
@@ -346,7 +346,7 @@ class IndexClient:
                 page = CachedPage(
                     url=url,
                     status=response.status_code,
-                    content_type=_content_type(response),
+                    content_type=content_type_of(response),
                     body=body,
                     fetched_at=now,
                     etag=response.headers.get("ETag"),
@@ -355,7 +355,7 @@ class IndexClient:
                     body_sha256=hashlib.sha256(body).hexdigest(),  # hashed once, not per use
                 )
             else:
-                raise _status_error(index, url, response.status_code)
+                raise status_error(index, url, response.status_code)
         if not control.no_store:
             self._pages.store(page)
         return page
@@ -363,41 +363,41 @@ class IndexClient:
     # -- metadata -----------------------------------------------------------------
 
     def _metadata_path(self, file: DistFile) -> Path:
-        key = _file_key(file)
+        key = file_key(file)
         shard = key.partition("-")[2][:2]
         return self._cache_dir / METADATA_BUCKET / shard / f"{key}.json"
 
     def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
         path = self._metadata_path(file)
         with contextlib.suppress(OSError):
-            cached = _metadata_from_json(path.read_bytes())
+            cached = metadata_from_json(path.read_bytes())
             if cached is not None:
                 return cached
         self._require_online(f"read the metadata of {file.filename}")
         index = self._index_named(file.index)
         if file.is_wheel:
             meta = parse_core_metadata(self._wheel_metadata(index, file), file.filename)
-            _check_metadata_matches(meta, file)
+            check_metadata_matches(meta, file)
         else:
             meta = self._sdist_core_metadata(index, file)
-        write_bytes(path, _metadata_to_json(meta))
+        write_bytes(path, metadata_to_json(meta))
         return meta
 
-    def _wheel_metadata(self, index: _Index, file: DistFile) -> bytes:
+    def _wheel_metadata(self, index: ResolvedIndex, file: DistFile) -> bytes:
         if file.has_metadata:
             data = self._pep658_metadata(index, file)
             if data is not None:
                 return data
         return self._ranged_metadata(index, file)
 
-    def _pep658_metadata(self, index: _Index, file: DistFile) -> bytes | None:
+    def _pep658_metadata(self, index: ResolvedIndex, file: DistFile) -> bytes | None:
         url = file.url + ".metadata"
         response = self._get(index, url, {})
         with contextlib.closing(response):
             if response.status_code == 404:
                 return None  # the page promised more than the index serves
             if response.status_code != 200:
-                raise _status_error(index, url, response.status_code)
+                raise status_error(index, url, response.status_code)
             data = response.read()
         if file.metadata_sha256:
             actual = hashlib.sha256(data).hexdigest()
@@ -409,68 +409,70 @@ class IndexClient:
                 )
         return data
 
-    def _ranged_metadata(self, index: _Index, file: DistFile) -> bytes:
+    def _ranged_metadata(self, index: ResolvedIndex, file: DistFile) -> bytes:
         """METADATA via Range requests: the tail, maybe the directory, maybe the entry."""
         response = self._get(index, file.url, {"Range": f"bytes=-{TAIL_BYTES}"})
         with contextlib.closing(response):
             if response.status_code == 200:  # Range ignored: we get the whole wheel
                 return self._metadata_from_body(index, file, response)
             if response.status_code != 206:
-                raise _status_error(index, file.url, response.status_code)
+                raise status_error(index, file.url, response.status_code)
             tail = response.read()
-            size = _content_range_total(response.headers.get("Content-Range"))
+            size = content_range_total(response.headers.get("Content-Range"))
         if size is None:
             size = len(tail)  # no total: assume the suffix covered the whole file
         try:
             fetch = partial(self._range, index, file)
             return metadata_from_tail(fetch, size, tail, file.filename)
-        except (_ZipError, struct.error) as exc:
+        except (ZipFormatError, struct.error) as exc:
             log.debug("ranged read of %s failed (%s); downloading it", file.url, exc)
             return self._full_metadata(index, file)
 
-    def _range(self, index: _Index, file: DistFile, start: int, end: int) -> bytes:
+    def _range(self, index: ResolvedIndex, file: DistFile, start: int, end: int) -> bytes:
         """Bytes [start, end) of a remote file."""
         response = self._get(index, file.url, {"Range": f"bytes={start}-{end - 1}"})
         with contextlib.closing(response):
             if response.status_code == 200:
                 return response.read()[start:end]
             if response.status_code != 206:
-                raise _status_error(index, file.url, response.status_code)
-            got = _content_range_start(response.headers.get("Content-Range"))
+                raise status_error(index, file.url, response.status_code)
+            got = content_range_start(response.headers.get("Content-Range"))
             data = response.read()
         if got != start or len(data) != end - start:
-            raise _ZipError("the server answered a different range than asked")
+            raise ZipFormatError("the server answered a different range than asked")
         return data
 
-    def _full_metadata(self, index: _Index, file: DistFile) -> bytes:
+    def _full_metadata(self, index: ResolvedIndex, file: DistFile) -> bytes:
         response = self._get(index, file.url, {})
         with contextlib.closing(response):
             if response.status_code != 200:
-                raise _status_error(index, file.url, response.status_code)
+                raise status_error(index, file.url, response.status_code)
             return self._metadata_from_body(index, file, response)
 
-    def _metadata_from_body(self, index: _Index, file: DistFile, response: httpx.Response) -> bytes:
+    def _metadata_from_body(
+        self, index: ResolvedIndex, file: DistFile, response: httpx.Response
+    ) -> bytes:
         with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as spool:
             for chunk in response.iter_bytes(CHUNK):
                 spool.write(chunk)
             spool.seek(0)
             try:
                 return metadata_from_zip(spool, file.filename)
-            except _ZipError as exc:
+            except ZipFormatError as exc:
                 raise PackageIndexError(
                     f"Cannot read METADATA from {file.filename} on index "
                     f"{index.describe()}: {exc}.",
                     hint="The wheel is malformed; pin another version of it.",
                 ) from None
 
-    def _sdist_core_metadata(self, index: _Index, file: DistFile) -> CoreMetadata:
+    def _sdist_core_metadata(self, index: ResolvedIndex, file: DistFile) -> CoreMetadata:
         if self._sdist_metadata is None:
             raise PackageIndexError(
                 f"Cannot read the metadata of {file.filename} from index {index.describe()}: "
                 "it is a source distribution, and building sdists is not enabled here.",
                 hint="Pin a version that ships a wheel, or enable sdist builds.",
             )
-        key = _file_key(file)
+        key = file_key(file)
         target = self._cache_dir / SDIST_BUCKET / key / file.filename
         if not target.is_file():
             self.download(file, target)
@@ -478,7 +480,7 @@ class IndexClient:
 
     # -- downloads ------------------------------------------------------------------
 
-    def _stream_to(self, index: _Index, file: DistFile, out: IO[bytes]) -> None:
+    def _stream_to(self, index: ResolvedIndex, file: DistFile, out: IO[bytes]) -> None:
         """Copy the file into *out*; a dropped connection restarts it if *out* can rewind."""
         seekable = getattr(out, "seekable", None)  # a bare writer can't rewind
         start = out.tell() if seekable is not None and seekable() else None
@@ -486,12 +488,12 @@ class IndexClient:
             try:
                 actual = self._copy(index, file, out)
                 break
-            except _DownloadInterruptedError as exc:
+            except DownloadInterruptedError as exc:
                 if start is None or attempt == RETRIES:
-                    raise _unreachable(index, file.url, exc.cause) from None
+                    raise unreachable_error(index, file.url, exc.cause) from None
                 out.seek(start)
                 out.truncate()
-                _sleep_before_retry(attempt, None)
+                sleep_before_retry(attempt, None)
         if file.sha256 and actual != file.sha256:
             raise HashMismatchError(
                 f"Downloaded {file.filename} from index {index.describe()} has sha256 "
@@ -500,26 +502,26 @@ class IndexClient:
                 "and report it to the index maintainers if it persists.",
             )
 
-    def _copy(self, index: _Index, file: DistFile, out: IO[bytes]) -> str:
+    def _copy(self, index: ResolvedIndex, file: DistFile, out: IO[bytes]) -> str:
         """One download attempt; returns the sha256 of what was written."""
         import httpx
 
         response = self._get(index, file.url, {})
         with contextlib.closing(response):
             if response.status_code != 200:
-                raise _status_error(index, file.url, response.status_code)
+                raise status_error(index, file.url, response.status_code)
             digest = hashlib.sha256()
             try:
                 for chunk in response.iter_bytes(CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
             except httpx.TransportError as exc:
-                raise _DownloadInterruptedError(exc) from exc
+                raise DownloadInterruptedError(exc) from exc
         return digest.hexdigest()
 
     # -- HTTP -------------------------------------------------------------------------
 
-    def _index_named(self, name: str) -> _Index:
+    def _index_named(self, name: str) -> ResolvedIndex:
         try:
             return self._by_name[name]
         except KeyError:
@@ -535,7 +537,7 @@ class IndexClient:
                 hint="Run once without --offline to fill the cache.",
             )
 
-    def _get(self, index: _Index, url: str, headers: Mapping[str, str]) -> httpx.Response:
+    def _get(self, index: ResolvedIndex, url: str, headers: Mapping[str, str]) -> httpx.Response:
         """A streamed GET with retries (``get_with_retries``); the caller closes it."""
         return get_with_retries(self._http, index, url, headers)
 
@@ -544,7 +546,7 @@ class IndexClient:
 # Errors
 
 
-def _not_found(name: str, indexes: Sequence[_Index], *, pinned: bool) -> PackageIndexError:
+def _not_found(name: str, indexes: Sequence[ResolvedIndex], *, pinned: bool) -> PackageIndexError:
     if pinned:
         return PackageIndexError(
             f"Package '{name}' was not found on index {indexes[0].describe()}, "

@@ -21,7 +21,7 @@ T = TypeVar("T")
 # A DistFile without its index, in a form marshal stores: filename, url,
 # sha256, size, requires_python, yanked, upload_time, metadata_sha256,
 # has_metadata.
-_Row = tuple[str, str, str | None, int | None, str | None, str | None, str | None, str | None,
+Row = tuple[str, str, str | None, int | None, str | None, str | None, str | None, str | None,
              bool]
 # What IndexClient derives from a page and keeps beside it in the page cache;
 # bump the suffix when the encoding changes. marshal, because it loads plain
@@ -32,7 +32,7 @@ LISTING_KIND = "files-v3"
 _MARSHAL_VERSION = 4  # fixed, so every Python 3 that shares the cache reads it
 
 
-def _dist_file(row: _Row, index: str) -> DistFile:
+def dist_file(row: Row, index: str) -> DistFile:
     return DistFile(row[0], row[1], index, *row[2:])
 
 
@@ -89,14 +89,14 @@ class ProjectFiles(Sequence[DistFile]):
 
     __slots__ = ("_built", "_groups", "_index")
 
-    def __init__(self, index: str, groups: Mapping[str, Sequence[_Row] | bytes]) -> None:
+    def __init__(self, index: str, groups: Mapping[str, Sequence[Row] | bytes]) -> None:
         self._index = index
         self._groups = groups
         # Filled from several resolver threads; a race builds the same tuple twice.
         self._built: dict[str, tuple[DistFile, ...]] = {}
 
     @classmethod
-    def from_rows(cls, index: str, rows: Iterable[_Row]) -> ProjectFiles:
+    def from_rows(cls, index: str, rows: Iterable[Row]) -> ProjectFiles:
         # Sorted here, once per page body, so that a warm run parses only the
         # versions the resolver looks at.
         return cls(index, group_by_version(rows, lambda row: row[0]))
@@ -111,7 +111,7 @@ class ProjectFiles(Sequence[DistFile]):
             rows = self._groups.get(version_text, ())
             if isinstance(rows, bytes):
                 rows = _decode_rows(rows)
-            built = self._built[version_text] = tuple(_dist_file(r, self._index) for r in rows)
+            built = self._built[version_text] = tuple(dist_file(r, self._index) for r in rows)
         return built
 
     def encoded_groups(self) -> tuple[tuple[str, bytes], ...]:
@@ -162,7 +162,7 @@ class ProjectFiles(Sequence[DistFile]):
         return f"ProjectFiles({list(self)!r})"
 
 
-def _decode_rows(data: bytes) -> tuple[_Row, ...]:
+def _decode_rows(data: bytes) -> tuple[Row, ...]:
     """One group's rows from a cached listing.
 
     The listing's CRC-32 was checked when it was loaded, so a shape error here
@@ -180,12 +180,12 @@ def _decode_rows(data: bytes) -> tuple[_Row, ...]:
     return rows
 
 
-def _encode_listing(files: ProjectFiles, versions: tuple[str, ...]) -> bytes:
+def encode_listing(files: ProjectFiles, versions: tuple[str, ...]) -> bytes:
     return marshal.dumps((versions, files.encoded_groups()), _MARSHAL_VERSION)
 
 
-def _decode_listing(data: bytes, index: str) -> tuple[ProjectFiles, tuple[str, ...]] | None:
-    """``_encode_listing``'s input again, or None when *data* is not its output."""
+def decode_listing(data: bytes, index: str) -> tuple[ProjectFiles, tuple[str, ...]] | None:
+    """``encode_listing``'s input again, or None when *data* is not its output."""
     try:
         versions, groups = marshal.loads(data)
     except (ValueError, EOFError, TypeError):

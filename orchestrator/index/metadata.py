@@ -24,7 +24,7 @@ def parse_core_metadata(data: bytes, source: str) -> CoreMetadata:
     return meta
 
 
-def _check_metadata_matches(meta: CoreMetadata, file: DistFile) -> None:
+def check_metadata_matches(meta: CoreMetadata, file: DistFile) -> None:
     """Guard against an index serving another release's metadata for a wheel."""
     try:
         name, version, _build, _tags = parse_wheel_filename(file.filename)
@@ -39,11 +39,11 @@ def _check_metadata_matches(meta: CoreMetadata, file: DistFile) -> None:
         )
 
 
-def _metadata_to_json(meta: CoreMetadata) -> bytes:
+def metadata_to_json(meta: CoreMetadata) -> bytes:
     return json.dumps(asdict(meta), sort_keys=True).encode()
 
 
-def _metadata_from_json(raw: bytes) -> CoreMetadata | None:
+def metadata_from_json(raw: bytes) -> CoreMetadata | None:
     try:
         data = json.loads(raw)
         return CoreMetadata(
@@ -57,7 +57,7 @@ def _metadata_from_json(raw: bytes) -> CoreMetadata | None:
         return None  # corrupt entry: fetch again
 
 
-def _file_key(file: DistFile) -> str:
+def file_key(file: DistFile) -> str:
     """Cache key of an immutable file: its sha256, else a digest of its URL."""
     if file.sha256:
         return f"sha256-{file.sha256}"

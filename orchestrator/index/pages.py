@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin
 
-from orchestrator.index.auth import _strip_credentials
-from orchestrator.index.listing import _dist_file, _Row
+from orchestrator.index.auth import strip_credentials
+from orchestrator.index.listing import Row, dist_file
 from orchestrator.models import DistFile
 from orchestrator.names import normalize
 
@@ -40,7 +40,7 @@ def _absolute_url(href: str, base: str) -> tuple[str, str | None]:
     url, _, fragment = absolute.partition("#")
     parts = url.split("/", 3)
     if len(parts) > 2 and "@" in parts[2]:
-        url = _strip_credentials(url)
+        url = strip_credentials(url)
     algo, _, digest = fragment.partition("=")
     return url, (digest.lower() if algo == "sha256" and digest else None)
 
@@ -60,14 +60,14 @@ def _metadata_flag(value: object) -> tuple[bool, str | None]:
 
 def parse_json_page(body: bytes, page_url: str, index: str) -> ProjectPage:
     """A PEP 691 project page (with PEP 700 and PEP 714 fields)."""
-    name, rows, versions = _json_rows(body, page_url)
-    return ProjectPage(normalize(name), index, tuple(_dist_file(r, index) for r in rows), versions)
+    name, rows, versions = json_rows(body, page_url)
+    return ProjectPage(normalize(name), index, tuple(dist_file(r, index) for r in rows), versions)
 
 
-def _json_rows(body: bytes, page_url: str) -> tuple[str, list[_Row], tuple[str, ...]]:
+def json_rows(body: bytes, page_url: str) -> tuple[str, list[Row], tuple[str, ...]]:
     """(name, file rows, PEP 700 versions) of a PEP 691 page."""
     data = json.loads(body)
-    rows: list[_Row] = []
+    rows: list[Row] = []
     for entry in data.get("files", ()):
         url, fragment_sha = _absolute_url(entry["url"], page_url)
         hashes = entry.get("hashes") or {}
@@ -124,13 +124,13 @@ def _html_metadata_flag(attrs: Mapping[str, str | None]) -> tuple[bool, str | No
 
 def parse_html_page(body: bytes, page_url: str, index: str, name: str) -> ProjectPage:
     """A PEP 503 project page with PEP 592/658/714 ``data-*`` attributes."""
-    return ProjectPage(name, index, tuple(_dist_file(r, index) for r in _html_rows(body, page_url)))
+    return ProjectPage(name, index, tuple(dist_file(r, index) for r in html_rows(body, page_url)))
 
 
-def _html_rows(body: bytes, page_url: str) -> list[_Row]:
+def html_rows(body: bytes, page_url: str) -> list[Row]:
     links, base = _parse_links(body.decode("utf-8", errors="replace"))
     base_url = urljoin(page_url, base) if base else page_url
-    rows: list[_Row] = []
+    rows: list[Row] = []
     for attrs in links:
         href = attrs.get("href")
         if not href:

@@ -25,8 +25,12 @@ from orchestrator.names import normalize
 TAIL_BYTES = 64 * 1024
 
 
-class _ZipError(Exception):
-    """The bytes we read are not the zip we expected (internal; triggers a fallback)."""
+class ZipFormatError(Exception):
+    """The bytes read are not the zip expected; the client falls back to a full download."""
+
+
+# The name metadata_from_zip raises; it goes when that reader is merged with build.py's.
+_ZipError = ZipFormatError
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ class _RemoteFile:
     def read(self, start: int, length: int) -> bytes:
         end = start + length
         if start < 0 or end > self.size:
-            raise _ZipError(f"read {start}..{end} outside a {self.size}-byte file")
+            raise ZipFormatError(f"read {start}..{end} outside a {self.size}-byte file")
         if start >= self._known_start:
             return self._known[start - self._known_start : end - self._known_start]
         data = self._fetch(start, min(end, self._known_start))
@@ -72,7 +76,7 @@ def _find_directory(remote: _RemoteFile, tail: bytes) -> tuple[int, int]:
     """(offset, size) of the central directory, from the EOCD in *tail* (zip64 too)."""
     pos = tail.rfind(b"PK\x05\x06", 0, max(len(tail) - _EOCD.size + 4, 0))
     if pos < 0:
-        raise _ZipError("no end-of-central-directory record in the file's tail")
+        raise ZipFormatError("no end-of-central-directory record in the file's tail")
     _sig, _disk, _cd_disk, _n_here, count, cd_size, cd_offset, _comment = _EOCD.unpack_from(
         tail, pos
     )
@@ -82,11 +86,11 @@ def _find_directory(remote: _RemoteFile, tail: bytes) -> tuple[int, int]:
     locator = remote.read(eocd_offset - _ZIP64_LOCATOR.size, _ZIP64_LOCATOR.size)
     sig, _disk, zip64_offset, _disks = _ZIP64_LOCATOR.unpack(locator)
     if sig != b"PK\x06\x07":
-        raise _ZipError("zip64 end-of-central-directory locator missing")
+        raise ZipFormatError("zip64 end-of-central-directory locator missing")
     record = remote.read(zip64_offset, _ZIP64_EOCD.size)
     fields = _ZIP64_EOCD.unpack(record)
     if fields[0] != b"PK\x06\x06":
-        raise _ZipError("zip64 end-of-central-directory record missing")
+        raise ZipFormatError("zip64 end-of-central-directory record missing")
     return fields[9], fields[8]  # central directory offset, size
 
 
@@ -99,7 +103,7 @@ def _zip64_values(extra: bytes, wanted: list[bool]) -> list[int]:
             count = sum(wanted)
             return list(struct.unpack_from(f"<{count}Q", extra, pos + 4))
         pos += 4 + length
-    raise _ZipError("zip64 sizes missing from a central directory entry")
+    raise ZipFormatError("zip64 sizes missing from a central directory entry")
 
 
 def _directory_entries(directory: bytes) -> Iterator[_ZipEntry]:
@@ -107,7 +111,7 @@ def _directory_entries(directory: bytes) -> Iterator[_ZipEntry]:
     while pos + _CENTRAL.size <= len(directory):
         fields = _CENTRAL.unpack_from(directory, pos)
         if fields[0] != b"PK\x01\x02":
-            raise _ZipError("corrupt central directory")
+            raise ZipFormatError("corrupt central directory")
         method, crc, csize, size = fields[4], fields[7], fields[8], fields[9]
         name_len, extra_len, comment_len, offset = fields[10], fields[11], fields[12], fields[16]
         start = pos + _CENTRAL.size
@@ -130,7 +134,7 @@ def _pick_metadata_name(names: Iterable[str], filename: str) -> str:
         project = normalize(filename.split("-", 1)[0])
         found = [n for n in found if normalize(n.split("-", 1)[0]) == project]
     if len(found) != 1:
-        raise _ZipError("no single *.dist-info/METADATA entry in the wheel")
+        raise ZipFormatError("no single *.dist-info/METADATA entry in the wheel")
     return found[0]
 
 
@@ -141,7 +145,7 @@ def _read_entry(remote: _RemoteFile, entry: _ZipEntry) -> bytes:
     chunk = remote.read(entry.header_offset, min(guess, remote.size - entry.header_offset))
     fields = _LOCAL.unpack_from(chunk)
     if fields[0] != b"PK\x03\x04":
-        raise _ZipError("bad local file header")
+        raise ZipFormatError("bad local file header")
     data_start = _LOCAL.size + fields[9] + fields[10]
     if data_start + entry.compressed_size <= len(chunk):
         compressed = chunk[data_start : data_start + entry.compressed_size]
@@ -152,9 +156,9 @@ def _read_entry(remote: _RemoteFile, entry: _ZipEntry) -> bytes:
     elif entry.method == _ZIP_DEFLATED:
         data = zlib.decompressobj(-15).decompress(compressed)
     else:
-        raise _ZipError(f"unsupported compression method {entry.method}")
+        raise ZipFormatError(f"unsupported compression method {entry.method}")
     if zlib.crc32(data) != entry.crc or len(data) != entry.size:
-        raise _ZipError("CRC or size mismatch in METADATA")
+        raise ZipFormatError("CRC or size mismatch in METADATA")
     return data
 
 
@@ -164,7 +168,7 @@ def metadata_from_tail(
     """A remote wheel's METADATA, from its last bytes and ranged reads of the rest.
 
     *fetch(start, end)* reads bytes [start, end) of the *size*-byte file.
-    Raises ``_ZipError`` or ``struct.error`` when the bytes are not the zip
+    Raises ``ZipFormatError`` or ``struct.error`` when the bytes are not the zip
     expected; the caller falls back to downloading the wheel.
     """
     remote = _RemoteFile(fetch, size, tail)

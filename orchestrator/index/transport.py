@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import PackageIndexError
-from orchestrator.index.auth import _basic_auth, _Index, _origin, _strip_credentials, env_prefix
+from orchestrator.index.auth import (
+    ResolvedIndex,
+    basic_auth,
+    env_prefix,
+    origin_of,
+    strip_credentials,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -26,7 +32,7 @@ MAX_RETRY_AFTER = 10.0
 CHUNK = 256 * 1024
 
 
-class _DownloadInterruptedError(Exception):
+class DownloadInterruptedError(Exception):
     """A download broke off mid-body (internal; the caller may restart it)."""
 
     def __init__(self, cause: Exception) -> None:
@@ -35,7 +41,7 @@ class _DownloadInterruptedError(Exception):
 
 
 def get_with_retries(
-    http: httpx.Client, index: _Index, url: str, headers: Mapping[str, str]
+    http: httpx.Client, index: ResolvedIndex, url: str, headers: Mapping[str, str]
 ) -> httpx.Response:
     """A streamed GET with retries; the caller closes the response.
 
@@ -45,27 +51,27 @@ def get_with_retries(
     import httpx
 
     sent = dict(headers)
-    if index.auth is not None and _origin(url) == index.origin:
-        sent["Authorization"] = _basic_auth(*index.auth)
+    if index.auth is not None and origin_of(url) == index.origin:
+        sent["Authorization"] = basic_auth(*index.auth)
     request = http.build_request("GET", url, headers=sent)
     for attempt in range(RETRIES + 1):
         try:
             response = http.send(request, stream=True)
         except httpx.TransportError as exc:
             if attempt == RETRIES:
-                raise _unreachable(index, url, exc) from None
-            _sleep_before_retry(attempt, None)
+                raise unreachable_error(index, url, exc) from None
+            sleep_before_retry(attempt, None)
             continue
         if response.status_code in RETRY_STATUSES and attempt < RETRIES:
             response.close()
-            _sleep_before_retry(attempt, response.headers.get("Retry-After"))
+            sleep_before_retry(attempt, response.headers.get("Retry-After"))
             continue
         log.debug("GET %s -> %s", url, response.status_code)
         return response
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _make_http_client(max_workers: int) -> httpx.Client:
+def make_http_client(max_workers: int) -> httpx.Client:
     import ssl
 
     import httpx
@@ -81,30 +87,30 @@ def _make_http_client(max_workers: int) -> httpx.Client:
     )
 
 
-def _sleep_before_retry(attempt: int, retry_after: str | None) -> None:
+def sleep_before_retry(attempt: int, retry_after: str | None) -> None:
     delay = BACKOFF * (2**attempt)
     if retry_after is not None and retry_after.strip().isdigit():
         delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
     time.sleep(delay)
 
 
-def _content_type(response: httpx.Response) -> str:
+def content_type_of(response: httpx.Response) -> str:
     header: str = response.headers.get("Content-Type", "text/html")
     return header.split(";")[0].strip().lower()
 
 
-def _content_range_total(header: str | None) -> int | None:
+def content_range_total(header: str | None) -> int | None:
     match = re.fullmatch(r"bytes \d+-\d+/(\d+)", (header or "").strip())
     return int(match.group(1)) if match else None
 
 
-def _content_range_start(header: str | None) -> int | None:
+def content_range_start(header: str | None) -> int | None:
     match = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", (header or "").strip())
     return int(match.group(1)) if match else None
 
 
-def _status_error(index: _Index, url: str, status: int) -> PackageIndexError:
-    url = _strip_credentials(url)
+def status_error(index: ResolvedIndex, url: str, status: int) -> PackageIndexError:
+    url = strip_credentials(url)
     prefix = env_prefix(index.name)
     if status == 401:
         state = "rejected the credentials" if index.auth else "requires credentials"
@@ -129,10 +135,10 @@ def _status_error(index: _Index, url: str, status: int) -> PackageIndexError:
     )
 
 
-def _unreachable(index: _Index, url: str, exc: Exception) -> PackageIndexError:
+def unreachable_error(index: ResolvedIndex, url: str, exc: Exception) -> PackageIndexError:
     reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
     return PackageIndexError(
-        f"Cannot reach index {index.describe()} at {_strip_credentials(url)} "
+        f"Cannot reach index {index.describe()} at {strip_credentials(url)} "
         f"after {RETRIES + 1} attempts ({reason}).",
         hint="Check the URL in workspace.yaml, your network and proxy settings; "
         "use --offline to work from the cache.",
