@@ -308,10 +308,11 @@ def test_sdist_metadata_needs_a_builder(server: IndexServer, make_client: MakeCl
     with pytest.raises(PackageIndexError) as caught:
         make_client(server.url).metadata(file)
     assert str(caught.value) == (
-        f"Cannot read the metadata of demo-1.0.tar.gz from index 'main' ({server.url}): "
-        "it is a source distribution, and building sdists is not enabled here.\n"
-        "hint: Pin a version that ships a wheel, or enable sdist builds."
+        f"cannot read the metadata of demo-1.0.tar.gz from index 'main' ({server.url}): "
+        "it is a source distribution, and building sdists is not enabled here\n"
+        "hint: pin a version that ships a wheel, or enable sdist builds"
     )
+    assert caught.value.index == "main"
 
     seen: list[Path] = []
 
@@ -377,10 +378,11 @@ def test_offline_serves_the_cache_and_names_a_miss(
         offline.files("other")
     assert server.count() == 0
     assert str(caught.value) == (
-        f"Package 'other' is not in the cache for index 'main' ({server.url}), "
-        "and offline mode forbids network access.\n"
-        "hint: Run once without --offline to fill the cache."
+        f"package 'other' is not in the cache for index 'main' ({server.url}), "
+        "and offline mode forbids network access\n"
+        "hint: run once without --offline to fill the cache"
     )
+    assert (caught.value.package, caught.value.index) == ("other", "main")
 
 
 def test_page_cache_ignores_corrupt_entries(tmp_path: Path) -> None:
@@ -483,8 +485,8 @@ def test_a_damaged_group_behind_a_valid_checksum_names_what_to_delete() -> None:
     with pytest.raises(PackageIndexError) as caught:
         files.files_of("1.0")
     assert str(caught.value) == (
-        "A cached index listing is damaged.\n"
-        "hint: Delete the http-v1 directory in the orchestrator cache and retry."
+        "a cached index listing is damaged\n"
+        "hint: delete the http-v1 directory in the orchestrator cache and retry"
     )
 
 
@@ -564,11 +566,12 @@ def test_not_found_on_any_index_names_them(tmp_path: Path, make_client: MakeClie
     ):
         make_client(first.url, second.url).files("No_Such")
     assert str(caught.value) == (
-        f"Package 'no-such' was not found on any configured index: 'main' ({first.url}), "
-        f"'idx1' ({second.url}).\n"
-        "hint: Check the package name for typos; if it lives on another index, "
-        "add that index to `indexes:` in workspace.yaml."
+        f"package 'no-such' was not found on any configured index: 'main' ({first.url}), "
+        f"'idx1' ({second.url})\n"
+        "hint: check the package name for typos; if it lives on another index, "
+        "add that index to `indexes:` in workspace.yaml"
     )
+    assert (caught.value.package, caught.value.index) == ("no-such", None)
 
 
 # -- HTTP behaviour -----------------------------------------------------------------------
@@ -585,10 +588,10 @@ def test_401_message_names_the_index_and_hides_the_password(
     message = str(caught.value)
     assert "wrong-pass" not in message and "alice" not in message
     assert message == (
-        f"Index 'main' ({server.url}) rejected the credentials (HTTP 401) for "
-        f"{server.url}/demo/.\n"
-        "hint: Set ORCHESTRATOR_INDEX_MAIN_USERNAME and ORCHESTRATOR_INDEX_MAIN_PASSWORD, "
-        "or add the host to ~/.netrc."
+        f"index 'main' ({server.url}) rejected the credentials (HTTP 401) for "
+        f"{server.url}/demo/\n"
+        "hint: set ORCHESTRATOR_INDEX_MAIN_USERNAME and ORCHESTRATOR_INDEX_MAIN_PASSWORD, "
+        "or add the host to ~/.netrc"
     )
 
 
@@ -650,7 +653,7 @@ def test_persistent_503_message(server: IndexServer, make_client: MakeClient) ->
         make_client(server.url).files("demo")
     assert server.count() == transport.RETRIES + 1
     assert str(caught.value).startswith(
-        f"Index 'main' ({server.url}) answered HTTP 503 for {server.url}/demo/.\n"
+        f"index 'main' ({server.url}) answered HTTP 503 for {server.url}/demo/\n"
     )
 
 
@@ -661,7 +664,7 @@ def test_unreachable_index(tmp_path: Path, make_client: MakeClient) -> None:
         make_client(url.replace("http://", "http://bob:hunter2@")).files("demo")
     message = str(caught.value)
     assert message.startswith(
-        f"Cannot reach index 'main' ({url}) at {url}/demo/ after 4 attempts (ConnectError"
+        f"cannot reach index 'main' ({url}) at {url}/demo/ after 4 attempts (ConnectError"
     )
     assert "hunter2" not in message and "bob" not in message
 
@@ -760,7 +763,7 @@ def test_close_releases_waiters_of_cancelled_prefetches(
         waiter.start()
         client.close()
         waiter.join(timeout=10)
-    assert [str(e) for e in errors] == ["The index client was closed before it fetched p4."]
+    assert [str(e) for e in errors] == ["the index client was closed before it fetched p4"]
 
 
 def test_download_hash_mismatch(
@@ -774,11 +777,12 @@ def test_download_hash_mismatch(
     with pytest.raises(HashMismatchError) as caught:
         client.download(replace(file, sha256="0" * 64), dest)
     assert str(caught.value) == (
-        f"Downloaded demo-1.0-py3-none-any.whl from index 'main' ({server.url}) has sha256 "
-        f"{served.sha256}, but the index lists {'0' * 64}.\n"
-        "hint: The file was corrupted in transit or changed on the index; retry, "
-        "and report it to the index maintainers if it persists."
+        f"downloaded demo-1.0-py3-none-any.whl from index 'main' ({server.url}) has sha256 "
+        f"{served.sha256}, but the index lists {'0' * 64}\n"
+        "hint: the file was corrupted in transit or changed on the index; retry, "
+        "and report it to the index maintainers if it persists"
     )
+    assert (caught.value.expected, caught.value.actual) == ("0" * 64, served.sha256)
     assert not dest.exists() and list(dest.parent.iterdir()) == []
 
 

@@ -87,8 +87,8 @@ class IndexClient:
     ) -> None:
         if not indexes:
             raise PackageIndexError(
-                "No package index is configured.",
-                hint="Add at least one entry under `indexes:` in workspace.yaml.",
+                "no package index is configured",
+                hint="add at least one entry under `indexes:` in workspace.yaml",
             )
         self._indexes = tuple(resolve_index(spec) for spec in indexes)
         self._by_name = {index.name: index for index in self._indexes}
@@ -244,10 +244,12 @@ class IndexClient:
         if pinned not in self._by_name:
             configured = ", ".join(i.name for i in self._indexes)
             raise PackageIndexError(
-                f"Package '{name}' is pinned to index '{pinned}', which is not configured "
-                f"(configured: {configured}).",
-                hint="Fix the pin in [tool.orchestrator] sources, or add the index to "
-                "`indexes:` in workspace.yaml.",
+                f"package '{name}' is pinned to index '{pinned}', which is not configured "
+                f"(configured: {configured})",
+                hint="fix the pin in [tool.orchestrator] sources, or add the index to "
+                "`indexes:` in workspace.yaml",
+                package=name,
+                index=pinned,
             )
         return (self._by_name[pinned],)
 
@@ -289,9 +291,11 @@ class IndexClient:
         full = self._pages.load(page.url)
         if full is None or full.status != page.status:  # replaced or removed meanwhile
             raise PackageIndexError(
-                f"The cached page of '{name}' from index {index.describe()} changed while "
-                "it was read.",
-                hint="Retry; if it persists, use --refresh.",
+                f"the cached page of '{name}' from index {index.describe()} changed while "
+                "it was read",
+                hint="retry; if it persists, use --refresh",
+                package=name,
+                index=index.name,
             )
         return full
 
@@ -306,8 +310,10 @@ class IndexClient:
                 rows, versions = html_rows(body, page.url), ()
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PackageIndexError(
-                f"Index {index.describe()} sent an unreadable page for '{name}': {exc}.",
-                hint="Retry with --refresh; if it persists, the index is misbehaving.",
+                f"index {index.describe()} sent an unreadable page for '{name}': {exc}",
+                hint="retry with --refresh; if it persists, the index is misbehaving",
+                package=name,
+                index=index.name,
             ) from None
         return ProjectFiles.from_rows(index.name, rows), versions
 
@@ -323,9 +329,11 @@ class IndexClient:
         if self._offline:
             if cached is None:
                 raise PackageIndexError(
-                    f"Package '{name}' is not in the cache for index {index.describe()}, "
-                    "and offline mode forbids network access.",
-                    hint="Run once without --offline to fill the cache.",
+                    f"package '{name}' is not in the cache for index {index.describe()}, "
+                    "and offline mode forbids network access",
+                    hint="run once without --offline to fill the cache",
+                    package=name,
+                    index=index.name,
                 )
             return cached
         now = time.time()
@@ -403,9 +411,12 @@ class IndexClient:
             actual = hashlib.sha256(data).hexdigest()
             if actual != file.metadata_sha256:
                 raise HashMismatchError(
-                    f"The metadata file of {file.filename} from index {index.describe()} has "
-                    f"sha256 {actual}, but the index lists {file.metadata_sha256}.",
-                    hint="Retry with --refresh; if it persists, report it to the index.",
+                    f"the metadata file of {file.filename} from index {index.describe()} has "
+                    f"sha256 {actual}, but the index lists {file.metadata_sha256}",
+                    hint="retry with --refresh; if it persists, report it to the index",
+                    index=index.name,
+                    expected=file.metadata_sha256,
+                    actual=actual,
                 )
         return data
 
@@ -460,17 +471,19 @@ class IndexClient:
                 return metadata_from_zip(spool, file.filename)
             except ZipFormatError as exc:
                 raise PackageIndexError(
-                    f"Cannot read METADATA from {file.filename} on index "
-                    f"{index.describe()}: {exc}.",
-                    hint="The wheel is malformed; pin another version of it.",
+                    f"cannot read METADATA from {file.filename} on index "
+                    f"{index.describe()}: {exc}",
+                    hint="the wheel is malformed; pin another version of it",
+                    index=index.name,
                 ) from None
 
     def _sdist_core_metadata(self, index: ResolvedIndex, file: DistFile) -> CoreMetadata:
         if self._sdist_metadata is None:
             raise PackageIndexError(
-                f"Cannot read the metadata of {file.filename} from index {index.describe()}: "
-                "it is a source distribution, and building sdists is not enabled here.",
-                hint="Pin a version that ships a wheel, or enable sdist builds.",
+                f"cannot read the metadata of {file.filename} from index {index.describe()}: "
+                "it is a source distribution, and building sdists is not enabled here",
+                hint="pin a version that ships a wheel, or enable sdist builds",
+                index=index.name,
             )
         key = file_key(file)
         target = self._cache_dir / SDIST_BUCKET / key / file.filename
@@ -496,10 +509,13 @@ class IndexClient:
                 sleep_before_retry(attempt, None)
         if file.sha256 and actual != file.sha256:
             raise HashMismatchError(
-                f"Downloaded {file.filename} from index {index.describe()} has sha256 "
-                f"{actual}, but the index lists {file.sha256}.",
-                hint="The file was corrupted in transit or changed on the index; retry, "
-                "and report it to the index maintainers if it persists.",
+                f"downloaded {file.filename} from index {index.describe()} has sha256 "
+                f"{actual}, but the index lists {file.sha256}",
+                hint="the file was corrupted in transit or changed on the index; retry, "
+                "and report it to the index maintainers if it persists",
+                index=index.name,
+                expected=file.sha256,
+                actual=actual,
             )
 
     def _copy(self, index: ResolvedIndex, file: DistFile, out: IO[bytes]) -> str:
@@ -526,15 +542,16 @@ class IndexClient:
             return self._by_name[name]
         except KeyError:
             raise PackageIndexError(
-                f"The file comes from index '{name}', which is not configured.",
-                hint="Re-lock, or add the index back to `indexes:` in workspace.yaml.",
+                f"the file comes from index '{name}', which is not configured",
+                hint="re-lock, or add the index back to `indexes:` in workspace.yaml",
+                index=name,
             ) from None
 
     def _require_online(self, action: str) -> None:
         if self._offline:
             raise PackageIndexError(
-                f"Cannot {action}: it is not cached, and offline mode forbids network access.",
-                hint="Run once without --offline to fill the cache.",
+                f"cannot {action}: it is not cached, and offline mode forbids network access",
+                hint="run once without --offline to fill the cache",
             )
 
     def _get(self, index: ResolvedIndex, url: str, headers: Mapping[str, str]) -> httpx.Response:
@@ -549,17 +566,20 @@ class IndexClient:
 def _not_found(name: str, indexes: Sequence[ResolvedIndex], *, pinned: bool) -> PackageIndexError:
     if pinned:
         return PackageIndexError(
-            f"Package '{name}' was not found on index {indexes[0].describe()}, "
-            "where [tool.orchestrator] sources pins it.",
-            hint="Check the package name, or change the pin in [tool.orchestrator] sources.",
+            f"package '{name}' was not found on index {indexes[0].describe()}, "
+            "where [tool.orchestrator] sources pins it",
+            hint="check the package name, or change the pin in [tool.orchestrator] sources",
+            package=name,
+            index=indexes[0].name,
         )
     where = ", ".join(index.describe() for index in indexes)
     return PackageIndexError(
-        f"Package '{name}' was not found on any configured index: {where}.",
-        hint="Check the package name for typos; if it lives on another index, "
-        "add that index to `indexes:` in workspace.yaml.",
+        f"package '{name}' was not found on any configured index: {where}",
+        hint="check the package name for typos; if it lives on another index, "
+        "add that index to `indexes:` in workspace.yaml",
+        package=name,
     )
 
 
 def _closed_error(key: tuple[str, str]) -> PackageIndexError:
-    return PackageIndexError(f"The index client was closed before it fetched {key[1]}.")
+    return PackageIndexError(f"the index client was closed before it fetched {key[1]}")

@@ -174,8 +174,8 @@ def _decode_rows(data: bytes) -> tuple[Row, ...]:
         rows = None
     if type(rows) is not tuple or not all(type(r) is tuple and len(r) == 9 for r in rows):
         raise PackageIndexError(
-            "A cached index listing is damaged.",
-            hint="Delete the http-v1 directory in the orchestrator cache and retry.",
+            "a cached index listing is damaged",
+            hint="delete the http-v1 directory in the orchestrator cache and retry",
         )
     return rows
 

@@ -18,8 +18,8 @@ def parse_core_metadata(data: bytes, source: str) -> CoreMetadata:
     meta = CoreMetadata.parse(data)
     if meta is None:
         raise PackageIndexError(
-            f"The core metadata of {source} has no Name or Version field.",
-            hint="The distribution is malformed; pin another version of it.",
+            f"the core metadata of {source} has no Name or Version field",
+            hint="the distribution is malformed; pin another version of it",
         )
     return meta
 
@@ -32,10 +32,15 @@ def check_metadata_matches(meta: CoreMetadata, file: DistFile) -> None:
         return
     same_version = canonicalize_version(meta.version) == canonicalize_version(version)
     if normalize(meta.name) != name or not same_version:
+        actual = f"{meta.name} {meta.version}"
         raise PackageIndexError(
-            f"The metadata served for {file.filename} (index '{file.index}') describes "
-            f"{meta.name} {meta.version}, not the wheel's project and version.",
-            hint="The index is serving inconsistent files; report it to its maintainers.",
+            f"the metadata served for {file.filename} (index '{file.index}') describes "
+            f"{actual}, not the wheel's project and version",
+            hint="the index is serving inconsistent files; report it to its maintainers",
+            package=name,
+            index=file.index,
+            expected=f"{name} {version}",
+            actual=actual,
         )
 
 

@@ -115,31 +115,36 @@ def status_error(index: ResolvedIndex, url: str, status: int) -> PackageIndexErr
     if status == 401:
         state = "rejected the credentials" if index.auth else "requires credentials"
         return PackageIndexError(
-            f"Index {index.describe()} {state} (HTTP 401) for {url}.",
-            hint=f"Set {prefix}_USERNAME and {prefix}_PASSWORD, or add the host to ~/.netrc.",
+            f"index {index.describe()} {state} (HTTP 401) for {url}",
+            hint=f"set {prefix}_USERNAME and {prefix}_PASSWORD, or add the host to ~/.netrc",
+            index=index.name,
         )
     if status == 403:
         return PackageIndexError(
-            f"Index {index.describe()} denied access (HTTP 403) to {url}.",
-            hint=f"Check that the account in {prefix}_USERNAME (or ~/.netrc) may read this index.",
+            f"index {index.describe()} denied access (HTTP 403) to {url}",
+            hint=f"check that the account in {prefix}_USERNAME (or ~/.netrc) may read this index",
+            index=index.name,
         )
     if status == 404:
         return PackageIndexError(
-            f"Index {index.describe()} has no file at {url} (HTTP 404), although it listed it.",
-            hint="The cached page may be stale; retry with --refresh.",
+            f"index {index.describe()} has no file at {url} (HTTP 404), although it listed it",
+            hint="the cached page may be stale; retry with --refresh",
+            index=index.name,
         )
     return PackageIndexError(
-        f"Index {index.describe()} answered HTTP {status} for {url}.",
-        hint="The index may be down or overloaded; try again later, or use --offline "
-        "if the cache has what you need.",
+        f"index {index.describe()} answered HTTP {status} for {url}",
+        hint="the index may be down or overloaded; try again later, or use --offline "
+        "if the cache has what you need",
+        index=index.name,
     )
 
 
 def unreachable_error(index: ResolvedIndex, url: str, exc: Exception) -> PackageIndexError:
     reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
     return PackageIndexError(
-        f"Cannot reach index {index.describe()} at {strip_credentials(url)} "
-        f"after {RETRIES + 1} attempts ({reason}).",
-        hint="Check the URL in workspace.yaml, your network and proxy settings; "
-        "use --offline to work from the cache.",
+        f"cannot reach index {index.describe()} at {strip_credentials(url)} "
+        f"after {RETRIES + 1} attempts ({reason})",
+        hint="check the URL in workspace.yaml, your network and proxy settings; "
+        "use --offline to work from the cache",
+        index=index.name,
     )
