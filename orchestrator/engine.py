@@ -1,5 +1,8 @@
 """Build and push images through the Docker engine (the Docker SDK).
 
+This module is the transport: it knows the engine's API and its streams,
+not what an image of a service holds (that is ``image.py``).
+
 Errors the engine reports inside its JSON streams (a failing RUN, a refused
 push) are turned into BuildError/PublishError naming the step; a missing
 daemon is a DockerError with what to do.
@@ -13,10 +16,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import BuildError, DockerError, PublishError
-from orchestrator.image import FINGERPRINT_LABEL
+from orchestrator.models import platform_for
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.images import Image
 
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
 
@@ -33,7 +40,7 @@ class BuildOutcome:
     built: bool  # False: an image with the same fingerprint already existed
 
 
-def connect() -> Any:
+def connect() -> DockerClient:
     """A Docker client for DOCKER_HOST (or the default socket) that answers a ping."""
     import docker
     from docker.errors import DockerException
@@ -55,7 +62,7 @@ def _short(exc: BaseException) -> str:
     return text[:300]
 
 
-def base_image_id(client: Any, base: str, *, pull: bool = True) -> str:
+def base_image_id(client: DockerClient, base: str, *, pull: bool = True) -> str:
     """The local image ID of *base*, pulling it if absent; a clear error if impossible."""
     from docker.errors import APIError, ImageNotFound
 
@@ -78,28 +85,32 @@ def base_image_id(client: Any, base: str, *, pull: bool = True) -> str:
         "scripts/base-image.sh builds a local Debian one")
 
 
-def find_existing(client: Any, repository: str, fingerprint: str) -> Any | None:
-    """An image of *repository* carrying the fingerprint label, if the engine has one."""
-    images = client.images.list(name=repository,
-                                filters={"label": f"{FINGERPRINT_LABEL}={fingerprint}"})
+def find_existing(client: DockerClient, repository: str, label: str,
+                  value: str) -> Image | None:
+    """An image of *repository* whose *label* is *value*, if the engine has one."""
+    images = client.images.list(name=repository, filters={"label": f"{label}={value}"})
     return images[0] if images else None
 
 
-def build(client: Any, context: Path, plan: Any, *,
-          log: Callable[[str], None] | None = None) -> BuildOutcome:
-    """Build the context's Dockerfile, tag it with every tag of *plan*."""
+def outcome_of(service: str, image: Image, tags: tuple[str, ...], *, reused: int = 0,
+               seconds: float = 0.0, built: bool = False) -> BuildOutcome:
+    """What `build` reports for *image*: its size and number of layers."""
+    layers = len(image.attrs.get("RootFS", {}).get("Layers", []))
+    return BuildOutcome(service, str(image.id), tags, int(image.attrs.get("Size", 0)), layers,
+                        reused, seconds, built)
+
+
+def build(client: DockerClient, context: Path, *, service: str, tags: tuple[str, ...],
+          base: str, log: Callable[[str], None] | None = None) -> BuildOutcome:
+    """Build the context's Dockerfile (no network) and tag it with every one of *tags*."""
     started = time.monotonic()
     stream = client.api.build(
-        path=str(context), tag=plan.tags[0], rm=True, forcerm=True, decode=True, pull=False,
-        network_mode="none", buildargs={"BASE_IMAGE": plan.base})
-    image_id, reused = _follow_build(stream, plan.service, log)
-    for ref in plan.tags[1:]:
-        repo, tag = ref.rsplit(":", 1)
-        client.api.tag(image_id, repo, tag)
-    image = client.images.get(image_id)
-    layers = len(image.attrs.get("RootFS", {}).get("Layers", []))
-    return BuildOutcome(plan.service, image_id, plan.tags, int(image.attrs.get("Size", 0)),
-                        layers, reused, time.monotonic() - started, True)
+        path=str(context), tag=tags[0], rm=True, forcerm=True, decode=True, pull=False,
+        network_mode="none", buildargs={"BASE_IMAGE": base})
+    image_id, reused = _follow_build(stream, service, log)
+    tag(client, image_id, tags[1:])
+    return outcome_of(service, client.images.get(image_id), tags, reused=reused,
+                      seconds=time.monotonic() - started, built=True)
 
 
 def _follow_build(stream: Iterable[Mapping[str, Any]], service: str,
@@ -136,7 +147,7 @@ def _follow_build(stream: Iterable[Mapping[str, Any]], service: str,
     return image_id, reused
 
 
-def push(client: Any, ref: str) -> str:
+def push(client: DockerClient, ref: str) -> str:
     """Push *ref* (repo:tag) with the Docker config's credentials; returns the digest."""
     repo, tag = ref.rsplit(":", 1)
     digest = ""
@@ -156,82 +167,14 @@ def push(client: Any, ref: str) -> str:
     return digest
 
 
-# -- a service, end to end -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BuildRequest:
-    base: str | None = None  # overrides image.base
-    extra_tags: tuple[str, ...] = ()
-    push: bool = False
-    rebuild: bool = False  # ignore an existing image with the same fingerprint
-
-
-def engine_platform(client: Any) -> str:
-    from orchestrator.models import platform_for
-
+def engine_platform(client: DockerClient) -> str:
+    """The engine's own platform (`linux/amd64`): what it builds without emulation."""
     version = client.version()
     return platform_for(str(version.get("Os", "linux")), str(version.get("Arch", "amd64")))
 
 
-def build_service(workspace: Any, service: Any, client: Any, clients: Any,
-                  request: BuildRequest, *, log: Callable[[str], None] | None = None,
-                  note: Callable[[str], None] | None = None,
-                  ) -> tuple[BuildOutcome, dict[str, str]]:
-    """Build (unless an identical image exists), tag and optionally push one service.
-
-    *log* receives the engine's output lines, *note* one line per stage.
-    Returns the outcome and, when pushed, ref -> digest.
-    """
-    def say(text: str) -> None:
-        if note is not None:
-            note(f"{service.name}: {text}")
-
-    import tempfile
-
-    from orchestrator.image import (
-        check_lock,
-        command_for,
-        fingerprint,
-        image_target,
-        write_context,
-    )
-    from orchestrator.report import image_name
-    from orchestrator.vcs import short_revision
-
-    check_lock(workspace, service)
-    command_for(service)  # fail on a missing command before any work
-    target = image_target(workspace, engine_platform(client))
-    base = request.base or workspace.image.base
-    base_id = base_image_id(client, base)
-    fp = fingerprint(workspace, service, base, base_id, target, {})
-    repository = image_name(workspace, service)
-    tags = [f"{repository}:{service.version or '0'}"]
-    revision = short_revision(workspace.root)
-    if revision:
-        tags.append(f"{repository}:{revision}")
-    tags += [t if ":" in t.rsplit("/", 1)[-1] else f"{repository}:{t}"
-             for t in request.extra_tags]
-    existing = None if request.rebuild else find_existing(client, repository, fp)
-    if existing is not None:
-        for ref in tags:
-            repo, tag = ref.rsplit(":", 1)
-            client.api.tag(existing.id, repo, tag)
-        outcome = BuildOutcome(service.name, str(existing.id), tuple(tags),
-                               int(existing.attrs.get("Size", 0)),
-                               len(existing.attrs.get("RootFS", {}).get("Layers", [])), 0, 0.0,
-                               False)
-    else:
-        say("inputs changed; writing the build context")
-        clients.cache.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"orchestrator-{service.name}-",
-                                         dir=clients.cache.root) as tmp:
-            plan = write_context(workspace, service, Path(tmp) / "context", base=base,
-                                 fingerprint_value=fp, target=target, clients=clients,
-                                 repository=repository, tags=tags)
-            say(f"building {len(plan.layers)} layers on {base}")
-            outcome = build(client, Path(tmp) / "context", plan, log=log)
-    if request.push:
-        say(f"pushing {len(tags)} tag(s)")
-    digests = {ref: push(client, ref) for ref in tags} if request.push else {}
-    return outcome, digests
+def tag(client: DockerClient, image_id: str, refs: Iterable[str]) -> None:
+    """Tag *image_id* with every `repo:tag` in *refs*."""
+    for ref in refs:
+        repo, name = ref.rsplit(":", 1)
+        client.api.tag(image_id, repo, name)

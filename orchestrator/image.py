@@ -20,14 +20,20 @@ import json
 import os
 import shutil
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import BuildError, LockError
 from orchestrator.lock import read_lock, select, staleness
 from orchestrator.models import Member, Target, Workspace
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+    from orchestrator.engine import BuildOutcome
+    from orchestrator.session import Session
 
 VENV = "/opt/venv"
 LARGE_WHEEL = 8 * 1024 * 1024  # bytes; wheels at least this big get a layer of their own
@@ -108,8 +114,14 @@ def templates(workspace: Workspace) -> Path:
     return templates_dir(workspace) / "docker"
 
 
+def image_name(workspace: Workspace, member: Member) -> str:
+    """The image repository for a service: `<registry>/<name>`, or `<name>` alone."""
+    registry = workspace.image.registry
+    return f"{registry}/{member.name}" if registry else member.name
+
+
 def fingerprint(workspace: Workspace, service: Member, base: str, base_id: str | None,
-                target: Target, options: Mapping[str, Any]) -> str:
+                target: Target, options: Mapping[str, str]) -> str:
     """Every input of the image, hashed: lock, sources, templates, base, options.
 
     Cheap by design (no wheel is built): `build` compares it with the label of
@@ -138,24 +150,21 @@ def check_lock(workspace: Workspace, service: Member) -> None:
                         hint=f"run `orchestrator lock {service.name}` first")
 
 
-def third_party_wheels(workspace: Workspace, service: Member, target: Target,
-                       clients: Any) -> list[Wheel]:
+def third_party_wheels(session: Session, service: Member, target: Target) -> list[Wheel]:
     """The service's locked runtime wheels for *target*, from the shared cache."""
     from orchestrator.sync import plan
 
-    wanted = plan(workspace, service, target, (), clients, editable_members=False,
-                  include_self=False)
-    return [Wheel(w.name, w.version, w.sha256, w.wheel) for w in wanted if w.wheel is not None]
+    wanted = plan(session, service, target, (), editable_members=False, include_self=False)
+    # Without editable members every entry is a hash-checked wheel from the cache.
+    return [Wheel(w.name, w.version, w.sha256, w.wheel) for w in wanted
+            if w.wheel is not None and w.sha256 is not None]
 
 
-def member_wheels(members: Iterable[Member], target: Target, clients: Any) -> list[Wheel]:
+def member_wheels(session: Session, members: Iterable[Member], target: Target) -> list[Wheel]:
     """Wheels of workspace members, built reproducibly through their own backends."""
-    from orchestrator.build import MemberBuilder
-
-    builder = MemberBuilder(clients.builder)
     wheels = []
     for member in members:
-        path, sha256 = builder.build(member.path, target)
+        path, sha256 = session.member_builder.build(member.path, target)
         wheels.append(Wheel(member.name, member.version or "0", sha256, path))
     return wheels
 
@@ -210,10 +219,9 @@ def render(workspace: Workspace, service: Member, plan: ImagePlan) -> str:
     )
 
 
-def labels_for(workspace: Workspace, service: Member, fingerprint_value: str) -> dict[str, str]:
-    from orchestrator.vcs import revision_info
-
-    git = revision_info(workspace.root)
+def labels_for(workspace: Workspace, service: Member, fingerprint_value: str,
+               git: Mapping[str, str]) -> dict[str, str]:
+    """OCI labels; *git* holds the revision facts (``Session.revision()``)."""
     lock_digest = hashlib.sha256(service.lockfile.read_bytes()).hexdigest()
     labels = {
         "org.opencontainers.image.title": service.name,
@@ -233,24 +241,109 @@ def labels_for(workspace: Workspace, service: Member, fingerprint_value: str) ->
     return labels
 
 
-def write_context(workspace: Workspace, service: Member, context: Path, *, base: str,
-                  fingerprint_value: str, target: Target, clients: Any,
+def write_context(session: Session, service: Member, context: Path, *, base: str,
+                  fingerprint_value: str, target: Target,
                   repository: str, tags: Sequence[str]) -> ImagePlan:
     """Write a complete build context for *service* into the empty directory *context*."""
+    workspace = session.workspace
     check_lock(workspace, service)
     command = command_for(service)
     context.mkdir(parents=True, exist_ok=True)
     if any(context.iterdir()):
         raise BuildError(f"{context} is not empty", hint="pass a new or empty directory")
-    deps = third_party_wheels(workspace, service, target, clients)
-    libs = member_wheels(runtime_members(workspace, service, target), target, clients)
-    own = member_wheels([service], target, clients)
+    deps = third_party_wheels(session, service, target)
+    libs = member_wheels(session, runtime_members(workspace, service, target), target)
+    own = member_wheels(session, [service], target)
     plan = ImagePlan(
         service=service.name, repository=repository, tags=tuple(tags), base=base,
         fingerprint=fingerprint_value, layers=split_layers(deps, libs, own), command=command,
-        labels=labels_for(workspace, service, fingerprint_value))
+        labels=labels_for(workspace, service, fingerprint_value, session.revision()))
     for layer in plan.layers:
         write_layer(layer, context)
     (context / "Dockerfile").write_text(render(workspace, service, plan))
     (context / ".dockerignore").write_text("# the context holds only what the image needs\n")
     return plan
+
+
+# -- a service, end to end, through the Docker engine ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    base: str | None = None  # overrides image.base
+    extra_tags: tuple[str, ...] = ()
+    push: bool = False
+    rebuild: bool = False  # ignore an existing image with the same fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """One service's image: what the engine reports, and ref -> digest of what was pushed."""
+
+    outcome: BuildOutcome
+    pushed: Mapping[str, str]
+
+    def as_dict(self) -> dict[str, object]:
+        o = self.outcome
+        return {"service": o.service, "image_id": o.image_id, "tags": list(o.tags),
+                "size": o.size, "layers": o.layers, "built": o.built,
+                "steps_cached": o.layers_reused, "seconds": round(o.seconds, 3),
+                "pushed": dict(self.pushed)}
+
+
+def image_tags(session: Session, service: Member, extra: Sequence[str]) -> list[str]:
+    """`repo:version`, `repo:<short git sha>` when in git, then *extra* (a bare tag or a ref)."""
+    from orchestrator.vcs import short_revision
+
+    repository = image_name(session.workspace, service)
+    tags = [f"{repository}:{service.version or '0'}"]
+    revision = short_revision(session.workspace.root)
+    if revision:
+        tags.append(f"{repository}:{revision}")
+    tags += [t if ":" in t.rsplit("/", 1)[-1] else f"{repository}:{t}" for t in extra]
+    return tags
+
+
+def build_service(session: Session, client: DockerClient, service: Member,
+                  request: BuildRequest, *, log: Callable[[str], None] | None = None,
+                  note: Callable[[str], None] | None = None) -> BuildResult:
+    """Build (unless an identical image exists), tag and optionally push one service.
+
+    *log* receives the engine's output lines, *note* one line per stage.
+    """
+    import tempfile
+
+    from orchestrator import engine
+
+    def say(text: str) -> None:
+        if note is not None:
+            note(f"{service.name}: {text}")
+
+    workspace = session.workspace
+    check_lock(workspace, service)
+    command_for(service)  # fail on a missing command before any work
+    target = image_target(workspace, engine.engine_platform(client))
+    base = request.base or workspace.image.base
+    fp = fingerprint(workspace, service, base, engine.base_image_id(client, base), target, {})
+    repository = image_name(workspace, service)
+    tags = tuple(image_tags(session, service, request.extra_tags))
+    existing = (None if request.rebuild
+                else engine.find_existing(client, repository, FINGERPRINT_LABEL, fp))
+    if existing is not None:
+        engine.tag(client, str(existing.id), tags)
+        outcome = engine.outcome_of(service.name, existing, tags)
+    else:
+        say("inputs changed; writing the build context")
+        session.cache.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"orchestrator-{service.name}-",
+                                         dir=session.cache.root) as tmp:
+            plan = write_context(session, service, Path(tmp) / "context", base=base,
+                                 fingerprint_value=fp, target=target,
+                                 repository=repository, tags=tags)
+            say(f"building {len(plan.layers)} layers on {base}")
+            outcome = engine.build(client, Path(tmp) / "context", service=service.name,
+                                   tags=tags, base=base, log=log)
+    if request.push:
+        say(f"pushing {len(tags)} tag(s)")
+    pushed = {ref: engine.push(client, ref) for ref in tags} if request.push else {}
+    return BuildResult(outcome, pushed)

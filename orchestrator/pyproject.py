@@ -10,11 +10,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.atomic import write_text
 from orchestrator.errors import WorkspaceError
+from orchestrator.models import Member, Workspace
 from orchestrator.names import normalize
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+    from tomlkit import TOMLDocument
+    from tomlkit.items import Array
+
+    from orchestrator.session import Session
 
 MAIN = "project.dependencies"
 
@@ -25,7 +33,7 @@ class PyprojectEdit:
 
     path: Path
     original: str
-    doc: Any  # tomlkit.TOMLDocument
+    doc: TOMLDocument
 
     @classmethod
     def load(cls, path: Path) -> PyprojectEdit:
@@ -48,31 +56,34 @@ class PyprojectEdit:
 
     # -- requirements --------------------------------------------------------
 
-    def _section(self, group: str | None, *, create: bool) -> Any:
+    def _section(self, group: str | None, *, create: bool) -> Array | None:
         import tomlkit
 
+        # tomlkit's containers are typed as their union of item kinds; a pyproject's
+        # [project] and [dependency-groups] are tables and their lists arrays.
+        doc = cast(dict[str, Any], self.doc)
         if group is None:
-            project = self.doc.get("project")
+            project = doc.get("project")
             if project is None:
                 raise WorkspaceError(f"{self.path}: project: missing [project] table")
             if "dependencies" not in project:
                 if not create:
                     return None
                 project["dependencies"] = tomlkit.array()
-            return project["dependencies"]
-        groups = self.doc.get("dependency-groups")
+            return cast("Array", project["dependencies"])
+        groups = doc.get("dependency-groups")
         if groups is None:
             if not create:
                 return None
-            self.doc["dependency-groups"] = tomlkit.table()
-            groups = self.doc["dependency-groups"]
+            doc["dependency-groups"] = tomlkit.table()
+            groups = doc["dependency-groups"]
         for key in groups:
             if normalize(key) == normalize(group):
-                return groups[key]
+                return cast("Array", groups[key])
         if not create:
             return None
         groups[group] = tomlkit.array()
-        return groups[group]
+        return cast("Array", groups[group])
 
     def add_requirement(self, requirement: str, group: str | None = None) -> str | None:
         """Add or replace *requirement* in the main list or *group*; returns what it replaced."""
@@ -80,6 +91,7 @@ class PyprojectEdit:
 
         name = normalize(Requirement(requirement).name)
         array = self._section(group, create=True)
+        assert array is not None  # created when missing
         for i, item in enumerate(array):
             if isinstance(item, str) and normalize(Requirement(item).name) == name:
                 old = str(item)
@@ -117,23 +129,24 @@ class PyprojectEdit:
                 found.append(label)
         return found
 
-    def _sections(self) -> Sequence[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        project = self.doc.get("project", {})
+    def _sections(self) -> Sequence[tuple[str, Array]]:
+        out: list[tuple[str, Array]] = []
+        doc = cast(dict[str, Any], self.doc)
+        project = doc.get("project", {})
         if "dependencies" in project:
             out.append((MAIN, project["dependencies"]))
-        for group, array in self.doc.get("dependency-groups", {}).items():
+        for group, array in doc.get("dependency-groups", {}).items():
             out.append((f"dependency-groups.{group}", array))
         return out
 
     # -- version -----------------------------------------------------------
 
     def version(self) -> str | None:
-        value = self.doc.get("project", {}).get("version")
+        value = cast(dict[str, Any], self.doc).get("project", {}).get("version")
         return str(value) if value is not None else None
 
     def set_version(self, version: str) -> None:
-        self.doc["project"]["version"] = version
+        cast(dict[str, Any], self.doc)["project"]["version"] = version
 
 
 def bump(current: str, rule: str) -> str:
@@ -185,7 +198,7 @@ class EditResult:
     relocked: tuple[str, ...]  # members whose locks were re-resolved
 
 
-def _affected_members(workspace: Any, member: Any) -> list[Any]:
+def _affected_members(workspace: Workspace, member: Member) -> list[Member]:
     from orchestrator.graph import build_graph, dependents_of
 
     graph = build_graph(workspace)
@@ -193,19 +206,20 @@ def _affected_members(workspace: Any, member: Any) -> list[Any]:
     return [m for m in workspace.members if m.name in names]
 
 
-def _relock(root: Path, member_name: str, finder: Any) -> tuple[Any, list[Any]]:
+def _relock(session: Session, member_name: str) -> tuple[Workspace, list[Member]]:
+    """Load the edited workspace and re-lock the member and every member that uses it."""
     from orchestrator.lock import lock_members
-    from orchestrator.workspace import load_workspace
 
-    workspace = load_workspace(root)
+    workspace = session.reload()
     member = workspace.find(member_name)
+    assert member is not None  # an edit does not rename the member
     targets = _affected_members(workspace, member)
-    lock_members(workspace, targets, finder)
+    lock_members(workspace, targets, session.index)
     return workspace, targets
 
 
-def add(workspace: Any, member: Any, requirements: Sequence[str], group: str | None,
-        finder: Any) -> EditResult:
+def add(session: Session, member: Member, requirements: Sequence[str],
+        group: str | None) -> EditResult:
     """Add *requirements* to *member*, re-lock it and its dependents; all or nothing.
 
     A requirement without a version specifier gets a lower bound at the version
@@ -227,19 +241,19 @@ def add(workspace: Any, member: Any, requirements: Sequence[str], group: str | N
     for req in parsed:
         old = edit.add_requirement(str(req), group)
         changes.append(f"replaced {old} with {req}" if old else f"added {req}")
-    with _all_or_nothing(workspace, member, edit):
+    with _all_or_nothing(session.workspace, member, edit):
         edit.save()
-        ws, relocked = _relock(workspace.root, member.name, finder)
+        ws, relocked = _relock(session, member.name)
         bare = [r for r in parsed if not r.specifier and not r.url
                 and ws.find(r.name) is None]
         if bare:
-            changes = _add_lower_bounds(edit, ws.find(member.name), bare, group, changes)
+            changes = _add_lower_bounds(edit, member, bare, group, changes)
             edit.save()
-            ws, relocked = _relock(workspace.root, member.name, finder)
+            ws, relocked = _relock(session, member.name)
     return EditResult(member.name, tuple(changes), tuple(m.name for m in relocked))
 
 
-def _add_lower_bounds(edit: PyprojectEdit, member: Any, bare: Sequence[Any],
+def _add_lower_bounds(edit: PyprojectEdit, member: Member, bare: Sequence[Requirement],
                       group: str | None, changes: list[str]) -> list[str]:
     from orchestrator.lock import pins, read_lock
 
@@ -257,7 +271,8 @@ def _add_lower_bounds(edit: PyprojectEdit, member: Any, bare: Sequence[Any],
 
 
 @contextmanager
-def _all_or_nothing(workspace: Any, member: Any, edit: PyprojectEdit) -> Iterator[None]:
+def _all_or_nothing(workspace: Workspace, member: Member,
+                    edit: PyprojectEdit) -> Iterator[None]:
     """On any failure inside, put back the pyproject.toml and every lock it could touch."""
     locks = {m.lockfile: m.lockfile.read_bytes() if m.lockfile.exists() else None
              for m in _affected_members(workspace, member)}
@@ -273,8 +288,8 @@ def _all_or_nothing(workspace: Any, member: Any, edit: PyprojectEdit) -> Iterato
         raise
 
 
-def remove(workspace: Any, member: Any, packages: Sequence[str], group: str | None,
-           finder: Any) -> EditResult:
+def remove(session: Session, member: Member, packages: Sequence[str],
+           group: str | None) -> EditResult:
     """Remove requirements on *packages* from *member*, then re-lock; all or nothing."""
     edit = PyprojectEdit.load(member.pyproject)
     changes = []
@@ -288,7 +303,7 @@ def remove(workspace: Any, member: Any, packages: Sequence[str], group: str | No
             raise WorkspaceError(f"{member.name} has no requirement on {package} in {where}",
                                  hint=hint)
         changes.append(f"removed {removed}")
-    with _all_or_nothing(workspace, member, edit):
+    with _all_or_nothing(session.workspace, member, edit):
         edit.save()
-        _, relocked = _relock(workspace.root, member.name, finder)
+        _, relocked = _relock(session, member.name)
     return EditResult(member.name, tuple(changes), tuple(m.name for m in relocked))

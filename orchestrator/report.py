@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from orchestrator.graph import Affected, Edge
+from orchestrator.image import image_name
 from orchestrator.models import Member, Workspace
+from orchestrator.show import ShownPackage, TreeNode
 
 
 def graph_text(workspace: Workspace, edges: Sequence[Edge], stages: Sequence[Sequence[str]]) -> str:
@@ -72,13 +73,7 @@ def graph_json(workspace: Workspace, edges: Sequence[Edge], stages: Sequence[Seq
     return json.dumps(data, indent=2)
 
 
-def image_name(workspace: Workspace, member: Member) -> str:
-    """The image repository for a service: `<registry>/<name>`, or `<name>` alone."""
-    registry = workspace.image.registry
-    return f"{registry}/{member.name}" if registry else member.name
-
-
-def matrix_entries(workspace: Workspace, members: Sequence[Affected]) -> list[dict[str, Any]]:
+def matrix_entries(workspace: Workspace, members: Sequence[Affected]) -> list[dict[str, str]]:
     return [
         {
             "service": a.member.name,
@@ -92,7 +87,7 @@ def matrix_entries(workspace: Workspace, members: Sequence[Affected]) -> list[di
     ]
 
 
-def matrix_github(entries: Sequence[dict[str, Any]]) -> str:
+def matrix_github(entries: Sequence[dict[str, str]]) -> str:
     """A JSON object for `strategy.matrix: ${{ fromJSON(...) }}`.
 
     GitHub rejects an empty matrix, so callers should guard the job with
@@ -102,7 +97,7 @@ def matrix_github(entries: Sequence[dict[str, Any]]) -> str:
     return json.dumps({"include": rows}, separators=(",", ":"))
 
 
-def matrix_gitlab(entries: Sequence[dict[str, Any]]) -> str:
+def matrix_gitlab(entries: Sequence[dict[str, str]]) -> str:
     """A `parallel: matrix:` document, one job per affected service."""
     import yaml
 
@@ -116,91 +111,40 @@ def matrix_gitlab(entries: Sequence[dict[str, Any]]) -> str:
     return str(yaml.safe_dump({"parallel": {"matrix": rows}}, sort_keys=False))
 
 
-def matrix_json(entries: Sequence[dict[str, Any]]) -> str:
+def matrix_json(entries: Sequence[dict[str, str]]) -> str:
     return json.dumps(list(entries), indent=2)
 
 
 # -- show -----------------------------------------------------------------------------
 
 
-def _versions(lock: Any) -> dict[str, str]:
-    return {str(p.name): (str(p.version) if p.version else "(workspace)") for p in lock.packages}
-
-
-def direct_names(member: Member) -> dict[str, str]:
-    """Direct requirement name -> where it comes from ("main" or the group)."""
-    from packaging.requirements import Requirement
-
-    from orchestrator.names import normalize
-
-    out: dict[str, str] = {}
-    for req in member.dependencies:
-        out.setdefault(normalize(Requirement(req).name), "main")
-    for group, reqs in member.groups.items():
-        for req in reqs:
-            out.setdefault(normalize(Requirement(req).name), group)
-    return out
-
-
-def show_list(member: Member, lock: Any, installed: dict[str, str] | None) -> str:
-    versions = _versions(lock)
-    direct = direct_names(member)
-    width = max((len(n) for n in versions), default=0)
+def show_list(rows: Sequence[ShownPackage], *, venv: bool) -> str:
+    """The lock's packages; with *venv*, also where the venv differs from the lock."""
+    width = max((len(r.name) for r in rows), default=0)
     lines = []
-    for name in sorted(versions):
-        mark = "*" if name in direct else " "
+    for row in rows:
+        mark = "*" if row.required_by else " "
+        version = row.version or "(workspace)"
         state = ""
-        if installed is not None:
-            have = installed.get(name)
-            state = "  (not installed)" if have is None else (
-                f"  (installed {have})" if have != versions[name] and
-                versions[name] != "(workspace)" else "")
-        lines.append(f"{mark} {name:<{width}}  {versions[name]}{state}")
+        if venv:
+            state = "  (not installed)" if row.installed is None else (
+                f"  (installed {row.installed})"
+                if row.version is not None and row.installed != row.version else "")
+        lines.append(f"{mark} {row.name:<{width}}  {version}{state}")
     lines.append("(* direct requirement)")
     return "\n".join(lines)
 
 
-def show_tree(member: Member, lock: Any) -> str:
-    from orchestrator.lock import dependency_graph
-
-    graph = dependency_graph(lock)
-    versions = _versions(lock)
+def show_tree(member: Member, roots: Sequence[TreeNode]) -> str:
     lines = [f"{member.name} {member.version or ''}".rstrip()]
 
-    def walk(name: str, prefix: str, last: bool, seen: frozenset[str]) -> None:
+    def walk(node: TreeNode, prefix: str, last: bool) -> None:
         branch = "└── " if last else "├── "
-        repeat = " (*)" if name in seen else ""
-        lines.append(f"{prefix}{branch}{name} {versions.get(name, '?')}{repeat}")
-        if repeat:
-            return
-        children = sorted(graph.get(name, []))
-        for i, child in enumerate(children):
-            walk(child, prefix + ("    " if last else "│   "), i == len(children) - 1,
-                 seen | {name})
+        repeat = " (*)" if node.repeated else ""
+        lines.append(f"{prefix}{branch}{node.name} {node.version or '(workspace)'}{repeat}")
+        for i, child in enumerate(node.children):
+            walk(child, prefix + ("    " if last else "│   "), i == len(node.children) - 1)
 
-    roots = sorted(n for n in direct_names(member) if n in versions)
     for i, root in enumerate(roots):
-        walk(root, "", i == len(roots) - 1, frozenset())
+        walk(root, "", i == len(roots) - 1)
     return "\n".join(lines)
-
-
-def show_why(member: Member, lock: Any, package: str) -> list[list[str]]:
-    """Every chain from the member's direct requirements to *package*."""
-    from orchestrator.lock import dependency_graph
-
-    graph = dependency_graph(lock)
-    chains: list[list[str]] = []
-
-    def walk(path: list[str]) -> None:
-        node = path[-1]
-        if node == package:
-            chains.append(path)
-            return
-        for child in sorted(graph.get(node, [])):
-            if child not in path:
-                walk([*path, child])
-
-    for root in sorted(direct_names(member)):
-        if root in graph:
-            walk([root])
-    return chains

@@ -2,24 +2,33 @@
 
 ``plan`` turns a lock into ``WantedDist`` entries for one target environment
 (fetching wheels into the shared cache, building sdists once), and
-``sync_member`` applies them to the member's venv. The image builder uses the
-same plan for /opt/venv, so a development venv and an image hold the same
-bytes.
+``sync_member`` applies them to the member's venv. The image builder reads
+the same plan for its third-party layers (without the editable members), so
+a development venv and an image are made from the same locked wheels.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import LockError, VenvError
 from orchestrator.lock import Selected, reachable, read_lock, select
 from orchestrator.models import PLATFORM_MACHINES, DistFile, Member, Target, Workspace, platform_for
 
+if TYPE_CHECKING:
+    from packaging.pylock import PackageSdist, PackageWheel
+
+    from orchestrator.build import BuiltWheel
+    from orchestrator.cache import Progress
+    from orchestrator.session import Session
+    from orchestrator.venv import SyncReport, WantedDist
+
 VENV_DIR = ".venv"
+
+
 def host_target(python: str) -> Target:
     """This machine as a lock target, for the given Python X.Y."""
     host = platform_for(platform.system(), platform.machine())
@@ -35,16 +44,8 @@ def venv_path(member: Member) -> Path:
     return member.path / VENV_DIR
 
 
-@dataclass(frozen=True, slots=True)
-class Clients:
-    """The shared services a plan needs: the index client (downloads) and the cache."""
-
-    index: Any  # orchestrator.index.IndexClient
-    cache: Any  # orchestrator.cache.WheelCache
-    builder: Any = None  # orchestrator.build.SdistBuilder, for sdist-only packages
-
-
-def _dist_file(workspace: Workspace, selected: Selected, archive: Any) -> DistFile:
+def _dist_file(workspace: Workspace, selected: Selected,
+               archive: PackageWheel | PackageSdist) -> DistFile:
     by_url = {i.url: i.name for i in workspace.indexes}
     index = by_url.get(selected.package.index or "", workspace.indexes[0].name)
     if archive.url is None or "sha256" not in archive.hashes:
@@ -55,17 +56,16 @@ def _dist_file(workspace: Workspace, selected: Selected, archive: Any) -> DistFi
 
 
 def plan(
-    workspace: Workspace,
+    session: Session,
     member: Member,
     target: Target,
     groups: Collection[str],
-    clients: Clients,
     *,
     editable_members: bool = True,
     include_self: bool = True,
     only_groups: bool = False,
-    progress: Any = None,
-) -> list[Any]:
+    progress: Progress | None = None,
+) -> list[WantedDist]:
     """The WantedDist list for *member* on *target* with *groups*, wheels in the cache.
 
     With *only_groups*, just what the groups' own requirements reach is
@@ -73,6 +73,7 @@ def plan(
     """
     from orchestrator.venv import WantedDist
 
+    workspace = session.workspace
     lock = read_lock(member.lockfile)
     chosen = select(lock, [target], groups)
     if only_groups:
@@ -87,7 +88,7 @@ def plan(
         archive = item.file_for(target)
         dist = _dist_file(workspace, item, archive)
         (files if dist.is_wheel else sdists)[item.name] = dist
-    paths = clients.cache.fetch_many([*files.values(), *sdists.values()], clients.index,
+    paths = session.cache.fetch_many([*files.values(), *sdists.values()], session.index,
                                      progress=progress)
     wanted = []
     for item in chosen:
@@ -98,7 +99,7 @@ def plan(
                 wanted.append(WantedDist.for_member(dep))
             continue
         if item.name in sdists:
-            built = _build(clients, paths[sdists[item.name]], sdists[item.name], target)
+            built = _build(session, paths[sdists[item.name]], sdists[item.name], target)
             wanted.append(WantedDist(item.name, version, wheel=built.path, sha256=built.sha256))
             continue
         dist = files[item.name]
@@ -118,10 +119,8 @@ def _group_roots(member: Member, groups: Collection[str]) -> list[str]:
             if normalize(group) in wanted for req in reqs]
 
 
-def _build(clients: Clients, sdist: Path, file: DistFile, target: Target) -> Any:
-    if clients.builder is None:
-        raise VenvError(f"{file.filename} is a source distribution and no builder is set up")
-    return clients.builder.build_wheel(sdist, target, sha256=file.sha256)
+def _build(session: Session, sdist: Path, file: DistFile, target: Target) -> BuiltWheel:
+    return session.sdists.build_wheel(sdist, target, sha256=file.sha256)
 
 
 def member_groups(member: Member, *, groups: Sequence[str] | None, only_groups: Sequence[str],
@@ -142,29 +141,62 @@ def member_groups(member: Member, *, groups: Sequence[str] | None, only_groups: 
 
 
 def sync_member(
-    workspace: Workspace,
+    session: Session,
     member: Member,
     groups: Sequence[str],
-    clients: Clients,
     *,
     python: str | None = None,
     only_groups: bool = False,
-    progress: Any = None,
-) -> Any:
+    progress: Progress | None = None,
+) -> SyncReport:
     """Create (if needed) and sync *member*'s venv to its lock; returns the SyncReport."""
     from orchestrator.venv import create_venv, load_venv, sync_venv
 
+    workspace = session.workspace
     path = venv_path(member)
     wanted_python = python or workspace.python
     if (path / "pyvenv.cfg").exists():
         info = load_venv(path)
         if python is None and not info.version.startswith(workspace.python + "."):
             # the workspace moved to another Python
-            info = create_venv(path, wanted_python, cache_dir=clients.cache.root)
+            info = create_venv(path, wanted_python, cache_dir=session.cache.root)
     else:
-        info = create_venv(path, wanted_python, cache_dir=clients.cache.root)
+        info = create_venv(path, wanted_python, cache_dir=session.cache.root)
     major_minor = ".".join(info.version.split(".")[:2])
     target = host_target(major_minor)
-    wanted = plan(workspace, member, target, groups, clients, only_groups=only_groups,
-                  progress=progress)
-    return sync_venv(path, wanted, clients.cache)
+    wanted = plan(session, member, target, groups, only_groups=only_groups, progress=progress)
+    return sync_venv(path, wanted, session.cache)
+
+
+def sync_members(
+    session: Session,
+    members: Sequence[Member],
+    *,
+    groups: Sequence[str] | None = None,
+    only_groups: Sequence[str] = (),
+    no_dev: bool = False,
+    frozen: bool = False,
+    python: str | None = None,
+    progress: Progress | None = None,
+    note: Callable[[str], None] | None = None,
+) -> Iterator[tuple[Member, SyncReport]]:
+    """Sync each member's venv, locking stale members first (unless *frozen*).
+
+    Yields each member's report as soon as it is synced. *note* hears about
+    the locking step.
+    """
+    from orchestrator.lock import lock_members, stale_members
+
+    stale = stale_members(session.workspace, members)
+    if stale and frozen:
+        raise LockError(
+            "--frozen: the lock of " + ", ".join(f"{s.member.name} ({s.reason})" for s in stale)
+            + " is out of date", hint="run `orchestrator lock`, or drop --frozen")
+    if stale:
+        if note is not None:
+            note(f"locking first: {', '.join(s.member.name for s in stale)}")
+        lock_members(session.workspace, [s.member for s in stale], session.index)
+    for member in members:
+        chosen = member_groups(member, groups=groups, only_groups=only_groups, no_dev=no_dev)
+        yield member, sync_member(session, member, chosen, python=python,
+                                  only_groups=bool(only_groups), progress=progress)

@@ -1,0 +1,135 @@
+"""What every command shares: the App (global options and the Session), error mapping, output.
+
+Only the cli package talks to the terminal and decides exit codes: 0 success,
+1 a user error (an OrchestratorError, printed without a traceback unless
+--verbose), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from orchestrator.errors import OrchestratorError
+
+if TYPE_CHECKING:
+    from orchestrator.cache import FetchEvent, Progress
+    from orchestrator.session import Session
+
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class App:
+    """Global options, and the Session the command works through (made on first use)."""
+
+    workspace_path: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    _sessions: list[Session] = field(default_factory=list, repr=False)
+
+    def session(self, *, refresh: bool = False, offline: bool = False) -> Session:
+        """The command's session; the first call decides *refresh* and *offline*."""
+        if not self._sessions:
+            from orchestrator.session import Session
+
+            self._sessions.append(Session(self.workspace_path, refresh=refresh,
+                                          offline=offline))
+        return self._sessions[0]
+
+    def close(self) -> None:
+        for session in self._sessions:
+            session.close()
+
+    def info(self, message: str) -> None:
+        """Progress and summaries for people: stderr, silenced by --quiet."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def fetch_progress(self) -> Progress | None:
+        """Downloads on stderr: one updating line on a terminal, plain lines otherwise."""
+        if self.quiet:
+            return None
+        return _FetchProgress(sys.stderr.isatty())
+
+
+class _FetchProgress:
+    def __init__(self, tty: bool) -> None:
+        self._tty = tty
+        self._lock = threading.Lock()  # events arrive from the download threads
+
+    def __call__(self, event: FetchEvent, /) -> None:
+        with self._lock:
+            name = event.file.filename
+            if event.status == "corrupt":
+                click.echo(f"  {name}: cached copy failed its hash check; fetching again",
+                           err=True)
+            elif event.status == "downloaded" and self._tty:
+                end = "\n" if event.done == event.total else ""
+                click.echo(f"\r\033[K  downloaded {event.done}/{event.total}: {name}{end}",
+                           err=True, nl=False)
+            elif event.status == "downloaded":
+                click.echo(f"  [{event.done}/{event.total}] {name}", err=True)
+
+
+class OrchestratorGroup(click.Group):
+    """Maps library errors to a short message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OrchestratorError as exc:
+            app = ctx.find_object(App)
+            fail(exc, verbose=bool(app and app.verbose))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: still no traceback unless asked for
+            app = ctx.find_object(App)
+            if app and app.verbose:
+                raise
+            click.secho(f"error: internal error: {type(exc).__name__}: {exc}", err=True,
+                        fg="red")
+            click.echo("hint: run again with --verbose for the traceback, and report it",
+                       err=True)
+            sys.exit(EXIT_USER_ERROR)
+        finally:
+            app = ctx.find_object(App)
+            if app is not None:
+                app.close()
+
+
+def fail(exc: OrchestratorError, *, verbose: bool) -> NoReturn:
+    if verbose:
+        traceback.print_exc()
+    click.secho(f"error: {exc.message}", err=True, fg="red")
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def size(n: int) -> str:
+    """Bytes for people: 512 B, 1.5 KiB, 3.2 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
+        value /= 1024
+    return f"{n} B"

@@ -1,0 +1,210 @@
+"""The Session: what a command needs, each part created on first use.
+
+A command asks the session for the loaded workspace, the index client, the
+shared wheel cache, the sdist and member builders, and the host target. Each
+is built the first time it is asked for, so `orchestrator --help` and `list`
+import none of the heavy libraries (httpx, resolvelib, networkx, docker) and
+`lock --check` never opens a connection. Stages take the session (or the
+plain values they need) instead of an untyped bag of clients; the session is
+the one place where the pieces are wired together.
+
+A session is used by one command in one process. The index client and the
+cache are thread-safe, so a command may share them between worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import WorkspaceError
+from orchestrator.models import Member, Target, Workspace
+
+if TYPE_CHECKING:
+    from orchestrator.build import MemberBuilder, SdistBuilder
+    from orchestrator.cache import PruneReport, WheelCache
+    from orchestrator.index import IndexClient
+    from orchestrator.models import CoreMetadata
+
+
+class Session:
+    """The workspace and the shared services of one command run.
+
+    *workspace_path* is a workspace.yaml or a directory inside a workspace
+    (None: search upwards from the current directory). *refresh* and
+    *offline* configure the index client. A loaded *workspace* may be passed
+    instead, which tests and library callers do.
+    """
+
+    def __init__(
+        self,
+        workspace_path: Path | None = None,
+        *,
+        workspace: Workspace | None = None,
+        refresh: bool = False,
+        offline: bool = False,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self._workspace_path = workspace_path
+        self._workspace = workspace
+        self._refresh = refresh
+        self._offline = offline
+        self._cache_dir = cache_dir
+        self._index: IndexClient | None = None
+        self._cache: WheelCache | None = None
+        self._sdists: SdistBuilder | None = None
+        self._members: MemberBuilder | None = None
+        self._revision: Mapping[str, str] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the index client (its connections and worker threads), if one was made."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- the workspace -----------------------------------------------------------------
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from orchestrator.workspace import load_workspace
+
+            self._workspace = load_workspace(self._workspace_path)
+        return self._workspace
+
+    def reload(self) -> Workspace:
+        """Load the workspace again, after a command edited a pyproject.toml.
+
+        The index client and the cache stay: what they hold does not depend
+        on the members' requirements.
+        """
+        from orchestrator.workspace import load_workspace
+
+        self._workspace = load_workspace(self._workspace_path or self.workspace.root)
+        return self._workspace
+
+    def members(self, names: Sequence[str], *, services_only: bool = False) -> list[Member]:
+        """The named members (all when *names* is empty); with *services_only*, services.
+
+        Naming a library where only services make sense is an error that says so.
+        """
+        from orchestrator.graph import select
+
+        ws = self.workspace
+        chosen = select(ws, names) if names else list(ws.members)
+        if not services_only:
+            return chosen
+        for member in chosen if names else ():
+            if member.kind != "service":
+                raise WorkspaceError(
+                    f"{member.name} is a library, not a service",
+                    hint="only services have images; list services with "
+                    "`orchestrator list --services`", member=member.name)
+        return [m for m in chosen if m.kind == "service"]
+
+    def member(self, name: str, *, services_only: bool = False) -> Member:
+        (chosen,) = self.members([name], services_only=services_only)
+        return chosen
+
+    @property
+    def cache_dir(self) -> Path:
+        return self._cache_dir or self.workspace.resolved_cache_dir()
+
+    def host_target(self, python: str | None = None) -> Target:
+        """This machine as a lock target, for *python* X.Y (default: the workspace's)."""
+        from orchestrator.sync import host_target
+
+        return host_target(python or self.workspace.python)
+
+    def revision(self) -> Mapping[str, str]:
+        """The workspace's git facts for image labels (source, revision, created); cached."""
+        if self._revision is None:
+            from orchestrator.vcs import revision_info
+
+            self._revision = revision_info(self.workspace.root)
+        return self._revision
+
+    # -- the shared services --------------------------------------------------------------
+
+    @property
+    def index(self) -> IndexClient:
+        """The index client for the workspace's indexes and the members' source pins."""
+        if self._index is None:
+            from orchestrator.index import IndexClient
+
+            ws = self.workspace
+            self._index = IndexClient(ws.indexes, self.cache_dir,
+                                      sources=source_pins(ws.members),
+                                      refresh=self._refresh, offline=self._offline,
+                                      sdist_metadata=self._sdist_metadata)
+        return self._index
+
+    @property
+    def cache(self) -> WheelCache:
+        if self._cache is None:
+            from orchestrator.cache import WheelCache
+
+            self._cache = WheelCache(self.cache_dir)
+        return self._cache
+
+    @property
+    def sdists(self) -> SdistBuilder:
+        """Builds sdist-only packages into cached wheels (and reads their metadata)."""
+        if self._sdists is None:
+            from orchestrator.build import SdistBuilder
+
+            self._sdists = SdistBuilder(self.cache, [i.url for i in self.workspace.indexes])
+        return self._sdists
+
+    @property
+    def member_builder(self) -> MemberBuilder:
+        """Builds workspace members into wheels through their own backends (for images)."""
+        if self._members is None:
+            from orchestrator.build import MemberBuilder
+
+            self._members = MemberBuilder(self.sdists)
+        return self._members
+
+    def _sdist_metadata(self, path: Path) -> CoreMetadata:
+        """Metadata of a package that only has an sdist: a PEP 517 build, cached."""
+        return self.sdists.prepare_metadata(path)
+
+    # -- whole-workspace chores --------------------------------------------------------------
+
+    def prune_cache(self) -> PruneReport:
+        """Remove cached wheels that no member's lock refers to."""
+        from orchestrator.lock import archive_hashes, read_lock
+
+        keep: set[str] = set()
+        for member in self.workspace.members:
+            if member.lockfile.exists():
+                for pkg in read_lock(member.lockfile).packages:
+                    keep.update(archive_hashes(pkg))
+        return self.cache.prune(keep)
+
+
+def source_pins(members: Sequence[Member]) -> dict[str, str]:
+    """The union of the members' package -> index pins; conflicting pins are an error."""
+    merged: dict[str, tuple[str, str]] = {}
+    for member in members:
+        for package, index in member.options.sources.items():
+            seen = merged.setdefault(package, (index, member.name))
+            if seen[0] != index:
+                raise WorkspaceError(
+                    f"{package} is pinned to index {seen[0]!r} by {seen[1]} but to {index!r} "
+                    f"by {member.name}",
+                    hint="pin the package to the same index in [tool.orchestrator.sources] of "
+                    "both members", member=member.name, package=package)
+    return {package: index for package, (index, _m) in merged.items()}
+
