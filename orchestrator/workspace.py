@@ -48,15 +48,45 @@ def load_workspace(start: Path | None = None) -> Workspace:
     return _Loader(manifest).load()
 
 
-class _Loader:
+class _Reporter:
+    """Raises the WorkspaceErrors of one file, their text built from their fields.
+
+    Every message reads ``<file>: <key path>: <problem>``; ``expect`` and
+    ``missing`` write the problem from *expected* and *actual* themselves, so
+    that the text and the fields of an error cannot disagree.
+    """
+
+    def __init__(self, file: Path, label: str) -> None:
+        self.file = file
+        self.label = label  # the file as messages name it
+
+    def fail(self, key: str, problem: str, hint: str | None = None, *,
+             expected: str | None = None, actual: str | None = None) -> NoReturn:
+        where = f"{self.label}: {key}: " if key else f"{self.label}: "
+        raise WorkspaceError(where + problem, hint=hint, file=self.file, key=key or None,
+                             expected=expected, actual=actual)
+
+    def expect(self, key: str, expected: str, actual: str | None = None,
+               hint: str | None = None) -> NoReturn:
+        """``expected <expected>, got <actual>``; *actual* as ``_describe`` writes a value."""
+        got = f", got {actual}" if actual is not None else ""
+        self.fail(key, f"expected {expected}{got}", hint, expected=expected, actual=actual)
+
+    def missing(self, key: str, expected: str) -> NoReturn:
+        self.fail(key, f"missing; expected {expected}", expected=expected)
+
+    def invalid(self, key: str, expected: str, value: str) -> NoReturn:
+        """``'<value>' is not <expected>``."""
+        actual = repr(value)
+        self.fail(key, f"{actual} is not {expected}", expected=expected, actual=actual)
+
+
+class _Loader(_Reporter):
     def __init__(self, manifest: Path) -> None:
         self.manifest = manifest
         self.root = manifest.parent
-        self.label = manifest.name if manifest.parent == Path.cwd() else str(manifest)
-
-    def fail(self, key: str, problem: str, hint: str | None = None) -> NoReturn:
-        where = f"{self.label}: {key}: " if key else f"{self.label}: "
-        raise WorkspaceError(where + problem, hint=hint)
+        super().__init__(manifest, manifest.name if manifest.parent == Path.cwd()
+                         else str(manifest))
 
     def load(self) -> Workspace:
         data = self._read_yaml()
@@ -64,10 +94,10 @@ class _Loader:
                    "image", "cache"}
         _reject_unknown(data, allowed, "", self.fail)
         if "version" not in data:
-            self.fail("version", "missing; expected `version: 1`")
+            self.missing("version", "`version: 1`")
         if data["version"] != 1:
-            self.fail("version", f"expected 1, got {data['version']!r}",
-                      "this orchestrator reads workspace.yaml version 1")
+            self.expect("version", "1", repr(data["version"]),
+                        "this orchestrator reads workspace.yaml version 1")
         name = self._str(data, "name", required=True)
         python = self._python(data.get("python", "3.11"))
         platforms = self._platforms(data.get("platforms", ["linux/amd64"]))
@@ -102,8 +132,8 @@ class _Loader:
             self.fail("", f"{at}invalid YAML ({problem})", "fix the syntax at that position")
         if not isinstance(data, dict):
             got = "an empty file" if data is None else f"a {_yaml_type(data)}"
-            self.fail("", f"expected a mapping of keys (version, name, members, ...), got {got}",
-                      "see the workspace.yaml reference in README.md")
+            self.expect("", "a mapping of keys (version, name, members, ...)", got,
+                        "see the workspace.yaml reference in README.md")
         return data
 
     def _str(self, data: Mapping[str, Any], key: str, *, required: bool,
@@ -111,44 +141,47 @@ class _Loader:
         path = path or key
         if key not in data:
             if required:
-                self.fail(path, "missing; expected a string")
+                self.missing(path, "a string")
             return ""
         value = data[key]
         if not isinstance(value, str) or not value.strip():
-            self.fail(path, f"expected a non-empty string, got {_describe(value)}")
+            self.expect(path, "a non-empty string", _describe(value))
         return value
 
     def _str_list(self, data: Mapping[str, Any], key: str, *, required: bool) -> tuple[str, ...]:
         if key not in data:
             if required:
-                self.fail(key, "missing; expected a list of directory globs such as services/*")
+                self.missing(key, "a list of directory globs such as services/*")
             return ()
         value = data[key]
         if not isinstance(value, list) or (required and not value):
-            self.fail(key, f"expected a non-empty list of strings, got {_describe(value)}")
+            self.expect(key, "a non-empty list of strings", _describe(value))
         for i, item in enumerate(value):
             if not isinstance(item, str) or not item:
-                self.fail(f"{key}[{i}]", f"expected a string (a directory glob), got "
-                          f"{_describe(item)}")
+                self.expect(f"{key}[{i}]", "a string (a directory glob)", _describe(item))
         return tuple(value)
 
     def _python(self, value: Any) -> str:
         if isinstance(value, float):  # YAML reads an unquoted 3.10 as the float 3.1
-            self.fail("python", f"got the number {value!r}; quote it, e.g. python: \"3.11\"")
+            actual = f"the number {value!r}"
+            self.fail("python", f"got {actual}; quote it, e.g. python: \"3.11\"", actual=actual)
         if not isinstance(value, str) or not _PYTHON.match(value):
-            self.fail("python", f"expected a CPython version like \"3.11\", got {_describe(value)}")
+            self.expect("python", "a CPython version like \"3.11\"", _describe(value))
         if int(value.split(".")[1]) < 8:
-            self.fail("python", f"Python {value} is not supported; use 3.8 or newer")
+            expected = "3.8 or newer"
+            self.fail("python", f"Python {value} is not supported; use {expected}",
+                      expected=expected, actual=value)
         return value
 
     def _platforms(self, value: Any) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
-            self.fail("platforms", f"expected a non-empty list such as [linux/amd64], got "
-                      f"{_describe(value)}")
+            self.expect("platforms", "a non-empty list such as [linux/amd64]", _describe(value))
+        expected = "one of " + ", ".join(KNOWN_PLATFORMS)
         for i, item in enumerate(value):
             if item not in KNOWN_PLATFORMS:
-                self.fail(f"platforms[{i}]", f"unknown platform {item!r}; expected one of "
-                          + ", ".join(KNOWN_PLATFORMS))
+                actual = repr(item)
+                self.fail(f"platforms[{i}]", f"unknown platform {actual}; expected {expected}",
+                          expected=expected, actual=actual)
         if len(set(value)) != len(value):
             self.fail("platforms", "lists a platform twice")
         return tuple(value)
@@ -157,21 +190,19 @@ class _Loader:
         if value is None:
             return (DEFAULT_INDEX,)
         if not isinstance(value, list) or not value:
-            self.fail("indexes", f"expected a non-empty list of {{name, url}}, got "
-                      f"{_describe(value)}")
+            self.expect("indexes", "a non-empty list of {name, url}", _describe(value))
         indexes: list[IndexSpec] = []
         for i, item in enumerate(value):
             path = f"indexes[{i}]"
             if not isinstance(item, dict):
-                self.fail(path, f"expected a mapping with name and url, got {_describe(item)}")
+                self.expect(path, "a mapping with name and url", _describe(item))
             _reject_unknown(item, {"name", "url"}, path, self.fail)
             name = self._str(item, "name", required=True, path=f"{path}.name")
             url = self._str(item, "url", required=True, path=f"{path}.url")
             if not _INDEX_NAME.match(name):
-                self.fail(f"{path}.name", f"{name!r} is not a valid index name (letters, digits,"
-                          " - and _)")
+                self.invalid(f"{path}.name", "a valid index name (letters, digits, - and _)", name)
             if not url.startswith(("https://", "http://", "file://")):
-                self.fail(f"{path}.url", f"expected an http(s) URL, got {url!r}")
+                self.expect(f"{path}.url", "an http(s) URL", repr(url))
             if "@" in url.split("//", 1)[1].split("/", 1)[0]:
                 self.fail(f"{path}.url", "holds credentials; credentials never live in "
                           "workspace.yaml", f"set ORCHESTRATOR_INDEX_{_env_name(name)}_USERNAME"
@@ -183,7 +214,7 @@ class _Loader:
 
     def _image(self, value: Any, python: str) -> ImageSpec:
         if not isinstance(value, dict):
-            self.fail("image", f"expected a mapping with base and registry, got {_describe(value)}")
+            self.expect("image", "a mapping with base and registry", _describe(value))
         _reject_unknown(value, {"base", "registry"}, "image", self.fail)
         base = self._str(value, "base", required=False, path="image.base")
         registry = self._str(value, "registry", required=False, path="image.registry")
@@ -194,7 +225,7 @@ class _Loader:
         if value is None:
             return None
         if not isinstance(value, dict):
-            self.fail("cache", f"expected a mapping with dir, got {_describe(value)}")
+            self.expect("cache", "a mapping with dir", _describe(value))
         _reject_unknown(value, {"dir"}, "cache", self.fail)
         raw = self._str(value, "dir", required=True, path="cache.dir")
         path = Path(raw).expanduser()
@@ -226,19 +257,15 @@ class _Loader:
         return list(found)
 
 
-class _MemberLoader:
+class _MemberLoader(_Reporter):
     """Reads one member's pyproject.toml into a Member."""
 
     def __init__(self, root: Path, directory: Path, index_names: set[str]) -> None:
         self.root = root.resolve()
         self.directory = directory
         self.relpath = directory.relative_to(self.root).as_posix()
-        self.file = f"{self.relpath}/pyproject.toml"
         self.index_names = index_names
-
-    def fail(self, key: str, problem: str, hint: str | None = None) -> NoReturn:
-        where = f"{self.file}: {key}: " if key else f"{self.file}: "
-        raise WorkspaceError(where + problem, hint=hint)
+        super().__init__(directory / "pyproject.toml", f"{self.relpath}/pyproject.toml")
 
     def load(self) -> Member:
         try:
@@ -253,10 +280,10 @@ class _MemberLoader:
             self.fail("project", "missing; every member needs a PEP 621 [project] table")
         raw_name = project.get("name")
         if not isinstance(raw_name, str) or not _NAME.match(raw_name):
-            self.fail("project.name", f"expected a valid project name, got {_describe(raw_name)}")
+            self.expect("project.name", "a valid project name", _describe(raw_name))
         version = project.get("version")
         if version is not None and not isinstance(version, str):
-            self.fail("project.version", f"expected a string, got {_describe(version)}")
+            self.expect("project.version", "a string", _describe(version))
         if version is not None:
             self._check_version(version)
         tool = data.get("tool", {}).get("orchestrator", {})
@@ -279,7 +306,7 @@ class _MemberLoader:
         try:
             Version(version)
         except InvalidVersion:
-            self.fail("project.version", f"{version!r} is not a valid PEP 440 version")
+            self.invalid("project.version", "a valid PEP 440 version", version)
 
     def _requires_python(self, value: Any) -> str | None:
         if value is None:
@@ -287,17 +314,16 @@ class _MemberLoader:
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
         if not isinstance(value, str):
-            self.fail("project.requires-python", f"expected a string, got {_describe(value)}")
+            self.expect("project.requires-python", "a string", _describe(value))
         try:
             SpecifierSet(value)
         except InvalidSpecifier:
-            self.fail("project.requires-python", f"{value!r} is not a valid version specifier")
+            self.invalid("project.requires-python", "a valid version specifier", value)
         return value
 
     def _requirements(self, value: Any, key: str) -> tuple[str, ...]:
         if not isinstance(value, list):
-            self.fail(key, f"expected a list of PEP 508 requirement strings, got "
-                      f"{_describe(value)}")
+            self.expect(key, "a list of PEP 508 requirement strings", _describe(value))
         for i, item in enumerate(value):
             self._requirement(item, f"{key}[{i}]")
         return tuple(value)
@@ -306,25 +332,24 @@ class _MemberLoader:
         from packaging.requirements import InvalidRequirement, Requirement
 
         if not isinstance(item, str):
-            self.fail(key, f"expected a requirement string, got {_describe(item)}")
+            self.expect(key, "a requirement string", _describe(item))
         try:
             Requirement(item)
         except InvalidRequirement as exc:
-            detail = str(exc).splitlines()[0]
-            self.fail(key, f"invalid requirement {item!r}: {detail}",
-                      "write a PEP 508 requirement such as \"httpx>=0.27\"")
+            detail, actual = str(exc).splitlines()[0], repr(item)
+            self.fail(key, f"invalid requirement {actual}: {detail}",
+                      "write a PEP 508 requirement such as \"httpx>=0.27\"", actual=actual)
         return item
 
     def _optional(self, value: Any) -> dict[str, tuple[str, ...]]:
         key = "project.optional-dependencies"
         if not isinstance(value, dict):
-            self.fail(key, f"expected a table of extra -> requirements, got {_describe(value)}")
+            self.expect(key, "a table of extra -> requirements", _describe(value))
         return {extra: self._requirements(reqs, f"{key}.{extra}") for extra, reqs in value.items()}
 
     def _groups(self, value: Any) -> dict[str, tuple[str, ...]]:
         if not isinstance(value, dict):
-            self.fail("dependency-groups", f"expected a table of group -> list, got "
-                      f"{_describe(value)}")
+            self.expect("dependency-groups", "a table of group -> list", _describe(value))
         names = {normalize(group): group for group in value}
         expanded: dict[str, tuple[str, ...]] = {}
 
@@ -335,13 +360,13 @@ class _MemberLoader:
             items = value[names[group]]
             key = f"dependency-groups.{names[group]}"
             if not isinstance(items, list):
-                self.fail(key, f"expected a list, got {_describe(items)}")
+                self.expect(key, "a list", _describe(items))
             out: list[str] = []
             for i, item in enumerate(items):
                 if isinstance(item, dict):
                     include = item.get("include-group")
                     if set(item) != {"include-group"} or not isinstance(include, str):
-                        self.fail(f"{key}[{i}]", "expected {include-group = \"NAME\"}")
+                        self.expect(f"{key}[{i}]", "{include-group = \"NAME\"}")
                     if normalize(include) not in names:
                         self.fail(f"{key}[{i}].include-group", f"no dependency group named "
                                   f"{include!r}")
@@ -349,8 +374,8 @@ class _MemberLoader:
                 elif isinstance(item, str):
                     out.append(self._requirement(item, f"{key}[{i}]"))
                 else:
-                    self.fail(f"{key}[{i}]", f"expected a requirement string or "
-                              f"{{include-group = ...}}, got {_describe(item)}")
+                    self.expect(f"{key}[{i}]", "a requirement string or {include-group = ...}",
+                                _describe(item))
             return tuple(out)
 
         for group in names:
@@ -361,19 +386,19 @@ class _MemberLoader:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            self.fail("project.scripts", "expected a table of name = \"module:function\"")
+            self.expect("project.scripts", "a table of name = \"module:function\"")
         return dict(value)
 
     def _options(self, tool: Any) -> MemberOptions:
         key = "tool.orchestrator"
         if not isinstance(tool, dict):
-            self.fail(key, f"expected a table, got {_describe(tool)}")
+            self.expect(key, "a table", _describe(tool))
         _reject_unknown(tool, {"kind", "command", "ports", "env", "sources", "health"}, key,
                         self.fail)
         default_kind = "service" if Path(self.relpath).parent.name == "services" else "library"
         kind = tool.get("kind", default_kind)
         if kind not in ("service", "library"):
-            self.fail(f"{key}.kind", f"expected \"service\" or \"library\", got {_describe(kind)}")
+            self.expect(f"{key}.kind", "\"service\" or \"library\"", _describe(kind))
         return MemberOptions(
             kind=kind, command=self._command(tool.get("command")),
             ports=self._ports(tool.get("ports", [])),
@@ -391,25 +416,24 @@ class _MemberLoader:
             return tuple(shlex.split(value))
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return tuple(value)
-        self.fail("tool.orchestrator.command", f"expected a string or a list of strings, got "
-                  f"{_describe(value)}")
+        self.expect("tool.orchestrator.command", "a string or a list of strings",
+                    _describe(value))
 
     def _ports(self, value: Any) -> tuple[int, ...]:
         if not isinstance(value, list):
-            self.fail("tool.orchestrator.ports", f"expected a list of port numbers, got "
-                      f"{_describe(value)}")
+            self.expect("tool.orchestrator.ports", "a list of port numbers", _describe(value))
         for i, port in enumerate(value):
             if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-                self.fail(f"tool.orchestrator.ports[{i}]", f"expected a port number 1-65535, "
-                          f"got {_describe(port)}")
+                self.expect(f"tool.orchestrator.ports[{i}]", "a port number 1-65535",
+                            _describe(port))
         return tuple(value)
 
     def _str_table(self, value: Any, key: str) -> dict[str, str]:
         if not isinstance(value, dict):
-            self.fail(key, f"expected a table of strings, got {_describe(value)}")
+            self.expect(key, "a table of strings", _describe(value))
         for name, item in value.items():
             if not isinstance(item, str):
-                self.fail(f"{key}.{name}", f"expected a string, got {_describe(item)}")
+                self.expect(f"{key}.{name}", "a string", _describe(item))
         return dict(value)
 
     def _sources(self, value: Any) -> dict[str, str]:
@@ -417,16 +441,17 @@ class _MemberLoader:
         for package, index in table.items():
             if index not in self.index_names:
                 known = ", ".join(sorted(self.index_names))
-                self.fail(f"tool.orchestrator.sources.{package}", f"no index named {index!r} in "
-                          f"workspace.yaml (known: {known})")
+                actual = repr(index)
+                self.fail(f"tool.orchestrator.sources.{package}", f"no index named {actual} in "
+                          f"workspace.yaml (known: {known})", actual=actual)
         return {normalize(package): index for package, index in table.items()}
 
     def _health(self, value: Any) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str) or not value.startswith("/"):
-            self.fail("tool.orchestrator.health", f"expected an HTTP path such as \"/health\", "
-                      f"got {_describe(value)}")
+            self.expect("tool.orchestrator.health", "an HTTP path such as \"/health\"",
+                        _describe(value))
         return value
 
 
@@ -438,6 +463,7 @@ def _check_unique(members: Sequence[Member]) -> None:
             raise WorkspaceError(
                 f"two members are named {member.name!r}: {other.relpath} and {member.relpath}",
                 hint="rename one of them in its pyproject.toml [project].name",
+                member=member.name,
             )
         seen[member.name] = member
 

@@ -9,10 +9,18 @@ from orchestrator.workspace import find_manifest, load_workspace
 from tests.conftest import MANIFEST, MakeWorkspace, pyproject
 
 
-def error_of(root: Path) -> str:
+def error(root: Path) -> WorkspaceError:
     with pytest.raises(WorkspaceError) as info:
         load_workspace(root)
-    return str(info.value)
+    return info.value
+
+
+def error_of(root: Path) -> str:
+    return str(error(root))
+
+
+def fields(exc: WorkspaceError) -> tuple[Path | None, str | None, str | None, str | None]:
+    return exc.file, exc.key, exc.expected, exc.actual
 
 
 def test_loads_members_and_defaults(shop: Path) -> None:
@@ -93,34 +101,50 @@ def test_unknown_key_suggests(make_workspace: MakeWorkspace) -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "expected"),
+    ("line", "expected", "data"),
     [
-        ("python: 3.10", "python: got the number 3.1; quote it, e.g. python: \"3.11\""),
+        ("python: 3.10", "python: got the number 3.1; quote it, e.g. python: \"3.11\"",
+         ("python", None, "the number 3.1")),
         ("python: \"2.7\"", "python: expected a CPython version like \"3.11\", "
-         "got string '2.7'"),
+         "got string '2.7'", ("python", 'a CPython version like "3.11"', "string '2.7'")),
         ("platforms: [windows/amd64]", "platforms[0]: unknown platform 'windows/amd64'; "
-         "expected one of linux/amd64, linux/arm64"),
+         "expected one of linux/amd64, linux/arm64",
+         ("platforms[0]", "one of linux/amd64, linux/arm64", "'windows/amd64'")),
         ("version: 2", "version: expected 1, got 2\n"
-         "hint: this orchestrator reads workspace.yaml version 1"),
+         "hint: this orchestrator reads workspace.yaml version 1", ("version", "1", "2")),
         ("members: services/*", "members: expected a non-empty list of strings, got "
-         "string 'services/*'"),
+         "string 'services/*'", ("members", "a non-empty list of strings", "string 'services/*'")),
     ],
 )
-def test_bad_values(make_workspace: MakeWorkspace, line: str, expected: str) -> None:
+def test_bad_values(
+    make_workspace: MakeWorkspace, line: str, expected: str, data: tuple[str, str | None, str]
+) -> None:
     key = line.split(":")[0]
     manifest = "\n".join(ln for ln in MANIFEST.splitlines() if not ln.startswith(key + ":"))
     root = make_workspace({}, manifest=manifest + "\n" + line + "\n")
-    assert error_of(root) == f"{root}/workspace.yaml: {expected}"
+    exc = error(root)
+    assert str(exc) == f"{root}/workspace.yaml: {expected}"
+    assert fields(exc) == (root / "workspace.yaml", *data)
+
+
+def test_missing_key_has_no_actual_value(make_workspace: MakeWorkspace) -> None:
+    manifest = "\n".join(ln for ln in MANIFEST.splitlines() if not ln.startswith("name:"))
+    root = make_workspace({}, manifest=manifest)
+    exc = error(root)
+    assert str(exc) == f"{root}/workspace.yaml: name: missing; expected a string"
+    assert fields(exc) == (root / "workspace.yaml", "name", "a string", None)
 
 
 def test_member_without_pyproject(make_workspace: MakeWorkspace) -> None:
     root = make_workspace({"libs/a": pyproject("a")})
     (root / "services" / "empty").mkdir(parents=True)
-    assert error_of(root) == (
+    exc = error(root)
+    assert str(exc) == (
         f"{root}/workspace.yaml: members[0]: member directory services/empty has no "
         "pyproject.toml\nhint: add services/empty/pyproject.toml, or add services/empty to "
         "`exclude`"
     )
+    assert fields(exc) == (root / "workspace.yaml", "members[0]", None, None)
 
 
 def test_exclude_skips_directory(make_workspace: MakeWorkspace) -> None:
@@ -131,10 +155,12 @@ def test_exclude_skips_directory(make_workspace: MakeWorkspace) -> None:
 
 def test_duplicate_member_names(make_workspace: MakeWorkspace) -> None:
     root = make_workspace({"libs/a": pyproject("shared"), "services/b": pyproject("Shared")})
-    assert error_of(root) == (
+    exc = error(root)
+    assert str(exc) == (
         "two members are named 'shared': services/b and libs/a\n"
         "hint: rename one of them in its pyproject.toml [project].name"
     )
+    assert (exc.member, exc.file) == ("shared", None)
 
 
 def test_member_outside_root(make_workspace: MakeWorkspace) -> None:
@@ -161,11 +187,13 @@ def test_symlink_outside_root(make_workspace: MakeWorkspace, tmp_path: Path) -> 
 
 def test_invalid_requirement(make_workspace: MakeWorkspace) -> None:
     root = make_workspace({"libs/a": pyproject("a", ["requests>=>2"])})
-    message = error_of(root)
-    assert message.startswith(
+    exc = error(root)
+    assert str(exc).startswith(
         "libs/a/pyproject.toml: project.dependencies[0]: invalid requirement 'requests>=>2': "
     )
-    assert message.endswith('hint: write a PEP 508 requirement such as "httpx>=0.27"')
+    assert str(exc).endswith('hint: write a PEP 508 requirement such as "httpx>=0.27"')
+    file = root / "libs" / "a" / "pyproject.toml"
+    assert fields(exc) == (file, "project.dependencies[0]", None, "'requests>=>2'")
 
 
 def test_invalid_group_requirement(make_workspace: MakeWorkspace) -> None:
@@ -177,9 +205,11 @@ def test_invalid_group_requirement(make_workspace: MakeWorkspace) -> None:
 
 def test_missing_project_table(make_workspace: MakeWorkspace) -> None:
     root = make_workspace({"libs/a": "[tool.x]\ny = 1\n"})
-    assert error_of(root) == (
+    exc = error(root)
+    assert str(exc) == (
         "libs/a/pyproject.toml: project: missing; every member needs a PEP 621 [project] table"
     )
+    assert fields(exc) == (root / "libs" / "a" / "pyproject.toml", "project", None, None)
 
 
 def test_bad_toml(make_workspace: MakeWorkspace) -> None:
@@ -200,30 +230,40 @@ def test_tool_options(make_workspace: MakeWorkspace) -> None:
 
 
 @pytest.mark.parametrize(
-    ("tool", "expected"),
+    ("tool", "expected", "data"),
     [
         ('kind = "daemon"', "tool.orchestrator.kind: expected \"service\" or \"library\", "
-         "got string 'daemon'"),
+         "got string 'daemon'",
+         ("tool.orchestrator.kind", '"service" or "library"', "string 'daemon'")),
         ("ports = [70000]", "tool.orchestrator.ports[0]: expected a port number 1-65535, "
-         "got number 70000"),
+         "got number 70000",
+         ("tool.orchestrator.ports[0]", "a port number 1-65535", "number 70000")),
         ('sources = {x = "nope"}', "tool.orchestrator.sources.x: no index named 'nope' in "
-         "workspace.yaml (known: pypi)"),
-        ('comand = "x"', "tool.orchestrator.comand: unknown key\nhint: did you mean 'command'?"),
+         "workspace.yaml (known: pypi)", ("tool.orchestrator.sources.x", None, "'nope'")),
+        ('comand = "x"', "tool.orchestrator.comand: unknown key\nhint: did you mean 'command'?",
+         ("tool.orchestrator.comand", None, None)),
     ],
 )
-def test_bad_tool_options(make_workspace: MakeWorkspace, tool: str, expected: str) -> None:
+def test_bad_tool_options(
+    make_workspace: MakeWorkspace, tool: str, expected: str,
+    data: tuple[str, str | None, str | None],
+) -> None:
     root = make_workspace({"services/s": pyproject("s", tool=tool)})
-    assert error_of(root) == f"services/s/pyproject.toml: {expected}"
+    exc = error(root)
+    assert str(exc) == f"services/s/pyproject.toml: {expected}"
+    assert fields(exc) == (root / "services" / "s" / "pyproject.toml", *data)
 
 
 def test_index_credentials_rejected(make_workspace: MakeWorkspace) -> None:
     manifest = MANIFEST + "indexes:\n  - {name: corp, url: 'https://u:p@corp.example/simple'}\n"
     root = make_workspace({}, manifest=manifest)
-    assert error_of(root) == (
+    exc = error(root)
+    assert str(exc) == (
         f"{root}/workspace.yaml: indexes[0].url: holds credentials; credentials never live in "
         "workspace.yaml\nhint: set ORCHESTRATOR_INDEX_CORP_USERNAME and _PASSWORD, or use "
         "~/.netrc"
     )
+    assert (exc.file, exc.key) == (root / "workspace.yaml", "indexes[0].url")
 
 
 def test_example_workspace_loads() -> None:
