@@ -6,8 +6,9 @@ dependencies or in any dependency group), so *b* is built before *a*.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -39,10 +40,17 @@ class Affected:
     reason: str  # "changed: services/orders/app.py" or "depends on common"
 
 
-def member_edges(workspace: Workspace) -> list[Edge]:
-    """Every workspace dependency edge, read from each member's requirements."""
+# Every lock --check and every graph build parses the same few strings again.
+@lru_cache(maxsize=4096)
+def requirement_name(requirement: str) -> str:
+    """The normalized project name of a PEP 508 requirement string."""
     from packaging.requirements import Requirement
 
+    return normalize(Requirement(requirement).name)
+
+
+def member_edges(workspace: Workspace) -> list[Edge]:
+    """Every workspace dependency edge, read from each member's requirements."""
     names = {m.name for m in workspace.members}
     edges: list[Edge] = []
     for member in workspace.members:
@@ -50,13 +58,33 @@ def member_edges(workspace: Workspace) -> list[Edge]:
         sections = [("", member.dependencies), *member.groups.items(), *member.optional.items()]
         for group, reqs in sections:
             for req in reqs:
-                target = normalize(Requirement(req).name)
+                target = requirement_name(req)
                 if target in names and target != member.name:
                     found.setdefault(target, [])
                     if group not in found[target]:
                         found[target].append(group)
         edges.extend(Edge(member.name, t, tuple(g)) for t, g in sorted(found.items()))
     return edges
+
+
+def workspace_dependencies(member: Member, members: Mapping[str, Member]) -> list[Member]:
+    """The members *member* needs, transitively, sorted by name (*members*: by name).
+
+    What a member's lock depends on: the members its main and group
+    requirements name, then those members' main requirements only (a
+    library's groups are its own development tools). Plain Python, without
+    networkx, so that ``lock --check`` stays fast.
+    """
+    seen: dict[str, Member] = {}
+    stack = list(member.all_requirements())
+    while stack:
+        name = requirement_name(stack.pop())
+        dep = members.get(name)
+        if dep is None or name in seen or name == member.name:
+            continue
+        seen[name] = dep
+        stack.extend(dep.dependencies)
+    return [seen[n] for n in sorted(seen)]
 
 
 def build_graph(workspace: Workspace) -> nx.DiGraph:

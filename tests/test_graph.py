@@ -13,7 +13,9 @@ from orchestrator.graph import (
     dependencies_of,
     member_edges,
     owner_of,
+    requirement_name,
     select,
+    workspace_dependencies,
 )
 from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, pyproject
@@ -89,3 +91,29 @@ def test_select_unknown_member(shop: Path) -> None:
         "no workspace member named 'nope' (members: api, solo, web, common)\n"
         "hint: run `orchestrator list` to see the members"
     )
+
+
+def test_workspace_dependencies_walk(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({
+        "services/svc": pyproject("svc", ["Lib_A>=1 ; python_version >= '3'", "httpx"],
+                                  groups={"dev": ["tools"]})
+        + '\n[project.optional-dependencies]\nextra = ["opt"]\n',
+        "libs/lib-a": pyproject("lib-a", ["lib-b", "svc"], groups={"test": ["lib-c"]}),
+        "libs/lib-b": pyproject("lib-b"),
+        "libs/lib-c": pyproject("lib-c"),
+        "libs/tools": pyproject("tools", ["lib-b[fast]"]),
+        "libs/opt": pyproject("opt"),
+    })
+    ws = load_workspace(root)
+    members = {m.name: m for m in ws.members}
+    # Main and group requirements of the member, then only main requirements of the
+    # libraries; never optional dependencies, never the member itself.
+    assert [m.name for m in workspace_dependencies(members["svc"], members)] == [
+        "lib-a", "lib-b", "tools"]
+    assert [m.name for m in workspace_dependencies(members["lib-a"], members)] == [
+        "lib-b", "lib-c", "svc"]
+    assert workspace_dependencies(members["opt"], members) == []
+
+
+def test_requirement_name_normalizes() -> None:
+    assert requirement_name("Lib_A.x[extra] >=1 ; python_version >= '3'") == "lib-a-x"
