@@ -116,7 +116,7 @@ class ConflictCause:
     requirement is on.
     """
 
-    package: str
+    package: str | None  # None for a requirement on the interpreter, or unreadable
     chain: tuple[str, ...]
 
     @property

@@ -12,7 +12,7 @@ from packaging.tags import Tag
 from packaging.version import Version
 
 import orchestrator.resolver as resolver
-from orchestrator.errors import ResolutionError
+from orchestrator.errors import ConflictCause, ResolutionError
 from orchestrator.index import group_by_version, version_text
 from orchestrator.models import DistFile, Member, MemberOptions, Target
 from orchestrator.resolver import Catalog, Resolution, resolve
@@ -134,6 +134,33 @@ def test_unknown_project_names_the_index_error() -> None:
         "nope was not found on index mem\n"
         "hint: check the spelling of nope, or the indexes in workspace.yaml"
     )
+    assert (raised.value.member, raised.value.package) == ("app", "nope")
+    assert raised.value.causes == (ConflictCause("nope", ("app", "nope")),)
+
+
+def test_conflict_carries_each_requirement_chain() -> None:
+    finder = MemoryFinder({"a": {"1.0": {"dependencies": ["c>=2"]}}, "c": {"1.0": {}, "2.0": {}}})
+    with pytest.raises(ResolutionError) as raised:
+        resolve(member("a", "c<2"), {}, [AMD64], finder)
+    assert str(raised.value) == (
+        "cannot lock app for cpython 3.11 linux/amd64: conflicting requirements on c\n"
+        "  app -> c<2\n"
+        "  app -> a 1.0 -> c>=2\n"
+        "hint: no version of c satisfies all of these; loosen one of them, "
+        "or require another version of a package that brings it"
+    )
+    causes = raised.value.causes
+    assert causes == (
+        ConflictCause("c", ("app", "c<2")),
+        ConflictCause("c", ("app", "a 1.0", "c>=2")),
+    )
+    assert [cause.requirement for cause in causes] == ["c<2", "c>=2"]
+    details = raised.value.details()
+    assert (details["member"], details["package"]) == ("app", "c")
+    assert details["causes"] == [
+        {"package": "c", "chain": ["app", "c<2"]},
+        {"package": "c", "chain": ["app", "a 1.0", "c>=2"]},
+    ]
 
 
 def test_no_release_matches_lists_what_exists() -> None:
@@ -161,6 +188,12 @@ def test_member_requires_python_excluding_the_target() -> None:
 def test_invalid_and_url_requirements_in_pyproject() -> None:
     with pytest.raises(ResolutionError, match=r"services/app/pyproject.toml: invalid requirement"):
         resolve(member("requests>="), {}, [AMD64], MemoryFinder({}))
+    with pytest.raises(ResolutionError) as raised:
+        resolve(member(groups={"dev": ["bad req!"]}), {}, [AMD64], MemoryFinder({}))
+    error = raised.value
+    assert (error.file, error.key, error.member) == (
+        Path("/workspace/services/app/pyproject.toml"), "dependency-groups.dev", "app"
+    )
     with pytest.raises(ResolutionError, match="direct URL references are not supported"):
         resolve(member("x @ https://example.invalid/x.whl"), {}, [AMD64], MemoryFinder({}))
 

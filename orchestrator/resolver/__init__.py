@@ -81,6 +81,7 @@ def resolve(
         raise ResolutionError(
             f"cannot lock {member.name}: no target environments",
             hint="list at least one platform under `platforms` in workspace.yaml",
+            member=member.name,
         )
     if catalog is None:
         catalog = Catalog(finder)
@@ -120,6 +121,7 @@ def _resolve_target(member: Member, provider: Provider) -> TargetResolution:
             f"{member.requires_python}",
             hint=f"change requires-python in {member.relpath}/pyproject.toml "
             "or `python` in workspace.yaml",
+            member=member.name,
         )
     roots = _root_requirements(member, provider)
     wanted = [r for origin_roots in roots.values() for r in origin_roots]
@@ -134,6 +136,7 @@ def _resolve_target(member: Member, provider: Provider) -> TargetResolution:
             "resolution rounds of backtracking",
             hint="add tighter version bounds (e.g. a lower bound on the packages that "
             "backtrack most) to the member's dependencies so fewer combinations are tried",
+            member=member.name,
         ) from None
     pins = {k: c for k, c in result.mapping.items() if c.name not in (PYTHON, INVALID)}
     edges = {
@@ -162,6 +165,9 @@ def _root_requirements(member: Member, provider: Provider) -> dict[Origin, tuple
             raise ResolutionError(
                 f"{member.relpath}/pyproject.toml: invalid requirement in {where}: {error}",
                 hint="write it as a PEP 508 requirement, e.g. `requests>=2.31`",
+                file=member.path / "pyproject.toml",
+                key="project.dependencies" if origin is None else where,
+                member=member.name,
             ) from None
         provider.record_roots(roots[origin], origin)
     return roots

@@ -5,13 +5,16 @@ requirement and the candidate that asked for it). The provider remembers who
 asked for every identifier, so each cause becomes a chain from the member
 being locked, e.g. ``orders -> common -> pydantic<2``. When one requirement
 alone cannot be met, the releases of the project are examined to say why.
+
+The error carries the chains as data too (``ResolutionError.causes``), beside
+the member and the package the text is about.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.errors import PackageIndexError, ResolutionError
+from orchestrator.errors import ConflictCause, PackageIndexError, ResolutionError
 from orchestrator.resolver.provider import (
     INVALID,
     PYTHON,
@@ -34,30 +37,58 @@ def conflict_error(
     # the interpreter or unreadable metadata is the real story when present
     name = next((n for n in (PYTHON, INVALID) if n in by_name), next(iter(by_name)))
     infos = by_name[name]
+    message, hint = _conflict_text(member, provider, name, infos)
+    return ResolutionError(
+        message,
+        hint=hint,
+        member=member,
+        package=None if name in (PYTHON, INVALID) else name,
+        causes=_causes(member, provider, infos),
+    )
+
+
+def _conflict_text(
+    member: str, provider: Provider, name: str, infos: Sequence[Information]
+) -> tuple[str, str]:
+    """The message and the hint of ``conflict_error``."""
     chains = _grouped_chains(member, provider, infos)
     where = f"cannot lock {member} for {provider.env.label}"
     shown = "\n".join(f"  {c}" for c in [*chains, *_dead_ends(provider, name)])
     if name == PYTHON:
-        return ResolutionError(
+        return (
             f"{where}: the target Python {provider.env.python_full_version} is excluded by\n"
             f"{shown}",
-            hint="pick a version of the package above that supports this Python, "
+            "pick a version of the package above that supports this Python, "
             "or change `python` in workspace.yaml",
         )
     if name == INVALID:
-        return ResolutionError(
+        return (
             f"{where}: a release declares unreadable requirements\n{shown}",
-            hint="require another version of that package (the one shown is broken)",
+            "require another version of that package (the one shown is broken)",
         )
     if name in provider.members:
-        return _member_error(where, provider, name, shown)
+        return _member_text(where, provider, name, shown)
     if len({info.requirement.specifier for info in infos}) > 1 or len(chains) > 1:
-        return ResolutionError(
+        return (
             f"{where}: conflicting requirements on {name}\n{shown}",
-            hint=f"no version of {name} satisfies all of these; loosen one of them, "
+            f"no version of {name} satisfies all of these; loosen one of them, "
             "or require another version of a package that brings it",
         )
-    return _unavailable_error(where, provider, infos[0].requirement, shown)
+    return _unavailable_text(where, provider, infos[0].requirement, shown)
+
+
+def _causes(
+    member: str, provider: Provider, infos: Sequence[Information]
+) -> tuple[ConflictCause, ...]:
+    """One cause per distinct chain, in resolvelib's order."""
+    causes = (
+        ConflictCause(
+            None if info.requirement.name in (PYTHON, INVALID) else info.requirement.name,
+            chain_links(member, provider, info),
+        )
+        for info in infos
+    )
+    return tuple(dict.fromkeys(causes))
 
 
 def _dead_ends(provider: Provider, shown: str) -> list[str]:
@@ -113,6 +144,11 @@ def _chain_names(provider: Provider, info: Information) -> tuple[str, ...]:
 
 def chain(member: str, provider: Provider, info: Information) -> str:
     """``orders -> fastapi 0.110.0 -> pydantic>=2``: who asked, from the member down."""
+    return " -> ".join(chain_links(member, provider, info))
+
+
+def chain_links(member: str, provider: Provider, info: Information) -> tuple[str, ...]:
+    """``("orders", "fastapi 0.110.0", "pydantic>=2")``: ``chain`` as a tuple."""
     links = [info.requirement.text]
     group = provider.root_groups.get(info.requirement) if info.parent is None else None
     node, seen = info.parent, set[str]()
@@ -121,7 +157,7 @@ def chain(member: str, provider: Provider, info: Information) -> str:
         links.append(node.describe())
         node, group = _asker(provider, node, seen)
     origin = f"{member} (group {group})" if group else member
-    return " -> ".join([origin, *reversed(links)])
+    return (origin, *reversed(links))
 
 
 def _asker(
@@ -139,40 +175,40 @@ def _asker(
     return None, None
 
 
-def _member_error(where: str, provider: Provider, name: str, shown: str) -> ResolutionError:
+def _member_text(where: str, provider: Provider, name: str, shown: str) -> tuple[str, str]:
     member = provider.members[name]
     version = member.version or "(no static version)"
-    return ResolutionError(
+    return (
         f"{where}: workspace member {name} is at version {version}, which does not satisfy\n"
         f"{shown}",
-        hint=f"change the requirement, or the version in {member.relpath}/pyproject.toml",
+        f"change the requirement, or the version in {member.relpath}/pyproject.toml",
     )
 
 
-def _unavailable_error(
+def _unavailable_text(
     where: str, provider: Provider, requirement: Requirement, shown: str
-) -> ResolutionError:
+) -> tuple[str, str]:
     name = requirement.name
     error = provider.index_errors.get(name)
     if error is not None:
-        return ResolutionError(
+        return (
             f"{where}: {name} is not available\n{shown}\n{error.message}",
-            hint=f"check the spelling of {name}, or the indexes in workspace.yaml",
+            f"check the spelling of {name}, or the indexes in workspace.yaml",
         )
     reasons = _release_reasons(provider, requirement)
     if not reasons:
-        return ResolutionError(
+        return (
             f"{where}: no release of {name} matches {requirement.specifier or 'any version'}\n"
             f"{shown}\n{_available(provider, name)}",
-            hint=f"loosen the requirement on {name}",
+            f"loosen the requirement on {name}",
         )
     listed = "\n".join(f"  {line}" for line in reasons[:SHOWN_RELEASES])
     more = len(reasons) - SHOWN_RELEASES
     tail = f"\n  ... and {more} more" if more > 0 else ""
-    return ResolutionError(
+    return (
         f"{where}: no release of {name} matching {requirement.specifier or 'any version'}"
         f" can be installed there\n{shown}\n{listed}{tail}",
-        hint=f"require a version of {name} that fits {provider.env.label}, "
+        f"require a version of {name} that fits {provider.env.label}, "
         "or drop that platform from workspace.yaml",
     )
 
