@@ -147,7 +147,8 @@ def check_lock(workspace: Workspace, service: Member) -> None:
     stale = staleness(workspace, service)
     if stale is not None:
         raise LockError(f"cannot build {service.name}: its lock is out of date ({stale.reason})",
-                        hint=f"run `orchestrator lock {service.name}` first")
+                        hint=f"run `orchestrator lock {service.name}` first",
+                        member=service.name)
 
 
 def third_party_wheels(session: Session, service: Member, target: Target) -> list[Wheel]:

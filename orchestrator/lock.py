@@ -244,7 +244,8 @@ def _wheel(cls: Any, file: DistFile) -> Any:
 
     if not file.sha256:
         raise LockError(f"the index lists {file.filename} without a sha256 hash",
-                        hint="locks need hashes; use an index that publishes them")
+                        hint="locks need hashes; use an index that publishes them",
+                        index=file.index)
     uploaded = None
     if file.upload_time:
         try:
@@ -381,15 +382,16 @@ def read_lock(path: Path) -> Pylock:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
-        raise LockError(f"{path} does not exist", hint="run `orchestrator lock`") from exc
+        raise LockError(f"{path} does not exist", hint="run `orchestrator lock`",
+                        file=path) from exc
     except tomllib.TOMLDecodeError as exc:
         raise LockError(f"{path}: invalid TOML ({exc})",
-                        hint="re-create it with `orchestrator lock`") from exc
+                        hint="re-create it with `orchestrator lock`", file=path) from exc
     try:
         return Pylock.from_dict(data)
     except PylockValidationError as exc:
         raise LockError(f"{path}: not a valid PEP 751 lock: {exc}",
-                        hint="re-create it with `orchestrator lock`") from exc
+                        hint="re-create it with `orchestrator lock`", file=path) from exc
 
 
 def dependency_graph(lock: Pylock) -> dict[str, list[str]]:
