@@ -50,7 +50,8 @@ def _dist_file(workspace: Workspace, selected: Selected,
     index = by_url.get(selected.package.index or "", workspace.indexes[0].name)
     if archive.url is None or "sha256" not in archive.hashes:
         raise LockError(f"the lock entry for {selected.name} has no URL or sha256 for "
-                        f"{archive.filename}", hint="re-create the lock with `orchestrator lock`")
+                        f"{archive.filename}", hint="re-create the lock with `orchestrator lock`",
+                        package=selected.name)
     return DistFile(filename=archive.filename, url=archive.url, index=index,
                     sha256=archive.hashes["sha256"], size=archive.size)
 
