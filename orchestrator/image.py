@@ -109,9 +109,10 @@ def runtime_members(workspace: Workspace, service: Member, target: Target) -> li
 
 
 def templates(workspace: Workspace) -> Path:
+    """templates/docker/: the workspace's own if it has one, else orchestrator's bundled one."""
     from orchestrator.scaffold import templates_dir
 
-    return templates_dir(workspace) / "docker"
+    return templates_dir(workspace, "docker")
 
 
 def image_name(workspace: Workspace, member: Member) -> str:

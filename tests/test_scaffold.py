@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from orchestrator import scaffold
 from orchestrator.cli import cli
+from orchestrator.errors import WorkspaceError
+from orchestrator.image import templates
+from orchestrator.scaffold import bundled_templates, templates_dir
 from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, pyproject
 
@@ -77,3 +82,32 @@ def test_compiled_template_files_are_not_copied(shop: Path, tmp_path: Path) -> N
     (cache / "main.cpython-311.pyc").write_bytes(b"\x00\xff not text")
     assert run(shop, "new", "service", "billing")[0] == 0
     assert not list((shop / "services/billing").rglob("__pycache__"))
+
+
+def test_workspace_templates_override_directory_by_directory(shop: Path) -> None:
+    """A workspace with only its own templates/docker/ still scaffolds from the bundled ones."""
+    own = shop / "templates" / "docker"
+    shutil.copytree(REPO / "templates" / "docker", own)
+    workspace = load_workspace(shop)
+    assert templates(workspace) == own
+    assert templates_dir(workspace, "new", "service") == bundled_templates() / "new" / "service"
+    assert run(shop, "new", "service", "billing")[0] == 0
+    assert (shop / "services/billing/src/billing/main.py").is_file()
+
+
+def test_bundled_templates_are_the_docker_and_new_trees() -> None:
+    root = bundled_templates()
+    assert (root / "docker" / "Dockerfile.tmpl").is_file()
+    assert sorted(p.name for p in (root / "new").iterdir() if p.is_dir()) == ["library",
+                                                                              "service"]
+
+
+def test_missing_bundled_templates_is_a_workspace_error(
+        shop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scaffold, "BUNDLED_TEMPLATES", "orchestrator._no_such_templates")
+    with pytest.raises(WorkspaceError) as info:
+        templates(load_workspace(shop))
+    assert info.value.message == ("orchestrator's own templates (orchestrator._no_such_templates) "
+                                  "are not installed")
+    assert info.value.hint == ("install orchestrator with `pip install` (or `pip install -e` "
+                               "for a checkout), or give the workspace its own templates/")
