@@ -295,13 +295,11 @@ class BuildResult:
 
 def image_tags(session: Session, service: Member, extra: Sequence[str]) -> list[str]:
     """`repo:version`, `repo:<short git sha>` when in git, then *extra* (a bare tag or a ref)."""
-    from orchestrator.vcs import short_revision
-
     repository = image_name(session.workspace, service)
     tags = [f"{repository}:{service.version or '0'}"]
-    revision = short_revision(session.workspace.root)
+    revision = session.revision().get("revision")
     if revision:
-        tags.append(f"{repository}:{revision}")
+        tags.append(f"{repository}:{revision[:12]}")
     tags += [t if ":" in t.rsplit("/", 1)[-1] else f"{repository}:{t}" for t in extra]
     return tags
 

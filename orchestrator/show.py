@@ -23,12 +23,13 @@ class ShownPackage:
     """One lock entry, and how the member's venv holds it."""
 
     name: str
-    version: str | None  # None: a workspace member (a directory entry)
+    version: str | None  # None only for a directory entry without a static version
+    workspace: bool  # a workspace member (a PEP 751 directory entry)
     required_by: str | None  # "main" or the group that requires it directly; None: indirect
     installed: str | None  # the venv's version; None: not installed or no venv
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "version": self.version, "workspace": self.version is None,
+        return {"name": self.name, "version": self.version, "workspace": self.workspace,
                 "direct": self.required_by, "installed": self.installed}
 
 
@@ -89,7 +90,7 @@ def packages(member: Member, lock: Pylock,
     for pkg in sorted(lock.packages, key=lambda p: str(p.name)):
         name = str(pkg.name)
         rows.append(ShownPackage(name, str(pkg.version) if pkg.version else None,
-                                 direct.get(name),
+                                 pkg.directory is not None, direct.get(name),
                                  installed.get(name) if installed is not None else None))
     return rows
 

@@ -55,14 +55,6 @@ def changed_files(root: Path, since: str, *, committed_only: bool = False) -> li
     return out
 
 
-def short_revision(root: Path) -> str | None:
-    """HEAD's short sha, or None outside a git repository."""
-    try:
-        return _git(root, "rev-parse", "--short=12", "HEAD").strip() or None
-    except GitError:
-        return None
-
-
 def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line]
 

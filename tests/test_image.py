@@ -177,6 +177,20 @@ def test_nothing_changed_nothing_rebuilt(built: Path, engine: dict[str, str]) ->
     assert {s: inspect(image(built, s))["Id"] for s in before} == before
 
 
+def test_build_json_reports_every_service(built: Path, engine: dict[str, str]) -> None:
+    code, out, err = orch(built, "build", "--base", engine["BASE"], "--json")
+    assert code == 0, err
+    services = json.loads(out)["services"]
+    assert [s["service"] for s in services] == ["orders", "gateway", "worker"] or \
+        sorted(s["service"] for s in services) == ["gateway", "orders", "worker"]
+    for entry in services:
+        assert entry["built"] is False  # nothing changed since the fixture built them
+        assert entry["image_id"] == inspect(image(built, entry["service"]))["Id"]
+        assert entry["tags"][0] == image(built, entry["service"])
+        assert entry["layers"] == len(layers(image(built, entry["service"])))
+        assert entry["pushed"] == {}
+
+
 def test_code_change_rebuilds_only_the_service_layer(built: Path,
                                                      engine: dict[str, str]) -> None:
     before = {s: layers(image(built, s)) for s in ("gateway", "worker")}
