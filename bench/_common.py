@@ -1,12 +1,15 @@
-"""Helpers shared by the benchmark scripts (lock now; sync and images later).
+"""Helpers shared by the benchmark scripts.
 
-Everything here is plain stdlib plus PyYAML (already an orchestrator dependency):
+Everything here is plain stdlib plus PyYAML and packaging (orchestrator dependencies):
 a private tools venv, a copy of the example workspace, timed subprocess runs,
-summary statistics and a description of the machine.
+summary statistics and a description of the machine; and for the lock and sync
+benchmarks, the project tables uv and Poetry need, each tool's copy of the workspace
+with its cache, environment and commands, and their common options.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -15,13 +18,17 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -78,6 +85,19 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def python_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """``base_env`` for a tool written in Python: its modules' bytecode may be cached.
+
+    A session may set PYTHONDONTWRITEBYTECODE (this machine's does); then an editable
+    install such as orchestrator's recompiles its own modules on every start (about 65 ms
+    here), which no user pays. The venvs are unaffected: no tool imports from them here.
+    """
+    env = base_env(extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
 # -- workspace ---------------------------------------------------------------------------------
 
 
@@ -128,6 +148,215 @@ def reset_dir(path: Path) -> None:
     """Make ``path`` an empty directory."""
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
+
+
+# -- project files for uv and Poetry (lock and sync) --------------------------------------------
+
+SIMPLE_API = "https://pypi.org/simple"
+PLATFORM_MARKERS = {
+    "linux/amd64": "sys_platform == 'linux' and platform_machine == 'x86_64'",
+    "linux/arm64": "sys_platform == 'linux' and platform_machine == 'aarch64'",
+}
+
+
+def member_requirements(member: MemberInfo) -> dict[str, list[str]]:
+    """Requirement names by group ("" for main dependencies), PEP 735 include-groups skipped."""
+    project = member.pyproject["project"]
+    assert isinstance(project, dict)
+    out: dict[str, list[str]] = {"": [Requirement(r).name for r in project.get("dependencies", [])]}
+    groups = member.pyproject.get("dependency-groups", {})
+    assert isinstance(groups, dict)
+    for group, items in groups.items():
+        out[group] = [Requirement(i).name for i in items if isinstance(i, str)]
+    return out
+
+
+def workspace_deps(member: MemberInfo, by_name: dict[str, MemberInfo]) -> dict[str, list[str]]:
+    """Per group, the requirements that name another workspace member."""
+    found: dict[str, list[str]] = {}
+    for group, names in member_requirements(member).items():
+        hits = [n for n in names if canonicalize_name(n) in by_name]
+        if hits:
+            found[group] = hits
+    return found
+
+
+def rel_path(member: MemberInfo, dep: str, by_name: dict[str, MemberInfo]) -> str:
+    target = by_name[canonicalize_name(dep)].path
+    return Path(os.path.relpath(target, member.path)).as_posix()
+
+
+def uv_tables(member: MemberInfo, by_name: dict[str, MemberInfo], envs: list[str],
+              *, editable: bool) -> str:
+    """``[tool.uv]`` limited to the workspace's targets, and path sources for members
+    (editable ones if *editable*, as orchestrator installs them in development venvs)."""
+    lines = ["", "[tool.uv]", f"environments = {toml_list(envs)}"]
+    deps = sorted({d for names in workspace_deps(member, by_name).values() for d in names})
+    flag = ", editable = true" if editable else ""
+    if deps:
+        lines += ["", "[tool.uv.sources]"]
+        lines += [f'{d} = {{ path = "{rel_path(member, d, by_name)}"{flag} }}' for d in deps]
+    return "\n".join(lines) + "\n"
+
+
+def poetry_tables(member: MemberInfo, by_name: dict[str, MemberInfo], *, editable: bool) -> str:
+    """Path dependencies for members, and the simple API as Poetry's only (primary) source.
+
+    If *editable*, the project is in package mode (installed itself, editable) and the
+    members are develop (editable) path dependencies; else ``package-mode = false``.
+    """
+    lines = [] if editable else ["", "[tool.poetry]", "package-mode = false"]
+    flag = ", develop = true" if editable else ""
+    for group, deps in workspace_deps(member, by_name).items():
+        table = f"tool.poetry.group.{group}.dependencies" if group else "tool.poetry.dependencies"
+        lines += ["", f"[{table}]"]
+        lines += [f'{d} = {{ path = "{rel_path(member, d, by_name)}"{flag} }}' for d in deps]
+    lines += ["", "[[tool.poetry.source]]", 'name = "pypi-simple"', f'url = "{SIMPLE_API}"',
+              'priority = "primary"']
+    return "\n".join(lines) + "\n"
+
+
+def toml_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join('"' + i.replace('"', '\\"') + '"' for i in items) + "]"
+
+
+def target_environments(root: Path) -> list[str]:
+    """One PEP 508 marker per target platform of workspace.yaml, as uv's ``environments``."""
+    manifest = yaml.safe_load((root / "workspace.yaml").read_text())
+    python = str(manifest.get("python", "3.11"))
+    envs = []
+    for plat in manifest.get("platforms", ["linux/amd64"]):
+        envs.append(f"{PLATFORM_MARKERS[plat]} and python_version == '{python}'"
+                    " and implementation_name == 'cpython'")
+    return envs
+
+
+def add_tables(root: Path, make: Callable[[MemberInfo, dict[str, MemberInfo]], str]) -> None:
+    """Append the tables ``make`` returns to every member's pyproject.toml under ``root``."""
+    members = load_members(root)
+    by_name: dict[str, MemberInfo] = {canonicalize_name(m.name): m for m in members}
+    for member in members:
+        path = member.path / "pyproject.toml"
+        path.write_text(path.read_text() + make(member, by_name))
+
+
+# -- the tools compared (lock and sync) ---------------------------------------------------------
+
+
+Run = tuple[tuple[str, ...], Path]  # a command and its working directory
+TOOL_NAMES = ("orchestrator", "uv", "poetry")
+
+
+@dataclass
+class Tool:
+    """One tool's copy of the workspace, its private cache, environment and commands."""
+
+    name: str
+    root: Path
+    cache_dir: Path
+    env: dict[str, str]
+    exe: tuple[str, ...]  # the command that starts the tool
+    version: str = ""
+    lock_files: tuple[str, ...] = ()  # what its lock writes beside each pyproject.toml
+    lock: list[Run] = field(default_factory=list)
+    check: list[Run] = field(default_factory=list)  # bench/lock.py: verify the locks
+    sync: list[Run] = field(default_factory=list)  # bench/sync.py: the three services
+    variants: dict[str, list[Run]] = field(default_factory=dict)  # extra labelled commands
+
+    def run(self, runs: Sequence[Run]) -> float:
+        return sum(run_timed(cmd, cwd, self.env) for cmd, cwd in runs)
+
+    def per_service(self, *args: str) -> list[Run]:
+        """The tool with *args* in each service's directory (how uv and Poetry work)."""
+        return [((*self.exe, *args), m.path) for m in services(self.root)]
+
+    def service_venvs(self) -> list[Path]:
+        return [m.path / ".venv" for m in services(self.root)]
+
+    def delete_venvs(self) -> None:
+        for venv in self.service_venvs():
+            shutil.rmtree(venv, ignore_errors=True)
+
+
+def services(root: Path) -> list[MemberInfo]:
+    return [m for m in load_members(root) if m.kind == "service"]
+
+
+def new_tool(name: str, work: Path, source: Path, exe: Sequence[str],
+             env: Callable[[Path], dict[str, str]]) -> Tool:
+    """*name* with its copy of the workspace in work/NAME/ws and its cache in work/NAME/cache.
+
+    *env* gets work/NAME and returns the tool's environment; the caller adds the commands.
+    """
+    home = work / name
+    root = copy_workspace(source, home / "ws")
+    return Tool(name, root, home / "cache", env(home), tuple(exe),
+                version=tool_version([*exe, "--version"]))
+
+
+def uv_tool(work: Path, source: Path, bin_dir: Path, *, editable: bool) -> Tool:
+    """uv, its copy of the workspace given the ``[tool.uv]`` tables it needs (see uv_tables)."""
+    tool = new_tool("uv", work, source, [str(bin_dir / "uv")], lambda home: base_env({
+        # uv reads SSL_CERT_FILE, which base_env sets; the cache is on the same filesystem
+        # as the venvs, so uv can hardlink from it
+        "UV_CACHE_DIR": str(home / "cache"),
+        "UV_PYTHON": str(Path(sys.executable).resolve()),  # no interpreter search (pyenv shims)
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+    }))
+    envs = target_environments(tool.root)
+    add_tables(tool.root, lambda m, by: uv_tables(m, by, envs, editable=editable))
+    return tool
+
+
+def poetry_env(home: Path) -> dict[str, str]:
+    """Poetry's cache, config and data under *home*, with no prompts or PATH or keyring probes."""
+    return {
+        "POETRY_CACHE_DIR": str(home / "cache"),
+        "POETRY_CONFIG_DIR": str(home / "config"),  # ignore any user config
+        "POETRY_DATA_DIR": str(home / "data"),
+        "POETRY_VIRTUALENVS_USE_POETRY_PYTHON": "true",  # no `python` lookup through PATH
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",  # no keyring probing
+        "POETRY_NO_INTERACTION": "1",
+    }
+
+
+def poetry_tool(work: Path, source: Path, bin_dir: Path, env: Callable[[Path], dict[str, str]],
+                *, editable: bool) -> Tool:
+    """Poetry, its copy of the workspace given the tables it needs (see poetry_tables)."""
+    tool = new_tool("poetry", work, source, [str(bin_dir / "poetry")], env)
+    add_tables(tool.root, lambda m, by: poetry_tables(m, by, editable=editable))
+    return tool
+
+
+def make_tools(names: Sequence[str], work: Path, source: Path, upgrade: bool,
+               orchestrator: Callable[[Path, Path], Tool],
+               uv: Callable[[Path, Path, Path], Tool],
+               poetry: Callable[[Path, Path, Path], Tool]) -> list[Tool]:
+    """The tools in *names*, in that order: each factory gets ``work, source`` and, for
+    uv and Poetry, the bin dir they were installed into (first, if missing)."""
+    bin_dir = None
+    wanted = [n for n in ("uv", "poetry") if n in names]
+    if wanted or upgrade:
+        bin_dir = ensure_tools(wanted or ["uv", "poetry"], upgrade=upgrade)
+    tools = []
+    for name in names:
+        if name == "orchestrator":
+            tools.append(orchestrator(work, source))
+        elif name == "uv" and bin_dir:
+            tools.append(uv(work, source, bin_dir))
+        elif name == "poetry" and bin_dir:
+            tools.append(poetry(work, source, bin_dir))
+    return tools
+
+
+T = TypeVar("T")
+
+
+def rotated(items: Sequence[T], shift: int) -> list[T]:
+    """``items`` starting at ``shift``, so no tool always runs first on a noisy machine."""
+    k = shift % len(items)
+    return [*items[k:], *items[:k]]
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -238,3 +467,42 @@ def comparison_table(stats: Stats, rows: Sequence[tuple[str, str, str]], orch_ti
             cells.append(f"{by[other].median / orch.median:.{digits}f}x" if other in by else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# -- command line and the work dir (lock and sync) ----------------------------------------------
+
+
+def add_tool_options(p: argparse.ArgumentParser) -> None:
+    """``--tools``, ``--workspace``, ``--upgrade-tools`` and ``--keep``."""
+    p.add_argument("--tools", default=",".join(TOOL_NAMES),
+                   help="comma-separated subset of " + ",".join(TOOL_NAMES))
+    p.add_argument("--workspace", type=Path, default=REPO_ROOT,
+                   help="workspace root to copy (default: the repository's example workspace)")
+    p.add_argument("--upgrade-tools", action="store_true",
+                   help=f"pip install -U uv and poetry in {TOOLS_DIR} first")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (printed at the end)")
+
+
+def check_tool_names(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    unknown = set(args.tools.split(",")) - set(TOOL_NAMES)
+    if unknown:
+        p.error(f"unknown tools: {', '.join(sorted(unknown))}")
+
+
+def in_work_dir(prefix: str, keep: bool, body: Callable[[Path], None]) -> int:
+    """Run *body* in a new temp dir, removed afterwards unless *keep*; the exit code.
+
+    A command that fails aborts the benchmark with its output, exit code 1.
+    """
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        body(work)
+    except CommandFailedError as exc:
+        print(f"benchmark aborted: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if keep:
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0

@@ -34,16 +34,15 @@ worker``), and is also timed one process per service and, for the no-op, for all
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
-import shutil
 import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -52,32 +51,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     REPO_ROOT,
-    TOOLS_DIR,
     CommandFailedError,
-    MemberInfo,
+    Run,
     Samples,
     Summary,
-    base_env,
+    Tool,
+    add_tool_options,
+    check_tool_names,
     comparison_table,
-    copy_workspace,
-    ensure_tools,
+    in_work_dir,
     machine_info,
+    make_tools,
+    new_tool,
     orchestrator_cmd,
+    poetry_env,
+    poetry_tool,
+    python_env,
     reset_dir,
-    run_timed,
+    rotated,
+    services,
     summaries,
     summary_dict,
-    tool_version,
+    uv_tool,
     write_results,
-)
-from lock import (
-    SIMPLE_API,
-    _toml_list,
-    add_tables,
-    rel_path,
-    services,
-    target_environments,
-    workspace_deps,
 )
 
 MAX_NETWORK_REPS = 10  # cold runs download every wheel again; be polite to the public index
@@ -86,75 +82,7 @@ PER_SERVICE_LABEL = "orchestrator per service"  # one process per service, like 
 ALL_LABEL = "orchestrator all members"  # `orchestrator sync`: five members, one process
 
 
-# -- project files for uv and Poetry -------------------------------------------------------------
-
-
-def uv_tables(member: MemberInfo, by_name: dict[str, MemberInfo], envs: list[str]) -> str:
-    """As bench/lock.py's, but the workspace libraries are editable path sources."""
-    lines = ["", "[tool.uv]", f"environments = {_toml_list(envs)}"]
-    deps = sorted({d for names in workspace_deps(member, by_name).values() for d in names})
-    if deps:
-        lines += ["", "[tool.uv.sources]"]
-        lines += [f'{d} = {{ path = "{rel_path(member, d, by_name)}", editable = true }}'
-                  for d in deps]
-    return "\n".join(lines) + "\n"
-
-
-def poetry_tables(member: MemberInfo, by_name: dict[str, MemberInfo]) -> str:
-    """As bench/lock.py's, but in package mode (the project itself is installed, editable)
-    and with the workspace libraries as develop (editable) path dependencies."""
-    lines: list[str] = []
-    for group, deps in workspace_deps(member, by_name).items():
-        table = f"tool.poetry.group.{group}.dependencies" if group else "tool.poetry.dependencies"
-        lines += ["", f"[{table}]"]
-        lines += [f'{d} = {{ path = "{rel_path(member, d, by_name)}", develop = true }}'
-                  for d in deps]
-    lines += ["", "[[tool.poetry.source]]", 'name = "pypi-simple"', f'url = "{SIMPLE_API}"',
-              'priority = "primary"']
-    return "\n".join(lines) + "\n"
-
-
 # -- tools ---------------------------------------------------------------------------------------
-
-
-Run = tuple[tuple[str, ...], Path]  # a command and its working directory
-
-
-@dataclass
-class Tool:
-    """One tool's copy of the workspace, its private cache and the commands to run."""
-
-    name: str
-    root: Path
-    cache_dir: Path
-    env: dict[str, str]
-    lock: list[Run] = field(default_factory=list)  # untimed, once
-    sync: list[Run] = field(default_factory=list)  # the three services
-    variants: dict[str, list[Run]] = field(default_factory=dict)  # extra labelled commands
-    version: str = ""
-
-    def run(self, runs: Sequence[Run]) -> float:
-        return sum(run_timed(cmd, cwd, self.env) for cmd, cwd in runs)
-
-    def service_venvs(self) -> list[Path]:
-        return [m.path / ".venv" for m in services(self.root)]
-
-    def delete_venvs(self) -> None:
-        for venv in self.service_venvs():
-            shutil.rmtree(venv, ignore_errors=True)
-
-
-def python_env(extra: dict[str, str]) -> dict[str, str]:
-    """``base_env`` for a tool written in Python: its modules' bytecode may be cached.
-
-    A session may set PYTHONDONTWRITEBYTECODE (this machine's does); then an editable
-    install such as orchestrator's recompiles its own modules on every start (about 65 ms
-    here), which no user pays. The venvs are unaffected: no tool imports from them here.
-    """
-    env = base_env(extra)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.pop("VIRTUAL_ENV", None)
-    return env
 
 
 def export_orchestrator(rev: str, dest: Path) -> Path:
@@ -168,10 +96,9 @@ def export_orchestrator(rev: str, dest: Path) -> Path:
 
 
 def make_orchestrator(work: Path, source: Path, rev: str | None) -> Tool:
-    root = copy_workspace(source, work / "orchestrator" / "ws")
-    cache = work / "orchestrator" / "cache"
-    exe = orchestrator_cmd()
-    env = python_env({"ORCHESTRATOR_CACHE_DIR": str(cache)})
+    tool = new_tool("orchestrator", work, source, orchestrator_cmd(),
+                    lambda home: python_env({"ORCHESTRATOR_CACHE_DIR": str(home / "cache")}))
+    env = tool.env
     if rev:  # the package on PYTHONPATH comes before the editable install's finder
         src = export_orchestrator(rev, work / "orchestrator" / "src")
         env["PYTHONPATH"] = str(src)
@@ -184,57 +111,37 @@ def make_orchestrator(work: Path, source: Path, rev: str | None) -> Tool:
     # first, as uv gets UV_PYTHON, so neither goes through this machine's pyenv shims.
     interpreter_bin = str(Path(sys.executable).resolve().parent)
     env["PATH"] = os.pathsep.join([interpreter_bin, env.get("PATH", "")])
-    tool = Tool("orchestrator", root, cache, env, version=tool_version([*exe, "--version"]))
-    base = (*exe, "-q", "-w", str(root))
-    names = [m.name for m in services(root)]
-    tool.lock = [((*base, "lock"), root)]
-    tool.sync = [((*base, "sync", *names), root)]
+    base = (*tool.exe, "-q", "-w", str(tool.root))
+    names = [m.name for m in services(tool.root)]
+    tool.lock = [((*base, "lock"), tool.root)]
+    tool.sync = [((*base, "sync", *names), tool.root)]
     tool.variants = {
-        PER_SERVICE_LABEL: [((*base, "sync", n), root) for n in names],
-        ALL_LABEL: [((*base, "sync"), root)],
+        PER_SERVICE_LABEL: [((*base, "sync", n), tool.root) for n in names],
+        ALL_LABEL: [((*base, "sync"), tool.root)],
     }
     return tool
 
 
 def make_uv(work: Path, source: Path, bin_dir: Path) -> Tool:
-    root = copy_workspace(source, work / "uv" / "ws")
-    envs = target_environments(root)
-    add_tables(root, lambda m, by: uv_tables(m, by, envs))
-    cache = work / "uv" / "cache"  # same filesystem as the venvs: uv hardlinks from it
-    env = base_env({  # uv reads SSL_CERT_FILE, which base_env sets
-        "UV_CACHE_DIR": str(cache),
-        "UV_PYTHON": str(Path(sys.executable).resolve()),  # no interpreter search (pyenv shims)
-        "UV_PYTHON_DOWNLOADS": "never",
-        "UV_NO_PROGRESS": "1",
-    })
+    tool = uv_tool(work, source, bin_dir, editable=True)
     for key in ("UV_LINK_MODE", "UV_COMPILE_BYTECODE", "VIRTUAL_ENV"):  # uv's defaults
-        env.pop(key, None)
-    uv = str(bin_dir / "uv")
-    tool = Tool("uv", root, cache, env, version=tool_version([uv, "--version"]))
-    tool.lock = [((uv, "lock"), m.path) for m in services(root)]
-    tool.sync = [((uv, "sync", "--all-groups", "--locked"), m.path) for m in services(root)]
+        tool.env.pop(key, None)
+    tool.lock = tool.per_service("lock")
+    tool.sync = tool.per_service("sync", "--all-groups", "--locked")
     return tool
 
 
 def make_poetry(work: Path, source: Path, bin_dir: Path) -> Tool:
-    root = copy_workspace(source, work / "poetry" / "ws")
-    add_tables(root, poetry_tables)
-    base = work / "poetry"
-    cache = base / "cache"
-    env = python_env({
-        "POETRY_CACHE_DIR": str(cache),
-        "POETRY_CONFIG_DIR": str(base / "config"),  # ignore any user config
-        "POETRY_DATA_DIR": str(base / "data"),
-        "POETRY_VIRTUALENVS_IN_PROJECT": "true",  # <service>/.venv, like the others
-        "POETRY_VIRTUALENVS_USE_POETRY_PYTHON": "true",  # no `python` lookup through PATH
-        "VIRTUALENV_OVERRIDE_APP_DATA": str(base / "virtualenv"),  # not the user's app data
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",  # no keyring probing
-        "POETRY_NO_INTERACTION": "1",
-    })
-    poetry = str(bin_dir / "poetry")
-    tool = Tool("poetry", root, cache, env, version=tool_version([poetry, "--version"]))
-    tool.lock = [((poetry, "lock"), m.path) for m in services(root)]
-    tool.sync = [((poetry, "sync", "--all-groups"), m.path) for m in services(root)]
+    def env(home: Path) -> dict[str, str]:
+        return python_env({
+            **poetry_env(home),
+            "POETRY_VIRTUALENVS_IN_PROJECT": "true",  # <service>/.venv, like the others
+            "VIRTUALENV_OVERRIDE_APP_DATA": str(home / "virtualenv"),  # not the user's app data
+        })
+
+    tool = poetry_tool(work, source, bin_dir, env, editable=True)
+    tool.lock = tool.per_service("lock")
+    tool.sync = tool.per_service("sync", "--all-groups")
     return tool
 
 
@@ -250,12 +157,6 @@ def variants(tools: Sequence[Tool], extra: Sequence[str]) -> list[Variant]:
     for tool in tools:
         out += [(tool, tool.variants[label], label) for label in extra if label in tool.variants]
     return out
-
-
-def rotated(items: Sequence[Variant], shift: int) -> list[Variant]:
-    """``items`` starting at ``shift``, so no tool always runs first on a noisy machine."""
-    k = shift % len(items)
-    return [*items[k:], *items[:k]]
 
 
 def prepare(tools: Sequence[Tool]) -> None:
@@ -379,44 +280,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--noop", type=int, default=10, help="no-op repetitions (default 10)")
     p.add_argument("--cold", type=int, default=1,
                    help=f"cold-cache repetitions (default 1, at most {MAX_NETWORK_REPS})")
-    p.add_argument("--tools", default="orchestrator,uv,poetry",
-                   help="comma-separated subset of orchestrator,uv,poetry")
     p.add_argument("--no-variants", action="store_true",
                    help="time orchestrator only as `sync SERVICES` (skip per-service/all)")
-    p.add_argument("--workspace", type=Path, default=REPO_ROOT,
-                   help="workspace root to copy (default: the repository's example workspace)")
     p.add_argument("--orchestrator-rev", metavar="REV",
                    help="run orchestrator from `git archive REV` (e.g. HEAD) instead of the "
                         "working tree, whose uncommitted edits would otherwise count")
-    p.add_argument("--upgrade-tools", action="store_true",
-                   help=f"pip install -U uv and poetry in {TOOLS_DIR} first")
-    p.add_argument("--keep", action="store_true", help="keep the temp dir (printed at the end)")
+    add_tool_options(p)
     args = p.parse_args(argv)
     if not 0 <= args.cold <= MAX_NETWORK_REPS:
         p.error(f"--cold must be between 0 and {MAX_NETWORK_REPS} (the index is shared)")
     if args.fresh < 0 or args.noop < 0:
         p.error("repetitions must not be negative")
-    unknown = set(args.tools.split(",")) - {"orchestrator", "uv", "poetry"}
-    if unknown:
-        p.error(f"unknown tools: {', '.join(sorted(unknown))}")
+    check_tool_names(p, args)
     return args
-
-
-def make_tools(names: Sequence[str], work: Path, source: Path, upgrade: bool,
-               rev: str | None = None) -> list[Tool]:
-    bin_dir = None
-    wanted = [n for n in ("uv", "poetry") if n in names]
-    if wanted or upgrade:
-        bin_dir = ensure_tools(wanted or ["uv", "poetry"], upgrade=upgrade)
-    tools = []
-    for name in names:
-        if name == "orchestrator":
-            tools.append(make_orchestrator(work, source, rev))
-        elif name == "uv" and bin_dir:
-            tools.append(make_uv(work, source, bin_dir))
-        elif name == "poetry" and bin_dir:
-            tools.append(make_poetry(work, source, bin_dir))
-    return tools
 
 
 def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
@@ -462,37 +338,31 @@ def source_state(rev: str | None) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    try:
-        source = args.workspace.resolve()
-        if args.orchestrator_rev:  # pin it now: others may commit while the benchmark runs
-            args.orchestrator_rev = subprocess.run(
-                ["git", "-C", str(REPO_ROOT), "rev-parse", "--verify",
-                 args.orchestrator_rev + "^{commit}"],
-                capture_output=True, text=True, check=True).stdout.strip()
-        tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools,
-                           args.orchestrator_rev)
-        for tool in tools:
-            print(f"{tool.name}: {tool.version}", file=sys.stderr)
-        prepare(tools)
-        samples: Samples = {}
-        fresh = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL])
-        noop = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL, ALL_LABEL])
-        main_only = variants(tools, [])
-        run_scenario("fresh", fresh, args.fresh, samples, delete_venvs=True)
-        facts = installed_facts(tools)  # what a fresh sync from a warm cache produced
-        run_scenario("noop", noop, args.noop, samples)
-        run_scenario("cold", main_only, args.cold, samples, delete_venvs=True, empty_cache=True)
-        report(args, tools, samples, facts)
-    except CommandFailedError as exc:
-        print(f"benchmark aborted: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return in_work_dir("bench-sync-", args.keep, lambda work: run(args, work))
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    source = args.workspace.resolve()
+    if args.orchestrator_rev:  # pin it now: others may commit while the benchmark runs
+        args.orchestrator_rev = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--verify",
+             args.orchestrator_rev + "^{commit}"],
+            capture_output=True, text=True, check=True).stdout.strip()
+    orchestrator = functools.partial(make_orchestrator, rev=args.orchestrator_rev)
+    tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools,
+                       orchestrator, make_uv, make_poetry)
+    for tool in tools:
+        print(f"{tool.name}: {tool.version}", file=sys.stderr)
+    prepare(tools)
+    samples: Samples = {}
+    fresh = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL])
+    noop = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL, ALL_LABEL])
+    main_only = variants(tools, [])
+    run_scenario("fresh", fresh, args.fresh, samples, delete_venvs=True)
+    facts = installed_facts(tools)  # what a fresh sync from a warm cache produced
+    run_scenario("noop", noop, args.noop, samples)
+    run_scenario("cold", main_only, args.cold, samples, delete_venvs=True, empty_cache=True)
+    report(args, tools, samples, facts)
 
 
 if __name__ == "__main__":
