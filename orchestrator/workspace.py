@@ -161,7 +161,7 @@ class _Loader(_Reporter):
                 self.expect(f"{key}[{i}]", "a string (a directory glob)", _describe(item))
         return tuple(value)
 
-    def _python(self, value: Any) -> str:
+    def _python(self, value: object) -> str:
         if isinstance(value, float):  # YAML reads an unquoted 3.10 as the float 3.1
             actual = f"the number {value!r}"
             self.fail("python", f"got {actual}; quote it, e.g. python: \"3.11\"", actual=actual)
@@ -173,7 +173,7 @@ class _Loader(_Reporter):
                       expected=expected, actual=value)
         return value
 
-    def _platforms(self, value: Any) -> tuple[str, ...]:
+    def _platforms(self, value: object) -> tuple[str, ...]:
         if not isinstance(value, list) or not value:
             self.expect("platforms", "a non-empty list such as [linux/amd64]", _describe(value))
         expected = "one of " + ", ".join(KNOWN_PLATFORMS)
@@ -186,7 +186,7 @@ class _Loader(_Reporter):
             self.fail("platforms", "lists a platform twice")
         return tuple(value)
 
-    def _indexes(self, value: Any) -> tuple[IndexSpec, ...]:
+    def _indexes(self, value: object) -> tuple[IndexSpec, ...]:
         if value is None:
             return (DEFAULT_INDEX,)
         if not isinstance(value, list) or not value:
@@ -212,7 +212,7 @@ class _Loader(_Reporter):
             indexes.append(IndexSpec(name, url.rstrip("/")))
         return tuple(indexes)
 
-    def _image(self, value: Any, python: str) -> ImageSpec:
+    def _image(self, value: object, python: str) -> ImageSpec:
         if not isinstance(value, dict):
             self.expect("image", "a mapping with base and registry", _describe(value))
         _reject_unknown(value, {"base", "registry"}, "image", self.fail)
@@ -221,7 +221,7 @@ class _Loader(_Reporter):
         return ImageSpec(base=base or f"python:{python}-slim",
                          registry=registry.rstrip("/") or None)
 
-    def _cache(self, value: Any) -> Path | None:
+    def _cache(self, value: object) -> Path | None:
         if value is None:
             return None
         if not isinstance(value, dict):
@@ -308,7 +308,7 @@ class _MemberLoader(_Reporter):
         except InvalidVersion:
             self.invalid("project.version", "a valid PEP 440 version", version)
 
-    def _requires_python(self, value: Any) -> str | None:
+    def _requires_python(self, value: object) -> str | None:
         if value is None:
             return None
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -321,14 +321,14 @@ class _MemberLoader(_Reporter):
             self.invalid("project.requires-python", "a valid version specifier", value)
         return value
 
-    def _requirements(self, value: Any, key: str) -> tuple[str, ...]:
+    def _requirements(self, value: object, key: str) -> tuple[str, ...]:
         if not isinstance(value, list):
             self.expect(key, "a list of PEP 508 requirement strings", _describe(value))
         for i, item in enumerate(value):
             self._requirement(item, f"{key}[{i}]")
         return tuple(value)
 
-    def _requirement(self, item: Any, key: str) -> str:
+    def _requirement(self, item: object, key: str) -> str:
         from packaging.requirements import InvalidRequirement, Requirement
 
         if not isinstance(item, str):
@@ -341,13 +341,13 @@ class _MemberLoader(_Reporter):
                       "write a PEP 508 requirement such as \"httpx>=0.27\"", actual=actual)
         return item
 
-    def _optional(self, value: Any) -> dict[str, tuple[str, ...]]:
+    def _optional(self, value: object) -> dict[str, tuple[str, ...]]:
         key = "project.optional-dependencies"
         if not isinstance(value, dict):
             self.expect(key, "a table of extra -> requirements", _describe(value))
         return {extra: self._requirements(reqs, f"{key}.{extra}") for extra, reqs in value.items()}
 
-    def _groups(self, value: Any) -> dict[str, tuple[str, ...]]:
+    def _groups(self, value: object) -> dict[str, tuple[str, ...]]:
         if not isinstance(value, dict):
             self.expect("dependency-groups", "a table of group -> list", _describe(value))
         names = {normalize(group): group for group in value}
@@ -382,14 +382,14 @@ class _MemberLoader(_Reporter):
             expanded[group] = expand(group, ())
         return expanded
 
-    def _scripts(self, value: Any) -> dict[str, str]:
+    def _scripts(self, value: object) -> dict[str, str]:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             self.expect("project.scripts", "a table of name = \"module:function\"")
         return dict(value)
 
-    def _options(self, tool: Any) -> MemberOptions:
+    def _options(self, tool: object) -> MemberOptions:
         key = "tool.orchestrator"
         if not isinstance(tool, dict):
             self.expect(key, "a table", _describe(tool))
@@ -407,7 +407,7 @@ class _MemberLoader(_Reporter):
             health=self._health(tool.get("health")),
         )
 
-    def _command(self, value: Any) -> tuple[str, ...] | None:
+    def _command(self, value: object) -> tuple[str, ...] | None:
         import shlex
 
         if value is None:
@@ -419,7 +419,7 @@ class _MemberLoader(_Reporter):
         self.expect("tool.orchestrator.command", "a string or a list of strings",
                     _describe(value))
 
-    def _ports(self, value: Any) -> tuple[int, ...]:
+    def _ports(self, value: object) -> tuple[int, ...]:
         if not isinstance(value, list):
             self.expect("tool.orchestrator.ports", "a list of port numbers", _describe(value))
         for i, port in enumerate(value):
@@ -428,7 +428,7 @@ class _MemberLoader(_Reporter):
                             _describe(port))
         return tuple(value)
 
-    def _str_table(self, value: Any, key: str) -> dict[str, str]:
+    def _str_table(self, value: object, key: str) -> dict[str, str]:
         if not isinstance(value, dict):
             self.expect(key, "a table of strings", _describe(value))
         for name, item in value.items():
@@ -436,7 +436,7 @@ class _MemberLoader(_Reporter):
                 self.expect(f"{key}.{name}", "a string", _describe(item))
         return dict(value)
 
-    def _sources(self, value: Any) -> dict[str, str]:
+    def _sources(self, value: object) -> dict[str, str]:
         table = self._str_table(value, "tool.orchestrator.sources")
         for package, index in table.items():
             if index not in self.index_names:
@@ -446,7 +446,7 @@ class _MemberLoader(_Reporter):
                           f"workspace.yaml (known: {known})", actual=actual)
         return {normalize(package): index for package, index in table.items()}
 
-    def _health(self, value: Any) -> str | None:
+    def _health(self, value: object) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str) or not value.startswith("/"):
@@ -482,19 +482,19 @@ def _reject_unknown(
             fail(where, "unknown key", hint)
 
 
-def _describe(value: Any) -> str:
+def _describe(value: object) -> str:
     if value is None:
         return "nothing"
     return f"{_yaml_type(value)} {value!r}"
 
 
-def _yaml_type(value: Any) -> str:
+def _yaml_type(value: object) -> str:
     names = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "number",
              float: "number"}
     return names.get(type(value), type(value).__name__)
 
 
-def _opt_str(value: Any) -> str | None:
+def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
