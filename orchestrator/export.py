@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from orchestrator.lock import Selected, archive_hashes, read_lock, render, select
 from orchestrator.models import Member, Target, Workspace
+
+if TYPE_CHECKING:
+    from packaging.pylock import PackageDirectory, Pylock
 
 FORMATS = ("requirements.txt", "pylock.toml")
 
@@ -57,12 +60,18 @@ def _requirements(chosen: Sequence[Selected], targets: Sequence[Target], member:
         lines.append("# workspace members (unhashed local directories; pip cannot mix them "
                      "with --require-hashes):")
         for item in members:
-            path = os.path.relpath(member.path / item.package.directory.path, base)
-            lines.append(f"# {item.name} @ {Path(path).as_posix()}")
+            if item.package.directory is not None:
+                lines.append(f"# {item.name} @ "
+                             f"{_member_path(item.package.directory, member, base)}")
     return "\n".join(lines) + "\n"
 
 
-def _pylock(lock: Any, chosen: Sequence[Selected], member: Member, base: Path) -> str:
+def _member_path(directory: PackageDirectory, member: Member, base: Path) -> str:
+    """A directory entry's path (relative to *member*'s lock) made relative to *base*."""
+    return Path(os.path.relpath(member.path / directory.path, base)).as_posix()
+
+
+def _pylock(lock: Pylock, chosen: Sequence[Selected], member: Member, base: Path) -> str:
     import dataclasses
 
     from packaging.pylock import PackageDirectory
@@ -71,9 +80,8 @@ def _pylock(lock: Any, chosen: Sequence[Selected], member: Member, base: Path) -
     for item in chosen:
         pkg = item.package
         if pkg.directory is not None:
-            path = os.path.relpath(member.path / pkg.directory.path, base)
             pkg = dataclasses.replace(pkg, directory=PackageDirectory(
-                path=Path(path).as_posix(), editable=pkg.directory.editable))
+                path=_member_path(pkg.directory, member, base), editable=pkg.directory.editable))
         keep.append(pkg)
     subset = dataclasses.replace(lock, packages=keep)
     subset.validate()

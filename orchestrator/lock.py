@@ -11,7 +11,6 @@ fingerprint from the workspace and compares, so it is fast and offline.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -19,23 +18,38 @@ import re
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
 
 from orchestrator.atomic import write_text
 from orchestrator.errors import LockError
+from orchestrator.graph import workspace_dependencies
 from orchestrator.models import PLATFORM_MACHINES, DistFile, Member, Target, Workspace
 from orchestrator.names import normalize
 
 if TYPE_CHECKING:
-    from packaging.pylock import Pylock
+    from datetime import datetime
+
+    from packaging.markers import Environment
+    from packaging.pylock import (
+        Package,
+        PackageArchive,
+        PackageDirectory,
+        PackageSdist,
+        PackageVcs,
+        PackageWheel,
+        Pylock,
+        PylockSelectError,
+    )
+    from packaging.tags import Tag
+
+    from orchestrator.resolver.catalog import PackageFinder
 
 LOCK_VERSION = "1.0"
 # Bump when the fingerprint recipe or the lock layout changes, so old locks read as stale.
 FINGERPRINT_VERSION = 1
 CREATED_BY = "orchestrator"
-
-_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 class LockablePackage(Protocol):
@@ -77,12 +91,12 @@ class Fingerprint:
                 "targets": self.targets, "indexes": self.indexes}
 
 
-def _digest(value: Any) -> str:
+def _digest(value: object) -> str:
     data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _member_inputs(member: Member) -> dict[str, Any]:
+def _member_inputs(member: Member) -> dict[str, object]:
     return {
         "name": member.name,
         "version": member.version,
@@ -90,24 +104,6 @@ def _member_inputs(member: Member) -> dict[str, Any]:
         "dependencies": list(member.dependencies),
         "groups": {g: list(reqs) for g, reqs in sorted(member.groups.items())},
     }
-
-
-def workspace_dependencies(member: Member, members: Mapping[str, Member]) -> list[Member]:
-    """The members *member* needs (main and groups, then their main deps), sorted by name.
-
-    Uses a cheap name parse so that ``lock --check`` stays fast.
-    """
-    seen: dict[str, Member] = {}
-    stack = [req for req in member.all_requirements()]
-    while stack:
-        match = _REQ_NAME.match(stack.pop())
-        name = normalize(match.group(1)) if match else ""
-        dep = members.get(name)
-        if dep is None or name in seen or name == member.name:
-            continue
-        seen[name] = dep
-        stack.extend(dep.dependencies)
-    return [seen[n] for n in sorted(seen)]
 
 
 def fingerprint(workspace: Workspace, member: Member) -> Fingerprint:
@@ -180,14 +176,7 @@ def build_pylock(
 ) -> Pylock:
     """A validated Pylock for *member* from the resolved packages."""
     from packaging.markers import Marker
-    from packaging.pylock import (
-        Package,
-        PackageDirectory,
-        PackageSdist,
-        PackageWheel,
-        Pylock,
-        PylockValidationError,
-    )
+    from packaging.pylock import Package, PackageDirectory, Pylock, PylockValidationError
     from packaging.specifiers import SpecifierSet
     from packaging.utils import canonicalize_name
     from packaging.version import Version
@@ -209,9 +198,8 @@ def build_pylock(
             dependencies=[{"name": d} for d in sorted(set(pkg.dependencies))] or None,
             directory=directory,
             index=index_urls.get(pkg.files[0].index) if pkg.files else None,
-            wheels=[_wheel(PackageWheel, f) for f in sorted(wheels, key=lambda f: f.filename)]
-            or None,
-            sdist=_wheel(PackageSdist, sdists[0]) if sdists and not wheels else None,
+            wheels=[_wheel(f) for f in sorted(wheels, key=lambda f: f.filename)] or None,
+            sdist=_sdist(sdists[0]) if sdists and not wheels else None,
         ))
     fp = fingerprint(workspace, member)
     lock = Pylock(
@@ -239,21 +227,37 @@ def build_pylock(
     return lock
 
 
-def _wheel(cls: Any, file: DistFile) -> Any:
-    from datetime import datetime
+def _wheel(file: DistFile) -> PackageWheel:
+    from packaging.pylock import PackageWheel
 
+    return PackageWheel(name=file.filename, url=file.url, size=file.size,
+                        upload_time=_upload_time(file), hashes=_hashes(file))
+
+
+def _sdist(file: DistFile) -> PackageSdist:
+    from packaging.pylock import PackageSdist
+
+    return PackageSdist(name=file.filename, url=file.url, size=file.size,
+                        upload_time=_upload_time(file), hashes=_hashes(file))
+
+
+def _hashes(file: DistFile) -> dict[str, str]:
     if not file.sha256:
         raise LockError(f"the index lists {file.filename} without a sha256 hash",
                         hint="locks need hashes; use an index that publishes them",
                         index=file.index)
-    uploaded = None
-    if file.upload_time:
-        try:
-            uploaded = datetime.fromisoformat(file.upload_time.replace("Z", "+00:00"))
-        except ValueError:
-            uploaded = None
-    return cls(name=file.filename, url=file.url, size=file.size, upload_time=uploaded,
-               hashes={"sha256": file.sha256})
+    return {"sha256": file.sha256}
+
+
+def _upload_time(file: DistFile) -> datetime | None:
+    from datetime import datetime
+
+    if not file.upload_time:
+        return None
+    try:
+        return datetime.fromisoformat(file.upload_time.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # an index's odd timestamp is not worth failing a lock for
 
 
 def _environment_marker(python: str, platform: str) -> str:
@@ -265,18 +269,24 @@ def render(lock: Pylock) -> str:
     """Deterministic TOML for *lock*: top-level keys, then [[packages]], then [tool].
 
     Written directly rather than through tomlkit (which costs more than the
-    rest of a warm lock): a pylock.toml has a fixed shape. Within a table,
-    plain values come first, then sub-tables; arrays of tables (wheels,
+    rest of a warm lock) or tomli-w (which writes long inline tables as
+    ``[[packages.wheels]]`` tables and datetimes as ``2024-01-02 03:04:05+00:00``,
+    so other bytes): a pylock.toml has a fixed shape. Within a table, plain
+    values come first, then sub-tables; arrays of tables (wheels,
     dependencies) are multi-line arrays of inline tables, one per line.
     """
-    data = _toml_data(lock)
+    # to_dict() deep-copies the lock. Measured on the example workspace's five locks,
+    # rendering them takes 6.0 ms instead of 5.2 ms with a copy-free walk of our own,
+    # noise beside a warm lock from scratch (0.26-0.28 s either way, 12 runs each).
+    data = dict(lock.to_dict())
     packages = data.pop("packages")
     tool = data.pop("tool", None)
     lines = [
         "# This file is @generated by orchestrator; do not edit by hand.",
         "# Re-create it with `orchestrator lock`.",
     ]
-    _toml_table(lines, data, None)
+    # An empty array of tables would vanish, and PEP 751 requires the key.
+    _toml_table(lines, data if packages else {**data, "packages": []}, None)
     for package in packages:
         lines.append("")
         _toml_table(lines, package, "packages", array=True)
@@ -285,33 +295,8 @@ def render(lock: Pylock) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _toml_data(value: Any) -> Any:
-    """What ``Pylock.to_dict()`` returns, without its deep copy (a third of a lock's write).
-
-    Dataclass fields become kebab-case keys, None fields are left out, and
-    versions, markers and specifiers become strings.
-    """
-    from packaging.markers import Marker
-    from packaging.specifiers import SpecifierSet
-    from packaging.version import Version
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            field.name.replace("_", "-"): _toml_data(item)
-            for field in dataclasses.fields(value)
-            if (item := getattr(value, field.name)) is not None
-        }
-    if isinstance(value, (Version, Marker, SpecifierSet)):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {key: _toml_data(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_toml_data(item) for item in value]
-    return value
-
-
 def _toml_table(
-    lines: list[str], table: Mapping[str, Any], path: str | None, *, array: bool = False
+    lines: list[str], table: Mapping[str, object], path: str | None, *, array: bool = False
 ) -> None:
     """Append *table* at *path* (None: the document's top level)."""
     values = {k: v for k, v in table.items() if not isinstance(v, Mapping)}
@@ -341,7 +326,7 @@ def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _toml_value(value: Any) -> str:
+def _toml_value(value: object) -> str:
     from datetime import datetime
 
     if isinstance(value, str):
@@ -419,9 +404,10 @@ def reachable(lock: Pylock, roots: Iterable[str]) -> set[str]:
     return seen
 
 
-def archive_hashes(package: Any) -> list[str]:
+def archive_hashes(package: Package) -> list[str]:
     """The sha256 of every wheel and sdist a lock entry lists, sorted."""
-    files: list[Any] = [*(package.wheels or ()), *([package.sdist] if package.sdist else [])]
+    files: list[PackageWheel | PackageSdist] = [*(package.wheels or ()),
+                                                *([package.sdist] if package.sdist else [])]
     return sorted({f.hashes["sha256"] for f in files if "sha256" in f.hashes})
 
 
@@ -475,12 +461,17 @@ def stale_members(workspace: Workspace, members: Iterable[Member]) -> list[Stale
 # -- selecting what to install ---------------------------------------------------------
 
 
+# What Pylock.select chose to install for one package on one target.
+Source: TypeAlias = "PackageWheel | PackageSdist | PackageDirectory | PackageVcs | PackageArchive"
+
+
 @dataclass(frozen=True, slots=True)
 class Selected:
     """A lock entry chosen for some targets and dependency groups."""
 
-    package: Any  # packaging.pylock.Package
+    package: Package
     targets: tuple[Target, ...]  # where it applies, a subset of those asked for
+    sources: tuple[Source, ...]  # what is installed there, one per target
 
     @property
     def name(self) -> str:
@@ -490,46 +481,118 @@ class Selected:
     def is_member(self) -> bool:
         return self.package.directory is not None
 
-    def file_for(self, target: Target) -> Any:
-        """The best wheel for *target* (PackageWheel), else the sdist (PackageSdist)."""
-        from packaging.utils import parse_wheel_filename
+    def file_for(self, target: Target) -> PackageWheel | PackageSdist:
+        """The best wheel for *target*, one of ``targets``, else the sdist.
 
-        from orchestrator.resolver.environment import TargetEnvironment
+        Wheels are ranked by ``Pylock.select``: the best-ranked tag of the
+        target wins, then the first filename.
+        """
+        from packaging.pylock import PackageSdist, PackageWheel
 
-        env = TargetEnvironment.for_target(target)
-        ranked = []
-        for wheel in self.package.wheels or ():
-            rank = env.best_rank(parse_wheel_filename(wheel.filename)[3])
-            if rank is not None:
-                ranked.append((rank, wheel.filename, wheel))
-        if ranked:
-            return min(ranked, key=lambda r: (r[0], r[1]))[2]
-        if self.package.sdist is not None:
-            return self.package.sdist
-        raise LockError(
-            f"the lock has no file of {self.name} {self.package.version} for "
-            f"{target.python} {target.platform}",
-            hint="re-lock with that platform listed under `platforms` in workspace.yaml")
+        for where, source in zip(self.targets, self.sources, strict=True):
+            if where == target and isinstance(source, (PackageWheel, PackageSdist)):
+                return source
+        raise _no_file(self.package, target)
+
+
+def _no_file(package: Package, target: Target) -> LockError:
+    return LockError(
+        f"the lock has no file of {package.name} {package.version} for "
+        f"{target.python} {target.platform}",
+        hint="re-lock with that platform listed under `platforms` in workspace.yaml",
+        package=str(package.name))
 
 
 def select(lock: Pylock, targets: Sequence[Target], groups: Collection[str]) -> list[Selected]:
-    """Entries of *lock* installed on any of *targets* with *groups* selected.
+    """Entries of *lock* installed on any of *targets* with *groups* selected, in lock order.
 
-    Markers are evaluated per target with PEP 751's ``dependency_groups``
-    variable set to *groups* (the main dependencies have no group marker).
+    ``Pylock.select`` runs once per target (its marker environment and wheel
+    tags, PEP 751's ``dependency_groups`` set to *groups*); an entry chosen on
+    several targets comes back once, with each target's file.
     """
+    ordered = _filename_ordered(lock)
+    position = {id(pkg): i for i, pkg in enumerate(ordered.packages)}
+    chosen: dict[int, tuple[Package, list[Target], list[Source]]] = {}
+    for target in targets:
+        for pkg, source in _select_one(ordered, target, groups):
+            entry = chosen.setdefault(id(pkg), (pkg, [], []))
+            entry[1].append(target)
+            entry[2].append(source)
+    ranked = sorted(chosen.items(), key=lambda item: position[item[0]])
+    return [Selected(pkg, tuple(where), tuple(sources)) for _, (pkg, where, sources) in ranked]
+
+
+def _select_one(lock: Pylock, target: Target,
+                groups: Collection[str]) -> list[tuple[Package, Source]]:
+    from packaging.pylock import PylockSelectError
+
+    environment, tags = _select_environment(target)
+    try:
+        return list(lock.select(environment=environment, tags=tags,
+                                dependency_groups=tuple(groups)))
+    except PylockSelectError as exc:
+        raise _select_error(lock, target, exc) from exc
+
+
+@lru_cache(maxsize=64)
+def _select_environment(target: Target) -> tuple[Environment, tuple[Tag, ...]]:
+    """The marker environment and best-first wheel tags ``Pylock.select`` needs for *target*."""
+    from packaging.markers import Environment
+
     from orchestrator.resolver.environment import TargetEnvironment
 
-    envs = [(t, TargetEnvironment.for_target(t)) for t in targets]
-    chosen = frozenset(normalize(g) for g in groups)
-    out: list[Selected] = []
-    for pkg in lock.packages:
-        hits = tuple(t for t, env in envs if pkg.marker is None or pkg.marker.evaluate(
-            {**env.markers, "dependency_groups": chosen, "extras": frozenset()},
-            context="lock_file"))
-        if hits:
-            out.append(Selected(pkg, hits))
-    return out
+    env = TargetEnvironment.for_target(target)
+    # The target's markers spell out every Environment key as a string.
+    environment = cast("Environment", {key: env.markers[key]
+                                       for key in Environment.__required_keys__})
+    return environment, tuple(env.tag_ranks)  # tag_ranks is in rank order
+
+
+def _filename_ordered(lock: Pylock) -> Pylock:
+    """*lock*, with each entry's wheels in filename order.
+
+    ``Pylock.select`` breaks a tie between equally ranked wheels by their order
+    in the lock. Ours are written sorted (so this returns *lock* itself);
+    sorting other locks keeps the tie-break at "first filename" for them too.
+    """
+    import dataclasses
+
+    def ordered(wheels: Sequence[PackageWheel]) -> bool:
+        names = [w.filename for w in wheels]
+        return names == sorted(names)
+
+    if all(ordered(pkg.wheels or ()) for pkg in lock.packages):
+        return lock
+    return dataclasses.replace(lock, packages=[
+        pkg if ordered(pkg.wheels or ()) else dataclasses.replace(
+            pkg, wheels=sorted(pkg.wheels or (), key=lambda w: w.filename))
+        for pkg in lock.packages])
+
+
+# PylockSelectError carries only text; this is how it names the entry without a file.
+_NO_WHEEL = re.compile(r"^No wheel found .* at packages\[(\d+)\]")
+
+
+def _recorded_targets(lock: Pylock) -> list[str]:
+    """The targets our [tool.orchestrator] table lists ("3.11 linux/amd64"), if any."""
+    table = (lock.tool or {}).get("orchestrator")
+    targets = table.get("targets") if isinstance(table, Mapping) else None
+    return [t for t in targets if isinstance(t, str)] if isinstance(targets, list) else []
+
+
+def _select_error(lock: Pylock, target: Target, exc: PylockSelectError) -> LockError:
+    where = f"{target.python} {target.platform}"
+    text = str(exc)
+    no_wheel = _NO_WHEEL.match(text)
+    if no_wheel is not None and int(no_wheel.group(1)) < len(lock.packages):
+        return _no_file(lock.packages[int(no_wheel.group(1))], target)
+    if text.startswith("Provided environment does not satisfy any of the environments"):
+        made_for = ", ".join(_recorded_targets(lock)) or "other targets"
+        return LockError(f"the lock is made for {made_for}, not for {where}",
+                         hint="re-lock with that platform listed under `platforms` in "
+                         "workspace.yaml")
+    return LockError(f"cannot install the lock on {where}: {text}",
+                     hint="re-create it with `orchestrator lock`")
 
 
 # -- locking members ------------------------------------------------------------------
@@ -546,7 +609,7 @@ class LockResult:
 def lock_members(
     workspace: Workspace,
     members: Sequence[Member],
-    finder: Any,
+    finder: PackageFinder,
     *,
     upgrade: bool | Collection[str] = False,
     progress: Callable[[str], None] | None = None,

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.markers import Marker
 from packaging.pylock import Package, PackageDirectory, PackageSdist, PackageWheel, Pylock
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from orchestrator.cli import cli
-from orchestrator.lock import read_lock, render
+from orchestrator.errors import LockError
+from orchestrator.lock import read_lock, render, select
+from orchestrator.models import Target
+from orchestrator.resolver.environment import TargetEnvironment
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
 from tests.support.indexserver import IndexServer
 
@@ -187,3 +193,211 @@ def test_render_writes_every_lock_shape_as_readable_pep751() -> None:
     assert "upload-time = 2024-01-02T03:04:05.123456Z\n" in text
     assert "\n[packages.directory]\npath = \"../e\"\neditable = true\n" in text
     assert text.endswith('[tool.orchestrator.inputs]\nx = "y"\n')
+
+
+# -- selecting what to install ----------------------------------------------------------
+
+AMD64 = Target("3.11", "linux/amd64")
+ARM64 = Target("3.11", "linux/arm64")
+ENVIRONMENTS = {
+    AMD64: "sys_platform == 'linux' and platform_machine == 'x86_64'",
+    ARM64: "sys_platform == 'linux' and platform_machine == 'aarch64'",
+}
+
+
+def wheel(filename: str) -> PackageWheel:
+    return PackageWheel(name=filename, url=f"https://x/{filename}", hashes={"sha256": filename})
+
+
+def entry(name: str, *files: str, marker: str | None = None, sdist: bool = False) -> Package:
+    return Package(
+        name=canonicalize_name(name), version=Version("1.0"),
+        marker=Marker(marker) if marker else None,
+        wheels=[wheel(f) for f in files] or None,
+        sdist=PackageSdist(name=f"{name}-1.0.tar.gz", url=f"https://x/{name}-1.0.tar.gz",
+                           hashes={"sha256": "s"}) if sdist else None)
+
+
+def made_lock(*packages: Package, targets: Sequence[Target] = (AMD64, ARM64)) -> Pylock:
+    lock = Pylock(
+        lock_version=Version("1.0"), created_by="test", packages=list(packages),
+        environments=[Marker(ENVIRONMENTS[t]) for t in targets],
+        dependency_groups=["dev"], default_groups=[],
+        tool={"orchestrator": {"targets": [f"{t.python} {t.platform}" for t in targets]}})
+    lock.validate()
+    return lock
+
+
+def old_ranking(package: Package, target: Target) -> str:
+    """The choice lock.py made before Pylock.select: best-ranked tag, then filename."""
+    env = TargetEnvironment.for_target(target)
+    ranked = [(rank, w.filename) for w in package.wheels or ()
+              if (rank := env.best_rank(parse_wheel_filename(w.filename)[3])) is not None]
+    return min(ranked)[1]
+
+
+def test_select_picks_each_platforms_best_wheel() -> None:
+    fast = entry("fast",
+                 "fast-1.0-cp311-cp311-manylinux_2_17_aarch64.whl",
+                 "fast-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+                 "fast-1.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+                 "fast-1.0-cp311-abi3-manylinux_2_34_x86_64.whl",
+                 "fast-1.0-py3-none-any.whl")
+    lock = made_lock(fast, entry("pure", "pure-1.0-py3-none-any.whl"),
+                     entry("armonly", "armonly-1.0-py3-none-any.whl",
+                           marker="platform_machine == 'aarch64'"),
+                     entry("tool", "tool-1.0-py3-none-any.whl",
+                           marker="'dev' in dependency_groups"))
+    chosen = select(lock, [AMD64, ARM64], ())
+    assert [(s.name, s.targets) for s in chosen] == [
+        ("fast", (AMD64, ARM64)), ("pure", (AMD64, ARM64)), ("armonly", (ARM64,))]
+    assert chosen[0].file_for(AMD64).filename == "fast-1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    assert chosen[0].file_for(ARM64).filename == "fast-1.0-cp311-cp311-manylinux_2_17_aarch64.whl"
+    for item in chosen:
+        for target in item.targets:
+            assert item.file_for(target).filename == old_ranking(item.package, target)
+    assert [s.name for s in select(lock, [AMD64], ["dev"])] == ["fast", "pure", "tool"]
+
+
+def test_select_breaks_ties_by_filename_whatever_the_lock_order() -> None:
+    tied = entry("tied", "tied-1.0-2-py3-none-any.whl", "tied-1.0-1-py3-none-any.whl")
+    (item,) = select(made_lock(tied), [AMD64], ())
+    assert item.file_for(AMD64).filename == "tied-1.0-1-py3-none-any.whl"
+
+
+def test_select_falls_back_to_the_sdist() -> None:
+    lock = made_lock(entry("native", "native-1.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+                           sdist=True))
+    (item,) = select(lock, [AMD64, ARM64], ())
+    assert item.file_for(AMD64).filename == "native-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    assert item.file_for(ARM64).filename == "native-1.0.tar.gz"
+
+
+def test_select_without_a_file_for_a_platform() -> None:
+    lock = made_lock(entry("pure", "pure-1.0-py3-none-any.whl"),
+                     entry("native", "native-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"))
+    with pytest.raises(LockError) as info:
+        select(lock, [AMD64, ARM64], ())
+    assert str(info.value) == (
+        "the lock has no file of native 1.0 for 3.11 linux/arm64\n"
+        "hint: re-lock with that platform listed under `platforms` in workspace.yaml")
+    assert info.value.package == "native"
+
+
+def test_select_for_a_target_the_lock_is_not_made_for() -> None:
+    lock = made_lock(entry("pure", "pure-1.0-py3-none-any.whl"), targets=[AMD64])
+    with pytest.raises(LockError) as info:
+        select(lock, [ARM64], ())
+    assert str(info.value) == (
+        "the lock is made for 3.11 linux/amd64, not for 3.11 linux/arm64\n"
+        "hint: re-lock with that platform listed under `platforms` in workspace.yaml")
+
+
+def test_select_an_undeclared_group() -> None:
+    with pytest.raises(LockError) as info:
+        select(made_lock(entry("pure", "pure-1.0-py3-none-any.whl")), [AMD64], ["docs"])
+    assert str(info.value) == (
+        "cannot install the lock on 3.11 linux/amd64: Undeclared dependency groups: docs\n"
+        "hint: re-create it with `orchestrator lock`")
+
+
+def test_member_entries_have_no_file(shop: Path) -> None:
+    assert run(shop, "lock")[0] == 0
+    chosen = select(read_lock(shop / "services/api/pylock.toml"), [AMD64], ["test"])
+    common = next(s for s in chosen if s.is_member)
+    with pytest.raises(LockError) as info:
+        common.file_for(AMD64)
+    assert info.value.message == "the lock has no file of common 1.0.0 for 3.11 linux/amd64"
+
+
+# -- the writer: any Pylock-shaped data survives render -> tomllib -> Pylock ----------------
+
+_NAME_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
+_NAMES = st.lists(_NAME_PART, min_size=1, max_size=3).map("-".join)
+_VERSIONS = st.builds(
+    lambda release, post: Version(".".join(map(str, release)) + post),
+    st.lists(st.integers(0, 2**31), min_size=1, max_size=4),
+    st.sampled_from(["", ".post1", ".dev3", "a2", "rc1"]))
+_MARKERS = st.sampled_from([
+    "'dev' in dependency_groups", '"test" in dependency_groups or "dev" in dependency_groups',
+    "platform_machine == 'x86_64' and python_version == '3.11'",
+    "os_name == 'a\"b' or sys_platform != 'win32'",
+]).map(Marker)
+_TAGS = st.sampled_from(["py3-none-any", "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+                         "cp311-abi3-manylinux_2_28_aarch64"])
+# Odd strings: quotes, backslashes, unicode, DEL and other controls (no lone surrogates,
+# which no UTF-8 file can hold).
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
+_TIMES = st.none() | st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                               timezone(-timedelta(hours=8))]))
+_SIZES = st.none() | st.integers(0, 2**40)
+_URLS = _TEXT.map(lambda text: f"https://files.example/{text}")  # PEP 751: url or path
+_HASHES = st.builds(lambda h: {"sha256": h}, _TEXT)
+_SCALARS = _TEXT | st.integers(-(2**63), 2**63 - 1) | st.booleans()
+_TOOL: st.SearchStrategy[dict[str, object]] = st.recursive(
+    st.dictionaries(_TEXT, _SCALARS, max_size=3),
+    lambda inner: st.dictionaries(
+        _TEXT, _SCALARS | inner | st.lists(_SCALARS, max_size=3) | st.lists(inner, max_size=2),
+        max_size=3),
+    max_leaves=8)
+
+
+@st.composite
+def _packages(draw: st.DrawFn) -> Package:
+    name = canonicalize_name(draw(_NAMES))
+    version = draw(_VERSIONS)
+    dist = f"{name.replace('-', '_')}-{version}"
+    source = draw(st.sampled_from(["wheels", "sdist", "directory"]))
+    directory = PackageDirectory(path=draw(_TEXT), editable=draw(st.none() | st.booleans()))
+    sdist = PackageSdist(name=f"{dist}.tar.gz", url=draw(_URLS), upload_time=draw(_TIMES),
+                         size=draw(_SIZES), hashes=draw(_HASHES))
+    wheels = [PackageWheel(name=f"{dist}-{tag}.whl", url=draw(_URLS), upload_time=draw(_TIMES),
+                           size=draw(_SIZES), hashes=draw(_HASHES))
+              for tag in draw(st.lists(_TAGS, min_size=1, max_size=3, unique=True))]
+    return Package(
+        name=name,
+        version=None if source == "directory" else version,
+        marker=draw(st.none() | _MARKERS),
+        requires_python=draw(st.none() | st.sampled_from([SpecifierSet(">=3.11"),
+                                                          SpecifierSet("<4,>=3.9")])),
+        dependencies=draw(st.none() | st.lists(
+            st.builds(lambda n: {"name": n}, _NAMES), min_size=1, max_size=3)),
+        directory=directory if source == "directory" else None,
+        index=None if source == "directory" else draw(st.none() | _TEXT),
+        sdist=sdist if source == "sdist" else None,
+        wheels=wheels if source == "wheels" else None,
+        tool=draw(st.none() | _TOOL),
+    )
+
+
+_LOCKS = st.builds(
+    lambda packages, environments, groups, created_by, tool: Pylock(
+        lock_version=Version("1.0"), environments=environments, created_by=created_by,
+        requires_python=SpecifierSet(">=3.11"), dependency_groups=groups,
+        default_groups=[] if groups else None, packages=packages, tool=tool),
+    st.lists(_packages(), max_size=4),
+    st.none() | st.lists(_MARKERS, min_size=1, max_size=2),
+    st.none() | st.lists(_NAMES, min_size=1, max_size=3),
+    _TEXT,
+    st.none() | _TOOL,
+)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(_LOCKS)
+def test_render_round_trips_any_lock(lock: Pylock) -> None:
+    text = render(lock)
+    data = tomllib.loads(text)
+    assert data == lock.to_dict()
+    assert Pylock.from_dict(data) == lock
+
+
+def test_a_member_without_dependencies_gets_a_readable_lock(
+        make_workspace: MakeWorkspace, index: IndexServer) -> None:
+    root = make_workspace({"libs/bare": pyproject("bare")}, manifest=index_manifest(index))
+    code, out, err = run(root, "lock")
+    assert (code, out) == (0, "bare: 0 packages, updated\n"), err
+    assert "\npackages = []\n" in (root / "libs/bare/pylock.toml").read_text()
+    assert read_lock(root / "libs/bare/pylock.toml").packages == []
