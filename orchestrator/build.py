@@ -1,10 +1,15 @@
 """Source distributions built into wheels once, through PEP 517, in isolation.
 
 Each build unpacks the sdist into a temporary directory, creates a throwaway
-virtualenv (seeded with pip only) for the target's Python, installs the
+venv holding only pip for the target's Python, installs the
 ``[build-system] requires`` and the backend's ``get_requires_for_build_wheel``
 with pip from the workspace's index URLs *only*, then calls the backend's
 hooks in a subprocess of that environment.
+
+Build environments are venvs like any other: ``venv.create_venv`` makes
+them, asking the interpreter through ``venv.interpreter_facts`` (cached), and
+orchestrator's installer puts in the pip wheel virtualenv bundles. So this
+module sits above ``venv`` and imports it; nothing below imports this one.
 
 Isolation from this machine's pip configuration: pip runs with
 ``PIP_CONFIG_FILE=/dev/null`` (pip then reads no configuration file at all,
@@ -23,6 +28,8 @@ source, not a target.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -43,8 +50,10 @@ from packaging.utils import parse_wheel_filename
 
 from orchestrator.atomic import write_bytes
 from orchestrator.cache import BUILT, WheelCache, file_sha256
-from orchestrator.errors import BuildError
+from orchestrator.errors import BuildError, VenvError
 from orchestrator.models import CoreMetadata, DistFile, Target, platform_for
+from orchestrator.venv import WantedDist, create_venv, find_python, install, interpreter_facts
+from orchestrator.wheelfile import extract, read_metadata, within
 
 _PIP_ENV_KEPT = frozenset(
     {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT"}
@@ -134,8 +143,10 @@ class SdistBuilder:
         """
         sdist_sha = (sha256 or file_sha256(sdist)).lower()
         record = self.cache.root / BUILT / sdist_sha / "METADATA"
-        if record.exists():
-            return _parse_metadata(record.read_bytes(), sdist)
+        with contextlib.suppress(OSError):
+            cached = CoreMetadata.parse(record.read_bytes())
+            if cached is not None:  # else damaged: prepared again below
+                return cached
         target = target or Target(f"{sys.version_info[0]}.{sys.version_info[1]}", host_platform())
         with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
             session = _BuildSession(self, sdist, Path(tmp), target)
@@ -145,8 +156,14 @@ class SdistBuilder:
                 self._check_target(sdist, wheel, target)
                 built = self._store(wheel, sdist_sha, target)
                 data = _metadata_from_wheel(built.path)
-        write_bytes(record, data)
-        return _parse_metadata(data, sdist)
+        meta = CoreMetadata.parse(data)
+        if meta is None:
+            raise BuildError(
+                f"{sdist.name}: the metadata its build produced has no Name or Version",
+                hint="the sdist's build backend is broken; report it to the project",
+            )
+        write_bytes(record, data)  # only metadata that parses is kept
+        return meta
 
     # -- cache ------------------------------------------------------------------
 
@@ -171,8 +188,6 @@ class SdistBuilder:
     # -- targets ----------------------------------------------------------------
 
     def _interpreter(self, target: Target) -> Path:
-        from orchestrator.venv import find_python  # venv imports cache; keep this lazy
-
         if self.python is not None:
             return find_python(self.python)
         if target.python == f"{sys.version_info[0]}.{sys.version_info[1]}":
@@ -185,7 +200,7 @@ class SdistBuilder:
         if all(t.abi == "none" and t.platform == "any" for t in tags):
             return  # pure Python: good for every target
         host = host_platform()
-        built_for = _interpreter_version(self._interpreter(target))
+        built_for = interpreter_facts(self._interpreter(target), self.cache.root).major_minor
         if target.platform != host or built_for != target.python:
             raise BuildError(
                 f"{sdist.name} builds a platform-specific wheel ({wheel.name}), which cannot "
@@ -258,7 +273,7 @@ class _BuildSession:
     # -- environment --------------------------------------------------------------
 
     def _create_env(self, interpreter: Path, env: Path) -> Path:
-        return create_build_env(self.sdist.name, interpreter, env)
+        return create_build_env(self.sdist.name, interpreter, env, self.builder.cache)
 
     def _pip_install(self, requirements: Sequence[str], what: str) -> None:
         pip_install(self.sdist.name, self.python, self.builder.index_urls, requirements, what)
@@ -294,19 +309,44 @@ class _BuildSession:
         return result["return"]
 
 
-def create_build_env(label: str, interpreter: Path, env: Path) -> Path:
-    """A virtualenv seeded with pip only, at *env*; returns its python."""
-    from virtualenv import cli_run  # slow to import; only builds need it
+def create_build_env(label: str, interpreter: Path, env: Path, cache: WheelCache) -> Path:
+    """A venv at *env* holding pip only; returns its python.
 
-    args = [str(env), "--python", str(interpreter), "--no-setuptools", "--no-download"]
+    pip is the wheel virtualenv bundles for the interpreter's version,
+    installed (hardlinked where it can be) from the cache's unpacked tree.
+    """
     try:
-        cli_run([*args, "--no-periodic-update", "--quiet"], setup_logging=False)
-    except (RuntimeError, OSError) as exc:
+        info = create_venv(env, interpreter, cache_dir=cache.root)
+        wheel, sha256 = _bundled_pip(interpreter_facts(interpreter, cache.root).major_minor)
+        version = str(parse_wheel_filename(wheel.name)[1])
+        install(info, WantedDist("pip", version, wheel=wheel, sha256=sha256), cache)
+    except (VenvError, OSError) as exc:
+        why = exc.message if isinstance(exc, VenvError) else str(exc)
         raise BuildError(
-            f"{label}: creating the build environment with {interpreter} failed: {exc}",
+            f"{label}: creating the build environment with {interpreter} failed: {why}",
             hint="check that the interpreter runs, or pass another one with --python",
         ) from exc
-    return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return info.python
+
+
+@functools.cache
+def _bundled_pip(python: str) -> tuple[Path, str]:
+    """virtualenv's bundled pip wheel for Python *python* ("3.11"), and its sha256."""
+    # Imported here: slow to import, and only builds need it.
+    from virtualenv.seed.wheels.embed import get_embed_wheel
+
+    try:
+        found = get_embed_wheel("pip", python)
+    except RuntimeError as exc:  # the bundled file fails virtualenv's own hash check
+        raise BuildError(f"virtualenv's bundled pip wheel is damaged: {exc}",
+                         hint="reinstall virtualenv") from exc
+    if found is None:
+        raise BuildError(
+            f"virtualenv bundles no pip wheel for Python {python}",
+            hint="upgrade virtualenv, or build with another Python (--python)",
+        )
+    wheel = Path(found.path)
+    return wheel, file_sha256(wheel)
 
 
 def pip_install(label: str, python: Path, urls: Sequence[str], requirements: Sequence[str],
@@ -354,9 +394,7 @@ def _unpack_sdist(sdist: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
     try:
         if sdist.name.endswith(".zip"):
-            from orchestrator.installer import unpack_wheel  # path-checked zip extraction
-
-            unpack_wheel(sdist, dest)
+            extract(sdist, dest)  # every member name checked before anything is written
         else:
             with tarfile.open(sdist) as tf:
                 tf.extractall(dest, filter="data")  # rejects traversal, links out, devices
@@ -398,9 +436,10 @@ def _build_system(source: Path, sdist: Path) -> tuple[str, list[str], list[str]]
             "and `build-backend` (a string)",
             hint="the sdist is broken; use a wheel of this package instead",
         )
+    root = source.resolve()
     absolute = [str((source / p).resolve()) for p in paths]
     for entry in absolute:
-        if not Path(entry).is_relative_to(source.resolve()):
+        if entry != str(root) and not within(entry, root):
             raise BuildError(
                 f"{sdist.name}: [build-system] backend-path {entry!r} leaves the source tree",
                 hint="PEP 517 only allows backend paths inside the project",
@@ -408,37 +447,14 @@ def _build_system(source: Path, sdist: Path) -> tuple[str, list[str], list[str]]
     return backend, absolute, [str(r) for r in requires]
 
 
-def _interpreter_version(python: Path) -> str:
-    code = "import sys; print('%d.%d' % sys.version_info[:2])"
-    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BuildError(
-            f"the interpreter {python} does not run: {_tail(proc.stderr, 5)}",
-            hint="pass another interpreter with --python",
-        )
-    return proc.stdout.strip()
-
-
 def _metadata_from_wheel(wheel: Path) -> bytes:
-    with zipfile.ZipFile(wheel) as zf:
-        names = [n for n in zf.namelist() if n.count("/") == 1]
-        for name in names:
-            if name.endswith(".dist-info/METADATA"):
-                return zf.read(name)
-    raise BuildError(
-        f"{wheel.name}: the built wheel has no .dist-info/METADATA",
-        hint="the sdist's build backend is broken; report it to the project",
-    )
-
-
-def _parse_metadata(data: bytes, sdist: Path) -> CoreMetadata:
-    meta = CoreMetadata.parse(data)
-    if meta is None:
+    data = read_metadata(wheel, wheel.name)
+    if data is None:
         raise BuildError(
-            f"{sdist.name}: the metadata its build produced has no Name or Version",
+            f"{wheel.name}: the built wheel has no .dist-info/METADATA",
             hint="the sdist's build backend is broken; report it to the project",
         )
-    return meta
+    return data
 
 
 # -- workspace members ---------------------------------------------------------------
@@ -492,8 +508,8 @@ class MemberBuilder:
 
     def _environment(self, member_dir: Path, python: Path, backend: str,
                      requires: Sequence[str], target: Target) -> Path:
-        key_data = json.dumps([sorted(requires), backend, str(python),
-                               _interpreter_version(python)], sort_keys=True)
+        version = interpreter_facts(python, self.sdists.cache.root).major_minor
+        key_data = json.dumps([sorted(requires), backend, str(python), version], sort_keys=True)
         key = hashlib.sha256(key_data.encode()).hexdigest()[:32]
         env = self.sdists.cache.root / "buildenv-v1" / key
         ready = env / ".complete"
@@ -503,7 +519,7 @@ class MemberBuilder:
         staging = Path(tempfile.mkdtemp(dir=env.parent, prefix=".tmp-"))
         label = member_dir.name
         try:
-            built = create_build_env(label, python, staging / "env")
+            built = create_build_env(label, python, staging / "env", self.sdists.cache)
             pip_install(label, built, self.sdists.index_urls, requires,
                         "the [build-system] requirements")
             (staging / "env" / ".complete").write_text(key_data)

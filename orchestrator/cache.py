@@ -5,8 +5,9 @@ Layout under the cache root (other buckets, such as ``http-v1/`` and
 
     wheels-v1/ab/cdef…/<filename>       downloaded files, by their sha256
     wheels-v1/ab/cdef…/.<filename>.ok   verification marker (see below)
-    unpacked-v1/ab/cdef…/               a wheel unpacked, for hardlinked installs, with
-                                        its placement manifest (installer.MANIFEST)
+    unpacked-v1/ab/cdef…/               a wheel unpacked, for hardlinked installs, by the
+                                        caller's unpacker (installer.unpack adds its
+                                        placement manifest)
     built-v1/<sdist sha256>/…           wheels built from sdists (``build.py``)
 
 Every entry is written under a temporary name in its own bucket and renamed
@@ -21,6 +22,14 @@ its marker and re-hashes one that does not (or has no marker); an entry that
 fails the re-hash is discarded. This makes a warm lookup one ``stat`` instead
 of reading every byte; ``WheelCache(root, rehash=True)`` re-hashes always, for
 caches on storage that can rot without touching mtimes.
+
+Import direction: this module knows addresses, hashes and atomic renames,
+never a file format. What goes inside an unpacked tree is the installer's
+business, so ``unpacked`` takes the function that fills it from its caller
+(``venv`` passes ``installer.unpack``) instead of importing the installer:
+cache and installer never import each other, and only the stage that uses
+both (venv) knows them both. Names from the index are joined to entry
+directories only after ``wheelfile.within`` says they stay inside.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from typing import BinaryIO, Literal, Protocol
 
 from orchestrator.errors import CacheError, HashMismatchError, OrchestratorError
 from orchestrator.models import DistFile
+from orchestrator.wheelfile import within
 
 WHEELS = "wheels-v1"
 BUILT = "built-v1"
@@ -73,6 +83,12 @@ class FetchEvent:
     total: int
     path: Path | None = None
     error: str | None = None
+
+
+class Unpacker(Protocol):
+    """Fills the empty directory *dest* with the contents of *archive* (``installer.unpack``)."""
+
+    def __call__(self, archive: Path, dest: Path, /) -> object: ...
 
 
 class Progress(Protocol):
@@ -151,6 +167,18 @@ class WheelCache:
             )
         return self.root / bucket / sha256[:2] / sha256[2:]
 
+    @staticmethod
+    def _file_in(entry: Path, filename: str) -> Path:
+        """*entry*/*filename*, refusing a name from the index that would leave the entry."""
+        path = entry / filename
+        if os.sep in filename or not within(path, entry):
+            raise CacheError(
+                f"{filename!r} is not a plain file name; refusing to store it in the cache",
+                hint="the index lists a malformed file name; report it to the index's "
+                "maintainers, or pin another version",
+            )
+        return path
+
     def _bucket(self, name: str) -> Path:
         path = self.root / name
         try:
@@ -174,7 +202,7 @@ class WheelCache:
         if not file.sha256:
             return None, False
         entry = self.entry_dir(WHEELS, file.sha256)
-        path = entry / file.filename
+        path = self._file_in(entry, file.filename)
         try:
             stat = path.stat()
         except FileNotFoundError:
@@ -267,8 +295,8 @@ class WheelCache:
 
     def _install_entry(self, tmp: Path, sha256: str, filename: str) -> Path:
         entry = self.entry_dir(WHEELS, sha256)
+        final = self._file_in(entry, filename)
         entry.mkdir(parents=True, exist_ok=True)
-        final = entry / filename
         if not final.exists():
             tmp.chmod(0o644)  # mkstemp makes 0600; the cache may be shared by a group
             tmp.replace(final)  # atomic: readers see nothing or the whole file
@@ -339,18 +367,21 @@ class WheelCache:
 
     # -- unpacked trees ---------------------------------------------------------
 
-    def unpacked(self, wheel_path: Path, sha256: str) -> Path:
-        """The wheel at *wheel_path* unpacked, built once (atomically) and then reused."""
+    def unpacked(self, wheel_path: Path, sha256: str, unpack: Unpacker) -> Path:
+        """The wheel at *wheel_path* unpacked by *unpack*, once (atomically), then reused.
+
+        *unpack* fills a temporary directory that is renamed into place only
+        when it returns, so every entry is whole (the installer's are born with
+        their manifest). An entry is addressed by *sha256* alone: pass the same
+        unpacker for a bucket's every entry.
+        """
         entry = self.entry_dir(UNPACKED, sha256)
         if entry.is_dir():
             return entry
-        from orchestrator.installer import unpack_wheel, write_manifest  # the wheel format
-
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self._bucket(UNPACKED), prefix=".tmp-"))
         try:
-            # The manifest goes in before the rename, so every entry is born with one.
-            write_manifest(tmp, unpack_wheel(wheel_path, tmp))
+            unpack(wheel_path, tmp)
             tmp.chmod(0o755)
             try:
                 tmp.rename(entry)

@@ -1,8 +1,10 @@
 """Install wheels into a scheme of directories (the binary distribution format).
 
-The source is a wheel already unpacked by the cache (``WheelCache.unpacked``),
-so an install is mostly hardlinks: files are linked from the unpacked tree into
-the destination scheme, scripts and a few dist-info files are written fresh.
+The source is a wheel already unpacked into the cache (``WheelCache.unpacked``,
+filled by ``unpack`` here: the cache stores trees, this module knows what goes
+in them, and neither imports the other), so an install is mostly hardlinks:
+files are linked from the unpacked tree into the destination scheme, scripts
+and a few dist-info files are written fresh.
 Where each file goes (relative to the scheme), its RECORD hash and the entry
 points are worked out once per wheel, when it is unpacked, and kept in the
 tree's ``.orchestrator/`` directory with the constant INSTALLER and REQUESTED
@@ -33,26 +35,22 @@ should use a venv synced with ``link=False``.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import csv
 import dataclasses
 import errno
-import hashlib
-import io
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import atomic
 from orchestrator.errors import VenvError
 from orchestrator.names import normalize
+from orchestrator.records import format_record, parse_record, record_hash
+from orchestrator.wheelfile import check_archive_path, extract, within
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -136,59 +134,17 @@ class WheelManifest:
     stored: bool = True  # kept in the tree, with the constant files to link beside it
 
 
-# -- archive paths ----------------------------------------------------------
+# -- unpacking -----------------------------------------------------------------
 
 
-def check_archive_path(name: str, archive: Path) -> PurePosixPath:
-    """The member path, or VenvError when it could write outside its destination."""
-    path = PurePosixPath(name)
-    bad = (
-        not name
-        or "\\" in name
-        or "\0" in name
-        or path.is_absolute()
-        or ".." in path.parts
-        or (path.parts and ":" in path.parts[0])  # a Windows drive: C:evil
-    )
-    if bad:
-        raise VenvError(
-            f"{archive.name}: unsafe path {name!r} in the archive (absolute or leaving "
-            "the install directory); refusing to install it",
-            hint="the file is malformed or malicious; remove it from the lock or the index",
-        )
-    return path
+def unpack(wheel: Path, dest: Path) -> None:
+    """Fill the empty directory *dest* with *wheel* and its placement manifest.
 
-
-def unpack_wheel(wheel: Path, dest: Path) -> list[str]:
-    """Extract *wheel* into the empty directory *dest*, rejecting unsafe paths.
-
-    Every name is checked before anything is written, so a malicious archive
-    leaves nothing behind but *dest* itself. Returns the files' paths, relative
-    to *dest* with ``/`` separators.
+    This is the unpacker to hand ``WheelCache.unpacked``. Every name is
+    checked before anything is written (see ``wheelfile.extract``), and a
+    wheel holding orchestrator's own ``.orchestrator/`` is refused.
     """
-    import zipfile
-
-    with zipfile.ZipFile(wheel) as zf:
-        infos = [info for info in zf.infolist() if not info.is_dir()]
-        paths = [check_archive_path(info.filename, wheel) for info in infos]
-        if any(p.parts[0] == OWN_DIR for p in paths):
-            raise VenvError(
-                f"{wheel.name}: the archive holds {OWN_DIR}/, a directory orchestrator keeps "
-                "for itself; refusing to install it",
-                hint="the file is malformed or malicious; remove it from the lock or the index",
-            )
-        made: set[Path] = set()
-        for info, rel in zip(infos, paths, strict=True):
-            target = dest.joinpath(*rel.parts)
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-            # The spec asks installers to keep the executable bit set in the archive.
-            if (info.external_attr >> 16) & 0o111:
-                target.chmod(0o755)
-    return [p.as_posix() for p in paths]
+    write_manifest(dest, extract(wheel, dest, reserved=OWN_DIR))
 
 
 # -- the manifest of an unpacked wheel ------------------------------------------
@@ -197,7 +153,7 @@ def unpack_wheel(wheel: Path, dest: Path) -> list[str]:
 def write_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
     """Work out and store the manifest of the wheel unpacked at *unpacked*.
 
-    *names* are its files (``unpack_wheel``'s answer). Raises VenvError for a
+    *names* are its files (``wheelfile.extract``'s answer). Raises VenvError for a
     malformed wheel, so a bad one fails when it is unpacked, not halfway
     through an install.
     """
@@ -264,7 +220,8 @@ def _build_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
             hint="upgrade orchestrator or use a wheel built by an older tool",
         )
     record_file = unpacked / dist_info / "RECORD"
-    record = _parse_record(record_file.read_text("utf-8")) if record_file.exists() else {}
+    rows = parse_record(record_file.read_text("utf-8")) if record_file.exists() else []
+    record = {row.path: (row.hash, row.size) for row in rows}
     ep_file = unpacked / dist_info / "entry_points.txt"
     entry_points = entry_point_scripts(ep_file.read_text("utf-8")) if ep_file.exists() else {}
     stem_name = dist_info[: -len(".dist-info")].partition("-")[0]
@@ -341,31 +298,13 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _parse_record(text: str) -> dict[str, tuple[str, str]]:
-    rows: dict[str, tuple[str, str]] = {}
-    for row in csv.reader(io.StringIO(text)):
-        if row:
-            rows[row[0]] = (row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else "")
-    return rows
-
-
-def record_hash(data: bytes) -> str:
-    digest = hashlib.sha256(data).digest()
-    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _check_inside(path: str, prefix: str, what: str) -> None:
-    """*prefix* is normalized and ends with a separator."""
-    if not os.path.normpath(path).startswith(prefix):
+def _check_inside(path: str, prefix: Path, what: str) -> None:
+    if not within(path, prefix):
         raise VenvError(
-            f"{what}: {path} is outside the environment {prefix.rstrip(os.sep)}; "
+            f"{what}: {path} is outside the environment {os.path.normpath(prefix)}; "
             "refusing to touch it",
             hint="the distribution is malformed or malicious; remove it from the lock",
         )
-
-
-def _bound(scheme: Scheme) -> str:
-    return os.path.normpath(scheme.prefix) + os.sep
 
 
 # -- placing files ------------------------------------------------------------
@@ -562,20 +501,17 @@ def _apply(job: _Install, scheme: Scheme, link: bool, what: str) -> None:
     """Put *job* in place under the PENDING protocol (see the module docstring)."""
     root, name = os.path.split(job.dist_info)
     dests = [dest for _, dest in job.links] + [dest for dest, _, _ in job.writes]
-    bound = _bound(scheme)
     for dest in dests:
-        _check_inside(dest, bound, what)
+        _check_inside(dest, scheme.prefix, what)
     rows = list(job.link_rows)
     for dest, data, _executable in job.writes:
         rows.append((_record_path(dest, root), record_hash(data), str(len(data))))
     rows.append((f"{name}/RECORD", "", ""))
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
     pending = os.path.join(job.dist_info, PENDING)
     os.makedirs(job.dist_info, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(job.dist_info, "RECORD"))  # a leftover: not complete any more
-    _write_new(pending, out.getvalue().encode())
+    _write_new(pending, format_record(rows).encode())
     # The dist-info was just made, and so was its parent: no mkdir needed for either.
     _make_dirs({os.path.dirname(dest) for dest in dests} - {job.dist_info, root})
     for source, dest in job.links:
@@ -589,60 +525,6 @@ def _apply(job: _Install, scheme: Scheme, link: bool, what: str) -> None:
 def _record_path(path: str, root: str) -> str:
     """RECORD paths are relative to site-packages, with ``..`` for scripts and data."""
     return os.path.relpath(path, root).replace(os.sep, "/")
-
-
-def compile_bytecode(
-    python: Path,
-    files: Sequence[Path],
-    *,
-    relocate: tuple[Path, str] | None = None,
-    jobs: int = 1,
-) -> None:
-    """Compile *files* with *python* into deterministic, hash-based (unchecked) pycs.
-
-    Runs in the environment's own interpreter, since the pyc format belongs to
-    its version. A pyc embeds its source path; *relocate* = (venv path, path in
-    use) writes the latter instead, so an image's pycs name ``/opt/venv/...``
-    and are byte-identical wherever they were built. Files that do not compile
-    (Python 2 leftovers some wheels ship) are skipped, as pip does. The pycs
-    are not listed in RECORD; uninstall removes the pycs of every .py it removes.
-    *jobs* interpreters compile slices of the list side by side.
-    """
-    if not files:
-        return
-    script = (
-        "import json, py_compile, sys\n"
-        "mode = py_compile.PycInvalidationMode.UNCHECKED_HASH\n"
-        "for path, dfile in json.load(sys.stdin):\n"
-        "    try:\n"
-        "        py_compile.compile(path, dfile=dfile, doraise=True, invalidation_mode=mode)\n"
-        "    except py_compile.PyCompileError:\n"
-        "        pass\n"
-    )
-    pairs = []
-    for file in files:
-        shown = str(file)
-        if relocate is not None and file.is_relative_to(relocate[0]):
-            shown = relocate[1].rstrip("/") + "/" + file.relative_to(relocate[0]).as_posix()
-        pairs.append((str(file), shown))
-    slices = [pairs[i :: max(1, jobs)] for i in range(max(1, jobs))]
-
-    def run(chunk: list[tuple[str, str]]) -> None:
-        proc = subprocess.run(
-            [str(python), "-c", script],
-            input=json.dumps(chunk),
-            text=True,
-            capture_output=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise VenvError(
-                f"compiling bytecode with {python} failed: {proc.stderr.strip()[-2000:]}",
-                hint="check the interpreter works, or sync without bytecode compilation",
-            )
-
-    with ThreadPoolExecutor(max_workers=len(slices)) as pool:
-        list(pool.map(run, [c for c in slices if c]))
 
 
 # -- editable installs -----------------------------------------------------------
@@ -764,7 +646,7 @@ def uninstall_dist(dist: InstalledDist, scheme: Scheme) -> list[Path]:
             os.replace(dist_info / "RECORD", dist_info / PENDING)
     removed: list[Path] = []
     for path in paths:
-        if not os.path.normpath(path).startswith(os.path.normpath(scheme.prefix) + os.sep):
+        if not within(path, scheme.prefix):
             continue
         for victim in (path, *_pycs_of(path)):
             try:
@@ -781,9 +663,9 @@ def _recorded_paths(dist_info: Path) -> list[Path]:
     """The paths PENDING lists (a dist-info in flight), else RECORD's.
 
     PENDING is written in place, so a kill can leave it cut short: only its
-    newline-terminated lines are whole (a cut-short PENDING means nothing was
-    placed yet). Its rows are RECORD's; PENDING files written before that
-    held one absolute path per line, which is read the same way.
+    whole rows count (a cut-short PENDING means nothing was placed yet). Its
+    rows are RECORD's; PENDING files written before that held one absolute
+    path per line, which is read the same way.
     """
     root = dist_info.parent
     for name in (PENDING, "RECORD"):
@@ -791,10 +673,8 @@ def _recorded_paths(dist_info: Path) -> list[Path]:
             text = (dist_info / name).read_text("utf-8")
         except FileNotFoundError:
             continue
-        if name == PENDING:
-            text = text[: text.rfind("\n") + 1]
-        rows = csv.reader(io.StringIO(text))
-        return [Path(os.path.normpath(root / row[0])) for row in rows if row and row[0]]
+        rows = parse_record(text, whole_rows_only=name == PENDING)
+        return [Path(os.path.normpath(root / row.path)) for row in rows]
     return []
 
 
@@ -813,11 +693,10 @@ def _remove_empty_dirs(dirs: Iterable[Path], scheme: Scheme) -> None:
     roots = {os.path.normpath(scheme.prefix), os.path.normpath(scheme.prefix / "include")}
     for base in (scheme.purelib, scheme.platlib, scheme.scripts, scheme.data):
         roots.update(os.path.normpath(p) for p in (base, *base.parents))
-    prefix = os.path.normpath(scheme.prefix) + os.sep
     # Deepest first, so a parent emptied by its children's removal goes too.
     for directory in sorted({os.path.normpath(d) for d in dirs}, key=len, reverse=True):
         current = Path(directory)
-        while str(current).startswith(prefix) and str(current) not in roots:
+        while within(current, scheme.prefix) and str(current) not in roots:
             pycache = current / "__pycache__"
             if pycache.is_dir() and not any(pycache.iterdir()):
                 pycache.rmdir()

@@ -5,8 +5,10 @@ installs everything itself, and a seeded pip would be one more package that
 drifts from the lock. A user who wants pip in a dev venv adds it to a
 dependency group. On POSIX a venv is written directly (pyvenv.cfg, the
 ``python`` links, site-packages, an activate script), from what the base
-interpreter said about itself once (cached by binary, in the cache dir's
-``interpreters-v1/``); on Windows the virtualenv library makes it.
+interpreter said about itself once (``interpreter_facts``: cached by binary,
+in the cache dir's ``interpreters-v1/``). Build environments (``build.py``)
+are made here too. Windows is not supported: the installer writes POSIX
+launchers and modes.
 
 ``sync_venv`` is an *exact* sync by default: whatever is installed and not
 wanted is removed, pip included. ``exact=False`` only adds and upgrades.
@@ -34,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,23 +47,26 @@ from orchestrator.installer import (
     InstalledDist,
     InstallOptions,
     Scheme,
-    compile_bytecode,
     install_editable,
     install_unpacked,
     installed_dists,
     uninstall_dist,
+    unpack,
 )
 from orchestrator.models import Member
 from orchestrator.names import normalize
 
 __all__ = [
     "InstalledDist",
+    "InterpreterFacts",
     "SyncReport",
     "VenvInfo",
     "WantedDist",
     "create_venv",
     "find_python",
+    "install",
     "installed",
+    "interpreter_facts",
     "load_venv",
     "sync_venv",
     "uninstall",
@@ -131,6 +136,20 @@ if [ -z "${VIRTUAL_ENV_DISABLE_PROMPT:-}" ]; then
 fi
 hash -r 2>/dev/null
 """
+
+
+@dataclass(frozen=True, slots=True)
+class InterpreterFacts:
+    """What a base interpreter says about itself (``interpreter_facts``)."""
+
+    version: str  # "3.11.7"
+    implementation: str  # "CPython"
+    executable: str  # the real base executable, symlinks and venvs followed
+    paths: Mapping[str, str]  # purelib, platlib, scripts, data: relative to a venv's root
+
+    @property
+    def major_minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +287,11 @@ def create_venv(path: Path, python: str | Path, *, cache_dir: Path | None = None
             hint="move it away, or choose another environment directory",
         )
     if os.name == "nt":
-        return _create_with_virtualenv(path, interpreter)
-    facts = _interpreter_facts(interpreter, cache_dir)
+        raise VenvError(
+            f"cannot create {path}: virtual environments are made on POSIX systems only",
+            hint="run orchestrator under WSL or in a Linux container",
+        )
+    facts = interpreter_facts(interpreter, cache_dir)
     # A .venv that is a symlink stays one: the directory it points to is replaced.
     where = path.resolve() if path.is_symlink() else path
     _remove_leftovers(where)
@@ -289,29 +311,28 @@ def create_venv(path: Path, python: str | Path, *, cache_dir: Path | None = None
     return _venv_info(path, data)
 
 
-def _lay_out(root: Path, final: Path, facts: Mapping[str, Any]) -> dict[str, str]:
+def _lay_out(root: Path, final: Path, facts: InterpreterFacts) -> dict[str, str]:
     """Write a venv into *root* that will work once moved to *final*; its venv.json data.
 
     What the interpreter needs is pyvenv.cfg beside the directory of a
     ``python`` link to its real executable: it then takes that directory's
     parent as ``sys.prefix`` and puts the venv's site-packages on sys.path.
     """
-    rel: Mapping[str, str] = facts["paths"]
+    rel = facts.paths
     for key in ("purelib", "platlib", "scripts"):
         os.makedirs(root / rel[key], exist_ok=True)
     (root / "include").mkdir()  # the headers scheme's home; uninstall stops climbing there
     scripts = root / rel["scripts"]
-    executable = str(facts["executable"])
-    major_minor = ".".join(str(facts["version"]).split(".")[:2])
+    executable = facts.executable
     os.symlink(executable, scripts / "python")
-    for alias in ("python3", f"python{major_minor}"):
+    for alias in ("python3", f"python{facts.major_minor}"):
         os.symlink("python", scripts / alias)
     cfg = (
         f"home = {os.path.dirname(executable)}\n"
-        f"implementation = {facts['implementation']}\n"
-        f"version_info = {facts['version']}\n"
+        f"implementation = {facts.implementation}\n"
+        f"version_info = {facts.version}\n"
         "include-system-site-packages = false\n"
-        f"version = {facts['version']}\n"
+        f"version = {facts.version}\n"
         f"executable = {executable}\n"
         f"orchestrator = {__version__}\n"
     )
@@ -319,7 +340,7 @@ def _lay_out(root: Path, final: Path, facts: Mapping[str, Any]) -> dict[str, str
     (root / ".gitignore").write_text("# created by orchestrator\n*\n")
     (scripts / "activate").write_text(_activate_script(final))
     data = {key: os.path.normpath(final / value) for key, value in rel.items()}
-    data.update(prefix=str(final), version=str(facts["version"]))
+    data.update(prefix=str(final), version=facts.version)
     (root / STATE_DIR).mkdir()
     (root / STATE_DIR / "venv.json").write_text(json.dumps(data, indent=2, sort_keys=True))
     return data
@@ -352,31 +373,17 @@ def _remove_leftovers(path: Path) -> None:
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 
-def _create_with_virtualenv(path: Path, interpreter: Path) -> VenvInfo:
-    """Windows venvs need launchers, not links: leave those to virtualenv."""
-    from virtualenv import cli_run  # imported here: it is slow to import
-
-    args = [str(path), "--python", str(interpreter), "--no-seed", "--clear", "--quiet"]
-    try:
-        cli_run(args, setup_logging=False)
-    except (RuntimeError, OSError) as exc:
-        raise VenvError(
-            f"creating the virtual environment {path} with {interpreter} failed: {exc}",
-            hint="check that the interpreter runs, or pass another one with --python",
-        ) from exc
-    return _query_and_store(path)
-
-
 # -- what an interpreter says about itself ---------------------------------------
 
-_FACTS: dict[tuple[str, int, int], dict[str, Any]] = {}  # this process's answers
+_FACTS: dict[tuple[str, int, int], InterpreterFacts] = {}  # this process's answers
 
 
-def _interpreter_facts(interpreter: Path, cache_dir: Path | None) -> dict[str, Any]:
+def interpreter_facts(interpreter: Path, cache_dir: Path | None = None) -> InterpreterFacts:
     """Version, real executable and venv layout of *interpreter*, asked once per binary.
 
     Answers are keyed by the binary's real path, mtime and size, so an upgrade
-    in place asks again. Only a real binary's answer is kept on disk: a
+    in place asks again. With *cache_dir* they are kept in its
+    ``interpreters-v1/`` for later processes, but only a real binary's: a
     wrapper script (a pyenv shim, say) may pick another Python per directory.
     """
     real = os.path.realpath(interpreter)
@@ -391,15 +398,26 @@ def _interpreter_facts(interpreter: Path, cache_dir: Path | None) -> dict[str, A
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             stored = json.loads(record.read_text("utf-8"))
             if stored["key"] == list(key) and stored["format"] == _FACTS_FORMAT:
-                _FACTS[key] = dict(stored["facts"])
+                _FACTS[key] = _facts_from(stored["facts"])
                 return _FACTS[key]
-    facts = _ask_interpreter(interpreter)
-    _FACTS[key] = facts
+    answer = _ask_interpreter(interpreter)
+    _FACTS[key] = facts = _facts_from(answer)
     if record is not None:
-        entry = {"format": _FACTS_FORMAT, "key": list(key), "facts": facts}
+        entry = {"format": _FACTS_FORMAT, "key": list(key), "facts": answer}
         with contextlib.suppress(OSError):  # a read-only cache: ask again next time
             atomic.write_text(record, json.dumps(entry, sort_keys=True))
     return facts
+
+
+def _facts_from(answer: Mapping[str, Any]) -> InterpreterFacts:
+    """The facts in *answer* (``_FACTS_QUERY``'s JSON, as ``interpreters-v1/`` keeps it)."""
+    paths = answer["paths"]
+    return InterpreterFacts(
+        version=str(answer["version"]),
+        implementation=str(answer["implementation"]),
+        executable=str(answer["executable"]),
+        paths={k: str(paths[k]) for k in ("purelib", "platlib", "scripts", "data")},
+    )
 
 
 def _is_script(path: str) -> bool:
@@ -494,17 +512,10 @@ def uninstall(venv: Path | VenvInfo, name: str) -> list[Path]:
 
 
 def install(
-    venv: VenvInfo,
-    wanted: WantedDist,
-    cache: WheelCache,
-    *,
-    relocate_to: str | None = None,
-    link: bool = True,
+    venv: VenvInfo, wanted: WantedDist, cache: WheelCache, *, link: bool = True
 ) -> InstalledDist:
     """Install one distribution (the caller removes any older version first)."""
-    options = InstallOptions(
-        _shebang_python(venv, relocate_to), link, wanted.direct_url, requested=True
-    )
+    options = InstallOptions(str(venv.python), link, wanted.direct_url, requested=True)
     if wanted.editable is not None:
         return install_editable(
             wanted.name,
@@ -517,15 +528,9 @@ def install(
             origin={"fingerprint": wanted.fingerprint()},
         )
     assert wanted.wheel is not None and wanted.sha256 is not None  # by __post_init__
-    unpacked = cache.unpacked(wanted.wheel, wanted.sha256)
+    unpacked = cache.unpacked(wanted.wheel, wanted.sha256, unpack)
     origin = {"sha256": wanted.sha256.lower(), "fingerprint": wanted.fingerprint()}
     return install_unpacked(unpacked, venv.scheme, options, origin=origin)
-
-
-def _shebang_python(venv: VenvInfo, relocate_to: str | None) -> str:
-    if relocate_to is None:
-        return str(venv.python)
-    return relocate_to.rstrip("/") + "/" + venv.python.relative_to(venv.path).as_posix()
 
 
 # -- sync ------------------------------------------------------------------------
@@ -538,7 +543,6 @@ class _Plan:
     repair: tuple[tuple[InstalledDist, WantedDist | None], ...] = ()
     remove: tuple[InstalledDist, ...] = ()
     unchanged: tuple[str, ...] = ()
-    previous: Mapping[str, Any] = field(default_factory=dict)
 
 
 def sync_venv(
@@ -548,31 +552,25 @@ def sync_venv(
     *,
     exact: bool = True,
     jobs: int = 4,
-    compile: bool = False,
-    relocate_to: str | None = None,
     link: bool = True,
 ) -> SyncReport:
     """Make the venv hold exactly *wanted*: install, upgrade, repair and remove.
 
     Removals finish before installs start (a file may move between dists);
     both run in *jobs* threads, since distinct dists write distinct files.
-    With *compile*, bytecode is compiled deterministically (unchecked-hash pycs).
-    *relocate_to* is the path the venv will have when used (``/opt/venv`` in an
-    image): script shebangs and the source paths inside pycs point there.
     """
     info = load_venv(venv_path)
     by_name = _index_wanted(wanted)
-    settings = {"exact": exact, "compile": compile, "relocate_to": relocate_to, "link": link}
+    settings = {"exact": exact, "link": link}
     state_now = _state(info, by_name, settings)
-    previous = _read_state(info)
-    if previous is not None and previous == state_now:
+    if _read_state(info) == state_now:
         return SyncReport(unchanged=tuple(sorted(by_name)), fast_path=True)
     _invalidate_state(info)
 
     plan = _plan(installed(info), by_name, exact)
 
     def put(w: WantedDist) -> InstalledDist:
-        return install(info, w, cache, relocate_to=relocate_to, link=link)
+        return install(info, w, cache, link=link)
 
     _parallel(
         jobs,
@@ -584,13 +582,7 @@ def sync_venv(
         + [w for _, w in plan.upgrade]
         + [w for _, w in plan.repair if w is not None]
     )
-    done = _parallel(jobs, todo, put)
-    if compile:
-        compiled_before = bool(previous and previous.get("settings", {}).get("compile"))
-        targets = done if compiled_before else list(installed(info).values())
-        relocate = (info.path, relocate_to) if relocate_to else None
-        files = _python_files(targets, info.scheme)
-        compile_bytecode(info.python, files, relocate=relocate, jobs=jobs)
+    _parallel(jobs, todo, put)
     _write_state(info, _state(info, by_name, settings))
     return _report(plan, by_name)
 
@@ -650,21 +642,6 @@ def _parallel(jobs: int, items: Sequence[_T], work: Callable[[_T], _R]) -> list[
         return [work(item) for item in items]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(work, items))  # re-raises the first failure
-
-
-def _python_files(dists: Sequence[InstalledDist], scheme: Scheme) -> list[Path]:
-    roots = (str(scheme.purelib) + os.sep, str(scheme.platlib) + os.sep)
-    files: list[Path] = []
-    for dist in dists:
-        if dist.editable is not None:
-            continue  # the member's own tree is not ours to write pycs into
-        record = dist.dist_info / "RECORD"
-        for line in record.read_text("utf-8").splitlines():
-            rel = line.rsplit(",", 2)[0]
-            path = os.path.normpath(dist.dist_info.parent / rel)
-            if path.endswith(".py") and path.startswith(roots):
-                files.append(Path(path))
-    return files
 
 
 def _report(plan: _Plan, wanted: Mapping[str, WantedDist]) -> SyncReport:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -30,9 +31,10 @@ import pytest
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from orchestrator.build import MemberBuilder, SdistBuilder, host_platform
+from orchestrator import venv as venv_module
+from orchestrator.build import MemberBuilder, SdistBuilder, create_build_env, host_platform
 from orchestrator.cache import BUILT, WheelCache
-from orchestrator.errors import BuildError
+from orchestrator.errors import BuildError, VenvError
 from orchestrator.models import CoreMetadata, Target
 from tests.support.indexserver import IndexServer
 from tests.support.wheels import build_sdist, sha256_of
@@ -258,6 +260,89 @@ def test_unsafe_sdist_is_rejected(tmp_path: Path, builder: SdistBuilder) -> None
         tf.addfile(info, io.BytesIO(b"x"))
     with pytest.raises(BuildError, match=r"^evil-1.0.tar.gz: cannot unpack the source"):
         builder.build_wheel(sdist, HOST)
+
+
+def zip_sdist(tar_sdist: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """The .tar.gz sdist *tar_sdist* rewritten as a .zip (old setuptools made those)."""
+    path = tar_sdist.with_name(tar_sdist.name.removesuffix(".tar.gz") + ".zip")
+    with tarfile.open(tar_sdist) as tf, zipfile.ZipFile(path, "w") as zf:
+        for member in tf.getmembers():
+            handle = tf.extractfile(member)
+            zf.writestr(member.name, handle.read() if handle else b"")
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_zip_sdist_builds(tmp_path: Path, builder: SdistBuilder) -> None:
+    sdist = zip_sdist(build_sdist(tmp_path / "src", "zipped", "1.0"))
+    assert builder.build_wheel(sdist, HOST).path.name == "zipped-1.0-py3-none-any.whl"
+
+
+def test_zip_sdist_with_a_path_leaving_the_tree_is_rejected(
+    tmp_path: Path, builder: SdistBuilder
+) -> None:
+    sdist = zip_sdist(build_sdist(tmp_path / "src", "evil", "1.0"), {"../escape.txt": b"x"})
+    with pytest.raises(VenvError, match=r"^evil-1.0.zip: unsafe path '../escape.txt' in"):
+        builder.build_wheel(sdist, HOST)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_backend_path_must_stay_in_the_source_tree(tmp_path: Path, builder: SdistBuilder) -> None:
+    member = write_member(tmp_path / "ws", "svc")
+    pyproject = member / "pyproject.toml"
+    text = pyproject.read_text()
+
+    def backend_path(entry: str) -> None:  # the line after `requires = [...]`
+        pyproject.write_text(text.replace("]\n", f']\nbackend-path = ["{entry}"]\n', 1))
+
+    backend_path(".")
+    assert MemberBuilder(builder).build(member, HOST)[0].name == "svc-1.0-py3-none-any.whl"
+    backend_path("..")
+    with pytest.raises(BuildError) as info:
+        MemberBuilder(builder).build(member, HOST)
+    assert info.value.message == (
+        f"svc: [build-system] backend-path {str((tmp_path / 'ws').resolve())!r} leaves the "
+        "source tree"
+    )
+
+
+def test_build_environment_is_a_venv_holding_only_pip(tmp_path: Path) -> None:
+    from virtualenv.seed.wheels.embed import get_embed_wheel
+
+    cache = WheelCache(tmp_path / "cache")
+    python = create_build_env("demo", Path(sys.executable), tmp_path / "env", cache)
+
+    assert python == tmp_path / "env" / "bin" / "python"
+    assert "\norchestrator = " in (tmp_path / "env" / "pyvenv.cfg").read_text()  # create_venv's
+    dists = venv_module.installed(tmp_path / "env")
+    assert sorted(dists) == ["pip"]
+    embedded = get_embed_wheel("pip", PY)
+    assert embedded is not None
+    bundled = parse_wheel_filename(Path(embedded.path).name)[1]
+    assert dists["pip"].version == str(bundled)  # the pip virtualenv would have seeded
+    out = subprocess.run([str(python), "-m", "pip", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith(f"pip {bundled} from {tmp_path / 'env'}")
+
+
+def test_interpreter_is_asked_once_per_binary_across_builders(
+    tmp_path: Path, builder: SdistBuilder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Target(PY, "linux/arm64" if host_platform() != "linux/arm64" else "linux/amd64")
+    sdist = build_sdist(tmp_path / "src", "native", "1.0")
+    add_to_sdist(sdist, "PLATFORM_TAG", f"cp{PY.replace('.', '')}-cp{PY.replace('.', '')}-x")
+    monkeypatch.setattr(venv_module, "_FACTS", {})  # forget what earlier tests asked
+    builder.build_wheel(sdist, HOST)
+
+    def never(*args: object) -> None:
+        raise AssertionError("the interpreter was asked again")
+
+    monkeypatch.setattr(venv_module, "_FACTS", {})  # a new process: only the cache remembers
+    monkeypatch.setattr(venv_module, "_ask_interpreter", never)
+    fresh = SdistBuilder(builder.cache, builder.index_urls)
+    with pytest.raises(BuildError, match="cannot be cross-built"):  # asks the Python version
+        fresh.build_wheel(sdist, other)
 
 
 def test_builder_needs_an_index(tmp_path: Path) -> None:

@@ -40,6 +40,33 @@ class DirDownloader:
                 time.sleep(self.chunk_delay)
 
 
+class MeetingDownloader(DirDownloader):
+    """Holds its first *parties* downloads until all of them are in flight at once.
+
+    Downloads made one after another never meet: the first one's wait times
+    out and it fails with ``threading.BrokenBarrierError``.
+    """
+
+    def __init__(self, directory: Path, parties: int) -> None:
+        super().__init__(directory)
+        self.barrier = threading.Barrier(parties, timeout=5)
+        self.started = self.in_flight = self.most_in_flight = 0
+
+    def download(self, file: DistFile, dest: BinaryIO) -> None:
+        with self._lock:
+            self.started += 1
+            meets = self.started <= self.barrier.parties
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if meets:
+                self.barrier.wait()
+            super().download(file, dest)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
 def dist_file(path: Path, sha256: str | None = "") -> DistFile:
     digest = sha256_of(path) if sha256 == "" else sha256
     return DistFile(path.name, f"http://127.0.0.1/files/{path.name}", "test", sha256=digest)
@@ -133,9 +160,9 @@ def test_file_without_hash_is_stored_under_its_actual_hash(
 
 def test_fetch_many_is_concurrent_and_reports_each_file(tmp_path: Path, wheels: list[Path]) -> None:
     cache = WheelCache(tmp_path / "cache")
-    downloader = DirDownloader(wheels[0].parent, chunk_delay=0.01)
     files = [dist_file(w) for w in wheels]
-    cache.fetch(files[0], downloader)
+    cache.fetch(files[0], DirDownloader(wheels[0].parent))
+    downloader = MeetingDownloader(wheels[0].parent, parties=4)
     events: list[FetchEvent] = []
     lock = threading.Lock()
 
@@ -152,7 +179,24 @@ def test_fetch_many_is_concurrent_and_reports_each_file(tmp_path: Path, wheels: 
     assert sorted(e.done for e in finished) == list(range(1, 7))
     assert {e.total for e in events} == {6}
     assert [e.file for e in finished if e.status == "hit"] == [files[0]]
-    assert len(downloader.calls) == 6  # one initial fetch, five in the batch
+    assert len(downloader.calls) == 5  # the five missing files, each once
+    assert downloader.most_in_flight == 4  # four at once (they met), never more than jobs
+
+
+@pytest.mark.parametrize("evil", ["../../evil.whl", "/tmp/evil.whl", "sub/evil.whl", ".."])
+def test_file_name_that_would_leave_its_entry_is_refused(
+    tmp_path: Path, wheels: list[Path], evil: str
+) -> None:
+    cache = WheelCache(tmp_path / "cache")
+    file = DistFile(evil, "http://127.0.0.1/files/x", "test", sha256=sha256_of(wheels[0]))
+
+    with pytest.raises(CacheError) as info:
+        cache.fetch(file, DirDownloader(wheels[0].parent))
+
+    assert info.value.message == (
+        f"{evil!r} is not a plain file name; refusing to store it in the cache"
+    )
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
 
 
 def test_bad_hash_string_is_a_cache_error(tmp_path: Path, wheels: list[Path]) -> None:
@@ -171,7 +215,7 @@ def _fill(root: str, index: str, filenames: list[str], hashes: list[str]) -> Non
     downloader = DirDownloader(Path(index), chunk_delay=0.001)
     paths = cache.fetch_many(files, downloader, jobs=3)
     for file, path in paths.items():
-        cache.unpacked(path, file.sha256 or "")
+        cache.unpacked(path, file.sha256 or "", installer.unpack)
 
 
 def test_two_processes_filling_the_cache_at_once_leave_it_consistent(
@@ -194,7 +238,7 @@ def test_two_processes_filling_the_cache_at_once_leave_it_consistent(
     cache = WheelCache(root, rehash=True)
     for wheel, sha in zip(wheels, hashes, strict=True):
         assert cache.get(dist_file(wheel)) is not None
-        tree = cache.unpacked(wheel, sha)
+        tree = cache.unpacked(wheel, sha, installer.unpack)
         assert (tree / wheel.name.split("-")[0] / "__init__.py").exists()
     stray = [p for p in root.rglob(".t*") if p.name.startswith((".tmp-", ".trash-"))]
     assert stray == []
@@ -207,7 +251,9 @@ def test_unpacked_tree_is_built_once(tmp_path: Path, wheels: list[Path]) -> None
     sha = sha256_of(wheels[0])
     results: list[Path] = []
     threads = [
-        threading.Thread(target=lambda: results.append(cache.unpacked(wheels[0], sha)))
+        threading.Thread(
+            target=lambda: results.append(cache.unpacked(wheels[0], sha, installer.unpack))
+        )
         for _ in range(4)
     ]
     for thread in threads:
@@ -222,18 +268,29 @@ def test_unpacked_tree_is_built_once(tmp_path: Path, wheels: list[Path]) -> None
     assert [p.name for p in (tmp_path / "cache" / UNPACKED).iterdir()] == [sha[:2]]
 
 
-@pytest.mark.parametrize("evil", ["../escaped.py", "/tmp/absolute.py", "pkg/../../up.py"])
-def test_unpacking_rejects_paths_that_escape(tmp_path: Path, evil: str) -> None:
-    wheel = build_wheel(tmp_path / "index", "evil", "1.0", files={evil: "boom = 1\n"})
+_UNSAFE = "in the archive (absolute or leaving the install directory)"
+
+
+@pytest.mark.parametrize(
+    ("member", "problem"),
+    [
+        ("../escaped.py", f"unsafe path '../escaped.py' {_UNSAFE}"),
+        ("/tmp/absolute.py", f"unsafe path '/tmp/absolute.py' {_UNSAFE}"),
+        ("pkg/../../up.py", f"unsafe path 'pkg/../../up.py' {_UNSAFE}"),
+        (installer.MANIFEST, "the archive holds .orchestrator/, a directory orchestrator "
+         "keeps for itself"),
+    ],
+)
+def test_unpacking_refuses_paths_it_must_not_write(
+    tmp_path: Path, member: str, problem: str
+) -> None:
+    wheel = build_wheel(tmp_path / "index", "evil", "1.0", files={member: "boom = 1\n"})
     cache = WheelCache(tmp_path / "cache")
 
     with pytest.raises(VenvError) as info:
-        cache.unpacked(wheel, sha256_of(wheel))
+        cache.unpacked(wheel, sha256_of(wheel), installer.unpack)
 
-    assert info.value.message == (
-        f"{wheel.name}: unsafe path {evil!r} in the archive (absolute or leaving the "
-        "install directory); refusing to install it"
-    )
+    assert info.value.message == f"{wheel.name}: {problem}; refusing to install it"
     assert not cache.entry_dir(UNPACKED, sha256_of(wheel)).exists()
     assert not any(p.is_file() for p in (tmp_path / "cache" / UNPACKED).rglob("*"))
     assert not (tmp_path / "escaped.py").exists()
@@ -247,7 +304,7 @@ def test_info_prune_and_clean(tmp_path: Path, wheels: list[Path]) -> None:
     files = [dist_file(w) for w in wheels[:3]]
     for file in files:
         path = cache.fetch(file, downloader)
-        cache.unpacked(path, file.sha256 or "")
+        cache.unpacked(path, file.sha256 or "", installer.unpack)
     (root / BUILT / (files[2].sha256 or "")).mkdir(parents=True)
     (root / BUILT / (files[2].sha256 or "") / "x.whl").write_bytes(b"x" * 10)
     (root / "http-v1").mkdir()
@@ -299,7 +356,7 @@ def test_unpacked_tree_carries_its_placement_manifest(tmp_path: Path) -> None:
         files={"demo/__init__.py": "X = 1\n", "demo-1.0.data/scripts/tool": "#!python\n"},
         console_scripts={"demo": "demo:main"},
     )
-    tree = WheelCache(tmp_path / "cache").unpacked(wheel, sha256_of(wheel))
+    tree = WheelCache(tmp_path / "cache").unpacked(wheel, sha256_of(wheel), installer.unpack)
 
     assert (tree / installer.MANIFEST).is_file()
     manifest = installer.load_manifest(tree)
@@ -315,7 +372,7 @@ def test_unpacked_tree_carries_its_placement_manifest(tmp_path: Path) -> None:
 
 def test_manifest_of_an_entry_unpacked_before_manifests_is_made_once(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "index", "demo", "1.0")
-    tree = WheelCache(tmp_path / "cache").unpacked(wheel, sha256_of(wheel))
+    tree = WheelCache(tmp_path / "cache").unpacked(wheel, sha256_of(wheel), installer.unpack)
     expected = installer.load_manifest(tree)
     shutil.rmtree(tree / installer.OWN_DIR)
 
@@ -323,17 +380,3 @@ def test_manifest_of_an_entry_unpacked_before_manifests_is_made_once(tmp_path: P
     own = tree / installer.OWN_DIR
     assert sorted(p.name for p in own.iterdir()) == ["INSTALLER", "REQUESTED", "manifest.json"]
     assert (own / "INSTALLER").read_text() == "orchestrator\n"
-
-
-def test_wheel_holding_orchestrators_own_directory_is_rejected(tmp_path: Path) -> None:
-    wheel = build_wheel(tmp_path / "index", "evil", "1.0", files={installer.MANIFEST: "{}"})
-    cache = WheelCache(tmp_path / "cache")
-
-    with pytest.raises(VenvError) as info:
-        cache.unpacked(wheel, sha256_of(wheel))
-
-    assert info.value.message == (
-        f"{wheel.name}: the archive holds .orchestrator/, a directory orchestrator keeps "
-        "for itself; refusing to install it"
-    )
-    assert not cache.entry_dir(UNPACKED, sha256_of(wheel)).exists()

@@ -3,13 +3,12 @@
 The index these machines reach serves no PEP 658 files, so a wheel's METADATA
 is read through two or three HTTP Range requests (the zip's tail, then the
 entry) instead of downloading the wheel: EOCD (zip64 too), central directory,
-local header, stored or deflated data.  zipfile is used only for a complete
-local wheel, and imported only then.
+local header, stored or deflated data.  A complete local wheel is read by
+``wheelfile.read_metadata``, the reader build.py uses too.
 """
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from orchestrator.names import normalize
+from orchestrator.wheelfile import metadata_member, read_metadata
 
 # How much of a wheel's end the first ranged read fetches.  Most wheels keep
 # *.dist-info last, so 64 KiB usually holds the central directory *and*
@@ -27,10 +26,6 @@ TAIL_BYTES = 64 * 1024
 
 class ZipFormatError(Exception):
     """The bytes read are not the zip expected; the client falls back to a full download."""
-
-
-# The name metadata_from_zip raises; it goes when that reader is merged with build.py's.
-_ZipError = ZipFormatError
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +122,14 @@ def _directory_entries(directory: bytes) -> Iterator[_ZipEntry]:
         pos = start + name_len + extra_len + comment_len
 
 
-def _pick_metadata_name(names: Iterable[str], filename: str) -> str:
-    """The top-level ``*.dist-info/METADATA``; by the wheel's name if there are several."""
-    found = [n for n in names if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
-    if len(found) > 1:
-        project = normalize(filename.split("-", 1)[0])
-        found = [n for n in found if normalize(n.split("-", 1)[0]) == project]
-    if len(found) != 1:
-        raise ZipFormatError("no single *.dist-info/METADATA entry in the wheel")
-    return found[0]
+_NO_METADATA = "no single *.dist-info/METADATA entry in the wheel"
+
+
+def _metadata_name(names: Iterable[str], filename: str) -> str:
+    name = metadata_member(names, filename)
+    if name is None:
+        raise ZipFormatError(_NO_METADATA)
+    return name
 
 
 def _read_entry(remote: _RemoteFile, entry: _ZipEntry) -> bytes:
@@ -174,7 +168,7 @@ def metadata_from_tail(
     remote = _RemoteFile(fetch, size, tail)
     offset, length = _find_directory(remote, tail)
     entries = {e.name: e for e in _directory_entries(remote.read(offset, length))}
-    return _read_entry(remote, entries[_pick_metadata_name(entries, filename)])
+    return _read_entry(remote, entries[_metadata_name(entries, filename)])
 
 
 def metadata_from_zip(path_or_file: Path | IO[bytes], filename: str) -> bytes:
@@ -182,7 +176,9 @@ def metadata_from_zip(path_or_file: Path | IO[bytes], filename: str) -> bytes:
     import zipfile
 
     try:
-        with zipfile.ZipFile(path_or_file) as zf:
-            return zf.read(_pick_metadata_name(zf.namelist(), filename))
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise _ZipError(str(exc)) from exc
+        data = read_metadata(path_or_file, filename)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ZipFormatError(str(exc)) from exc
+    if data is None:
+        raise ZipFormatError(_NO_METADATA)
+    return data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import io
 import tarfile
@@ -69,10 +70,9 @@ def build_wheel(
             f"{script} = {target}\n" for script, target in console_scripts.items()
         )
         entries[f"{dist_info}/entry_points.txt"] = body.encode()
-    record = io.StringIO()
-    for path, data in entries.items():
-        record.write(f"{path},{_record_hash(data)},{len(data)}\n")
-    record.write(f"{dist_info}/RECORD,,\n")
+    record = io.StringIO()  # CSV, as the wheel spec says: a path may hold a comma
+    rows = [(path, _record_hash(data), len(data)) for path, data in entries.items()]
+    csv.writer(record, lineterminator="\n").writerows([*rows, (f"{dist_info}/RECORD", "", "")])
     entries[f"{dist_info}/RECORD"] = record.getvalue().encode()
 
     directory.mkdir(parents=True, exist_ok=True)
