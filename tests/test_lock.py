@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,11 +21,18 @@ from packaging.version import Version
 
 from orchestrator.cli import cli
 from orchestrator.errors import LockError
+from orchestrator.index import client as index_client
 from orchestrator.lock import read_lock, render, select
 from orchestrator.models import Target
 from orchestrator.resolver.environment import TargetEnvironment
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
 from tests.support.indexserver import IndexServer
+from tests.support.recorded_index import (
+    REPO,
+    RecordedIndex,
+    copy_example_workspace,
+    example_locks,
+)
 
 
 @pytest.fixture
@@ -401,3 +410,29 @@ def test_a_member_without_dependencies_gets_a_readable_lock(
     assert (code, out) == (0, "bare: 0 packages, updated\n"), err
     assert "\npackages = []\n" in (root / "libs/bare/pylock.toml").read_text()
     assert read_lock(root / "libs/bare/pylock.toml").packages == []
+
+
+# -- golden locks: the example workspace, re-locked offline, byte for byte ---------------
+
+
+def test_example_workspace_relocks_to_the_committed_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded = RecordedIndex.load()
+    monkeypatch.setattr(index_client, "make_http_client", recorded.client)
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    root = copy_example_workspace(tmp_path / "ws", locks=False)
+    code, _, err = run(root, "-q", "lock")
+    assert code == 0, err
+    assert recorded.missing == []  # every page and metadata file came from the recording
+    assert example_locks(root) == example_locks()
+    assert run(root, "lock", "--check")[:2] == (0, "5 lock(s) up to date\n")
+
+
+def test_lock_check_imports_nothing_heavy() -> None:
+    heavy = ("networkx", "resolvelib", "httpx", "packaging.pylock", "orchestrator.resolver")
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            "try:\n    main(['lock', '--check'])\nexcept SystemExit:\n    pass\n"
+            f"print('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "HEAVY="
