@@ -511,15 +511,15 @@ def select(lock: Pylock, targets: Sequence[Target], groups: Collection[str]) -> 
     several targets comes back once, with each target's file.
     """
     ordered = _filename_ordered(lock)
-    position = {id(pkg): i for i, pkg in enumerate(ordered.packages)}
-    chosen: dict[int, tuple[Package, list[Target], list[Source]]] = {}
+    # By identity: entries are unhashable, and two entries may be equal.
+    chosen: dict[int, tuple[list[Target], list[Source]]] = {}
     for target in targets:
         for pkg, source in _select_one(ordered, target, groups):
-            entry = chosen.setdefault(id(pkg), (pkg, [], []))
-            entry[1].append(target)
-            entry[2].append(source)
-    ranked = sorted(chosen.items(), key=lambda item: position[item[0]])
-    return [Selected(pkg, tuple(where), tuple(sources)) for _, (pkg, where, sources) in ranked]
+            where, sources = chosen.setdefault(id(pkg), ([], []))
+            where.append(target)
+            sources.append(source)
+    return [Selected(pkg, tuple(chosen[id(pkg)][0]), tuple(chosen[id(pkg)][1]))
+            for pkg in ordered.packages if id(pkg) in chosen]
 
 
 def _select_one(lock: Pylock, target: Target,
