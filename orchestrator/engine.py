@@ -138,13 +138,17 @@ def _follow_build(stream: Iterable[Mapping[str, Any]], service: str,
                 tail.append(line.rstrip())
                 if log:
                     log(f"{service}: {line.rstrip()}")
-        aux = item.get("aux")
-        if isinstance(aux, dict) and "ID" in aux:
-            image_id = str(aux["ID"])
+        image_id = _aux(item, "ID") or image_id
     if not image_id:
         raise BuildError(f"building {service} ended without an image",
                          hint="run with --verbose to see the engine's output")
     return image_id, reused
+
+
+def _aux(item: Mapping[str, Any], key: str) -> str | None:
+    """*key* of a stream item's `aux` object (the image ID, the pushed digest), if present."""
+    aux = item.get("aux")
+    return str(aux[key]) if isinstance(aux, dict) and key in aux else None
 
 
 def push(client: DockerClient, ref: str) -> str:
@@ -158,9 +162,7 @@ def push(client: DockerClient, ref: str) -> str:
                     "credentials)" if re.search(r"auth|denied|401|403", str(detail), re.I)
                     else "check that the registry is reachable and the name is right")
             raise PublishError(f"pushing {ref} failed: {detail}", hint=hint)
-        aux = item.get("aux")
-        if isinstance(aux, dict) and "Digest" in aux:
-            digest = str(aux["Digest"])
+        digest = _aux(item, "Digest") or digest
     if not digest:
         raise PublishError(f"pushing {ref} reported no digest",
                            hint="check the registry's logs")

@@ -259,7 +259,7 @@ def write_context(session: Session, service: Member, context: Path, *, base: str
     plan = ImagePlan(
         service=service.name, repository=repository, tags=tuple(tags), base=base,
         fingerprint=fingerprint_value, layers=split_layers(deps, libs, own), command=command,
-        labels=labels_for(workspace, service, fingerprint_value, session.revision()))
+        labels=labels_for(workspace, service, fingerprint_value, session.revision))
     for layer in plan.layers:
         write_layer(layer, context)
     (context / "Dockerfile").write_text(render(workspace, service, plan))
@@ -297,7 +297,7 @@ def image_tags(session: Session, service: Member, extra: Sequence[str]) -> list[
     """`repo:version`, `repo:<short git sha>` when in git, then *extra* (a bare tag or a ref)."""
     repository = image_name(session.workspace, service)
     tags = [f"{repository}:{service.version or '0'}"]
-    revision = session.revision().get("revision")
+    revision = session.revision.get("revision")
     if revision:
         tags.append(f"{repository}:{revision[:12]}")
     tags += [t if ":" in t.rsplit("/", 1)[-1] else f"{repository}:{t}" for t in extra]

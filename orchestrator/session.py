@@ -14,10 +14,11 @@ cache are thread-safe, so a command may share them between worker threads.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from threading import RLock
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.models import Member, Target, Workspace
@@ -27,6 +28,37 @@ if TYPE_CHECKING:
     from orchestrator.cache import PruneReport, WheelCache
     from orchestrator.index import IndexClient
     from orchestrator.models import CoreMetadata
+
+
+T = TypeVar("T")
+
+
+class _made_once(Generic[T]):  # noqa: N801 - used like functools.cached_property
+    """A cached property whose value is made once, even when threads ask at the same time.
+
+    functools.cached_property may run the function twice under a race (Python
+    3.12 dropped its lock), which would leak an IndexClient's threads; `build`
+    asks from a thread per service.
+    """
+
+    def __init__(self, make: Callable[[Session], T]) -> None:
+        self._make = make
+        self._name = make.__name__
+        self.__doc__ = make.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Session]) -> _made_once[T]: ...
+    @overload
+    def __get__(self, obj: Session, owner: type[Session]) -> T: ...
+
+    def __get__(self, obj: Session | None, owner: type[Session]) -> T | _made_once[T]:
+        if obj is None:
+            return self
+        with obj._lock:
+            if self._name not in obj.__dict__:
+                obj.__dict__[self._name] = self._make(obj)
+            value: T = obj.__dict__[self._name]
+            return value
 
 
 class Session:
@@ -52,19 +84,16 @@ class Session:
         self._refresh = refresh
         self._offline = offline
         self._cache_dir = cache_dir
-        self._index: IndexClient | None = None
-        self._cache: WheelCache | None = None
-        self._sdists: SdistBuilder | None = None
-        self._members: MemberBuilder | None = None
-        self._revision: Mapping[str, str] | None = None
+        self._lock = RLock()
 
     # -- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the index client (its connections and worker threads), if one was made."""
-        if self._index is not None:
-            self._index.close()
-            self._index = None
+        with self._lock:
+            index = self.__dict__.pop("index", None)  # set by _made_once
+        if index is not None:
+            index.close()
 
     def __enter__(self) -> Session:
         return self
@@ -127,54 +156,44 @@ class Session:
 
         return host_target(python or self.workspace.python)
 
+    @_made_once
     def revision(self) -> Mapping[str, str]:
-        """The workspace's git facts for image labels (source, revision, created); cached."""
-        if self._revision is None:
-            from orchestrator.vcs import revision_info
+        """The workspace's git facts for image labels and tags (source, revision, created)."""
+        from orchestrator.vcs import revision_info
 
-            self._revision = revision_info(self.workspace.root)
-        return self._revision
+        return revision_info(self.workspace.root)
 
     # -- the shared services --------------------------------------------------------------
 
-    @property
+    @_made_once
     def index(self) -> IndexClient:
         """The index client for the workspace's indexes and the members' source pins."""
-        if self._index is None:
-            from orchestrator.index import IndexClient
+        from orchestrator.index import IndexClient
 
-            ws = self.workspace
-            self._index = IndexClient(ws.indexes, self.cache_dir,
-                                      sources=source_pins(ws.members),
-                                      refresh=self._refresh, offline=self._offline,
-                                      sdist_metadata=self._sdist_metadata)
-        return self._index
+        ws = self.workspace
+        return IndexClient(ws.indexes, self.cache_dir, sources=source_pins(ws.members),
+                           refresh=self._refresh, offline=self._offline,
+                           sdist_metadata=self._sdist_metadata)
 
-    @property
+    @_made_once
     def cache(self) -> WheelCache:
-        if self._cache is None:
-            from orchestrator.cache import WheelCache
+        from orchestrator.cache import WheelCache
 
-            self._cache = WheelCache(self.cache_dir)
-        return self._cache
+        return WheelCache(self.cache_dir)
 
-    @property
+    @_made_once
     def sdists(self) -> SdistBuilder:
         """Builds sdist-only packages into cached wheels (and reads their metadata)."""
-        if self._sdists is None:
-            from orchestrator.build import SdistBuilder
+        from orchestrator.build import SdistBuilder
 
-            self._sdists = SdistBuilder(self.cache, [i.url for i in self.workspace.indexes])
-        return self._sdists
+        return SdistBuilder(self.cache, [i.url for i in self.workspace.indexes])
 
-    @property
+    @_made_once
     def member_builder(self) -> MemberBuilder:
         """Builds workspace members into wheels through their own backends (for images)."""
-        if self._members is None:
-            from orchestrator.build import MemberBuilder
+        from orchestrator.build import MemberBuilder
 
-            self._members = MemberBuilder(self.sdists)
-        return self._members
+        return MemberBuilder(self.sdists)
 
     def _sdist_metadata(self, path: Path) -> CoreMetadata:
         """Metadata of a package that only has an sdist: a PEP 517 build, cached."""
