@@ -40,6 +40,8 @@ def version(app: App, member: str, rule: str | None, dry_run: bool) -> None:
     click.echo(f"{chosen.name} {current} -> {new}{' (dry run)' if dry_run else ''}")
 
 
+# add and remove are deliberately parallel (same options, same edit-relock-sync flow);
+# what differs lives in pyproject.add / pyproject.remove.
 @click.command()
 @click.argument("member")
 @click.argument("requirements", nargs=-1, required=True)
