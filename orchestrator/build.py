@@ -44,7 +44,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from packaging.utils import parse_wheel_filename
 
@@ -533,12 +533,18 @@ class MemberBuilder:
         return env / "bin" / "python"
 
 
+class Hasher(Protocol):
+    """What source_digest feeds: a hashlib object, or anything with update(bytes)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
 # Directories that never hold a member's sources: environments, caches, build output.
 SKIP_DIRS = frozenset({".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
                        ".git", "build", "dist", ".tox", ".nox"})
 
 
-def source_digest(root: Path, into: Any) -> None:
+def source_digest(root: Path, into: Hasher) -> None:
     """Feed every source file under *root* (path and content) into the hash *into*."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS

@@ -110,7 +110,7 @@ def runtime_members(workspace: Workspace, service: Member, target: Target) -> li
 
 def templates(workspace: Workspace) -> Path:
     """templates/docker/: the workspace's own if it has one, else orchestrator's bundled one."""
-    from orchestrator.scaffold import templates_dir
+    from orchestrator.resources import templates_dir
 
     return templates_dir(workspace, "docker")
 

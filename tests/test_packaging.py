@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from virtualenv.seed.wheels.embed import BUNDLE_FOLDER
 
-from orchestrator.scaffold import BUNDLED_TEMPLATES, bundled_templates
+from orchestrator.resources import BUNDLED_TEMPLATES, bundled_templates
 
 REPO = Path(__file__).parents[1]
 SOURCES = ("pyproject.toml", "README.md", "orchestrator", "templates")
@@ -76,7 +76,7 @@ def test_installed_wheel_finds_its_templates(wheel: Path, tmp_path: Path) -> Non
     """Unpacked as pip would, the package finds its templates through importlib.resources."""
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    probe = ("import orchestrator, orchestrator.scaffold as s; "
+    probe = ("import orchestrator, orchestrator.resources as s; "
              "print(orchestrator.__file__); print(s.bundled_templates())")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
                           env={**os.environ, "PYTHONPATH": str(site)}, text=True, check=True)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import scaffold
+from orchestrator import resources
 from orchestrator.cli import cli
 from orchestrator.errors import WorkspaceError
 from orchestrator.image import templates
-from orchestrator.scaffold import bundled_templates, templates_dir
+from orchestrator.resources import bundled_templates, templates_dir
 from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, pyproject
 
@@ -104,7 +104,7 @@ def test_bundled_templates_are_the_docker_and_new_trees() -> None:
 
 def test_missing_bundled_templates_is_a_workspace_error(
         shop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scaffold, "BUNDLED_TEMPLATES", "orchestrator._no_such_templates")
+    monkeypatch.setattr(resources, "BUNDLED_TEMPLATES", "orchestrator._no_such_templates")
     with pytest.raises(WorkspaceError) as info:
         templates(load_workspace(shop))
     assert info.value.message == ("orchestrator's own templates (orchestrator._no_such_templates) "
