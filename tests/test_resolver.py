@@ -313,7 +313,7 @@ def test_candidates_prerelease_and_pin_rules() -> None:
     env = TargetEnvironment.for_target(AMD64)
 
     def found(name: str, pin: str | None = None, excluded: tuple[str, ...] = ()) -> list[str]:
-        preferred = {name: Version(pin)} if pin else {}
+        preferred = {name: tuple(Version(p) for p in pin.split(","))} if pin else {}
         provider = Provider(env, Catalog(finder), {}, preferred=preferred, allow_prerelease=())
         wanted = [Requirement(name, SpecifierSet(), name)]
         out = provider.candidates(name, None, wanted, {Version(v) for v in excluded})
@@ -325,3 +325,8 @@ def test_candidates_prerelease_and_pin_rules() -> None:
     assert found("a", excluded=("1.1", "1.0")) == []  # excluded finals bring none back
     assert found("p") == ["1.0a2", "1.0a1"]  # only pre-releases: use them
     assert found("p", pin="1.0a1") == ["1.0a1", "1.0a2"]
+    # several pins (a foreign lock's versions for different markers): the usable ones first,
+    # in the order given; one that does not exist is no preference
+    assert found("a", pin="1.0,1.1") == ["1.0", "1.1"]
+    assert found("a", pin="9.9,1.0") == ["1.0", "1.1"]
+    assert found("a", pin="2.0b1,1.0", excluded=("1.0",)) == ["1.1"]

@@ -1,24 +1,26 @@
 """Resolve a member's dependencies for the workspace's target environments.
 
 ``resolve()`` runs resolvelib once per target (a CPython version on a Linux
-platform, never the host), over the member's main dependencies and all its
-dependency groups together, then folds the answers into lock entries with
-PEP 751 markers. The pieces:
+platform, never the host), over the member's main dependencies, all its
+dependency groups and all its own extras together, then folds the answers
+into lock entries with PEP 751 markers. The pieces:
 
 * ``environment``: marker values and wheel tags of a target;
 * ``catalog``: the ``PackageFinder`` protocol and a per-run cache over it;
 * ``provider``: requirements, candidates and the resolvelib provider;
 * ``explain``: the human text of a failed resolution;
+* ``origin``: main, a dependency group or an extra, where a root requirement is from;
 * ``merge``: per-target answers to ``ResolvedPackage`` entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from packaging.requirements import InvalidRequirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
@@ -28,7 +30,8 @@ from orchestrator.names import normalize
 from orchestrator.resolver.catalog import Catalog, PackageFinder
 from orchestrator.resolver.environment import TargetEnvironment
 from orchestrator.resolver.explain import conflict_error
-from orchestrator.resolver.merge import Origin, ResolvedPackage, TargetResolution, merge
+from orchestrator.resolver.merge import ResolvedPackage, TargetResolution, merge
+from orchestrator.resolver.origin import Extra, Origin
 from orchestrator.resolver.provider import (
     INVALID,
     PYTHON,
@@ -38,11 +41,32 @@ from orchestrator.resolver.provider import (
     parse_requirements,
 )
 
-__all__ = ["Catalog", "PackageFinder", "Resolution", "ResolvedPackage", "resolve"]
+__all__ = ["Catalog", "PackageFinder", "Resolution", "ResolvedPackage", "UsedRequirement",
+           "resolve"]
 
 # pip's bound: high enough for real backtracking, low enough to end a hopeless search
 MAX_ROUNDS = 200_000
-_NO_PREFERENCES: Mapping[str, str] = MappingProxyType({})
+_NO_PREFERENCES: Mapping[str, str | Sequence[str]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class UsedRequirement:
+    """A requirement on a project that the resolution met, and where it is declared.
+
+    What a re-lock names when an old pin had to move: the requirements that
+    exclude the old version.
+    """
+
+    text: str  # as written, without its marker: "requests>=2.31"
+    specifier: SpecifierSet
+    source: str  # "services/api/pyproject.toml", "... (group dev)", "fastapi 0.110.0"
+
+    def excludes(self, version: str) -> bool:
+        """Whether *version* does not satisfy this requirement (an unreadable one: no)."""
+        try:
+            return not self.specifier.contains(Version(version), prereleases=True)
+        except InvalidVersion:
+            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +76,12 @@ class Resolution:
     member: str  # normalized name of the member locked
     targets: tuple[Target, ...]
     packages: tuple[ResolvedPackage, ...]  # sorted by name, then version; without the member
+    # project -> the requirements on it that the resolution met, on any target
+    requirements: Mapping[str, tuple[UsedRequirement, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    # project -> why its preferred version was unusable beyond the requirements on it
+    pin_problems: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 def resolve(
@@ -60,17 +90,18 @@ def resolve(
     targets: Sequence[Target],
     finder: PackageFinder,
     *,
-    preferred: Mapping[str, str] = _NO_PREFERENCES,
+    preferred: Mapping[str, str | Sequence[str]] = _NO_PREFERENCES,
     upgrade: bool | Collection[str] = False,
     allow_prerelease: Collection[str] = (),
     catalog: Catalog | None = None,
 ) -> Resolution:
-    """Resolve *member*'s main dependencies and dependency groups on every target.
+    """Resolve *member*'s main dependencies, dependency groups and extras on every target.
 
     *members* maps normalized names to the workspace's members: a requirement
     naming one resolves to it. *preferred* maps names to versions pinned by
-    the previous lock, tried first while they still fit; *upgrade* drops all
-    of them (True) or those of the named packages. Pre-releases are used only
+    the previous lock (one, or several that are tried in the order given),
+    tried first while they still fit; *upgrade* drops all of them (True) or
+    those of the named packages. Pre-releases are used only
     where a requirement names one, for the packages in *allow_prerelease*, or
     when nothing else fits. Pass one *catalog* (over *finder*) to every call
     of a run so that members share the work of reading the index. Raises
@@ -88,28 +119,42 @@ def resolve(
     pins = _preferences(preferred, upgrade)
     prereleases = frozenset(normalize(name) for name in allow_prerelease)
     resolutions = []
+    used: dict[str, dict[UsedRequirement, None]] = {}
+    problems: dict[str, dict[str, None]] = {}
     for target in targets:
         env = TargetEnvironment.for_target(target)
         provider = Provider(env, catalog, members, preferred=pins, allow_prerelease=prereleases)
-        resolutions.append(_resolve_target(member, provider))
+        resolution = _resolve_target(member, provider)
+        resolutions.append(resolution)
+        for name, requirement in _used_requirements(member, provider, resolution):
+            used.setdefault(name, {})[requirement] = None
+        for name, problem in provider.pin_problems.items():
+            problems.setdefault(name, {})[problem] = None
     packages = merge(member, targets, resolutions)
-    return Resolution(member.name, tuple(targets), packages)
+    return Resolution(member.name, tuple(targets), packages,
+                      MappingProxyType({name: tuple(reqs) for name, reqs in used.items()}),
+                      MappingProxyType({name: tuple(texts) for name, texts in problems.items()}))
 
 
 def _preferences(
-    preferred: Mapping[str, str], upgrade: bool | Collection[str]
-) -> dict[str, Version]:
+    preferred: Mapping[str, str | Sequence[str]], upgrade: bool | Collection[str]
+) -> dict[str, tuple[Version, ...]]:
     if upgrade is True:
         return {}
     upgraded = {normalize(name) for name in upgrade} if upgrade else set()
-    pins: dict[str, Version] = {}
-    for name, version in preferred.items():
+    pins: dict[str, tuple[Version, ...]] = {}
+    for name, versions in preferred.items():
         key = normalize(name)
-        if key not in upgraded:
+        if key in upgraded:
+            continue
+        parsed = []
+        for version in [versions] if isinstance(versions, str) else versions:
             try:
-                pins[key] = Version(version)
+                parsed.append(Version(version))
             except InvalidVersion:
                 continue  # an unreadable old pin is no preference at all
+        if parsed:
+            pins[key] = tuple(dict.fromkeys(parsed))
     return pins
 
 
@@ -153,21 +198,63 @@ def _resolve_target(member: Member, provider: Provider) -> TargetResolution:
 
 def _root_requirements(member: Member, provider: Provider) -> dict[Origin, tuple[Requirement, ...]]:
     """The member's requirements per origin (None: main), as they apply on this target."""
-    origins: dict[Origin, tuple[str, ...]] = {None: member.dependencies}
-    # PEP 735 compares group names normalized; the lock markers use that form
-    origins.update({normalize(group): texts for group, texts in member.groups.items()})
+    # (origin, requirement texts, where they are in the pyproject)
+    origins: list[tuple[Origin, tuple[str, ...], str]] = [
+        (None, member.dependencies, "project.dependencies")]
+    # PEP 735 and PEP 685 compare group and extra names normalized; lock markers use that form
+    origins += [(normalize(group), texts, f"dependency-groups.{group}")
+                for group, texts in member.groups.items()]
+    origins += [(Extra(normalize(extra)), texts, f"project.optional-dependencies.{extra}")
+                for extra, texts in member.optional.items()]
     roots: dict[Origin, tuple[Requirement, ...]] = {}
-    for origin, texts in origins.items():
+    for origin, texts, key in origins:
         try:
-            roots[origin] = tuple(parse_requirements(texts, provider.env))
+            parsed = tuple(parse_requirements(texts, provider.env))
         except (InvalidRequirement, ValueError) as error:
-            where = "dependencies" if origin is None else f"dependency-groups.{origin}"
+            where = "dependencies" if origin is None else key
             raise ResolutionError(
-                f"{member.relpath}/pyproject.toml: invalid requirement in {where}: {error}",
+                f"{_pyproject(member)}: invalid requirement in {where}: {error}",
                 hint="write it as a PEP 508 requirement, e.g. `requests>=2.31`",
                 file=member.path / "pyproject.toml",
-                key="project.dependencies" if origin is None else where,
+                key=key,
                 member=member.name,
             ) from None
-        provider.record_roots(roots[origin], origin)
+        # two extras may spell one normalized name; PEP 685 makes them one extra
+        roots[origin] = (*roots.get(origin, ()), *parsed)
+        provider.record_roots(parsed, origin)
     return roots
+
+
+def _used_requirements(
+    member: Member, provider: Provider, resolution: TargetResolution
+) -> Iterator[tuple[str, UsedRequirement]]:
+    """(project, requirement) for each requirement the resolution on this target met."""
+    for requirement, origin in provider.root_groups.items():
+        if requirement.name not in (PYTHON, INVALID):
+            yield requirement.name, _used(requirement, _root_source(member, origin))
+    for candidate in resolution.pins.values():
+        for requirement in provider.get_dependencies(candidate):
+            # an extra's own pin on its bare release says nothing about other versions
+            if requirement.name not in (PYTHON, INVALID, candidate.name):
+                yield requirement.name, _used(requirement, _candidate_source(candidate))
+
+
+def _used(requirement: Requirement, source: str) -> UsedRequirement:
+    return UsedRequirement(requirement.text, requirement.specifier, source)
+
+
+def _root_source(member: Member, origin: Origin) -> str:
+    if isinstance(origin, Extra):
+        return f"{_pyproject(member)} (extra {origin})"
+    return _pyproject(member) + (f" (group {origin})" if origin else "")
+
+
+def _candidate_source(candidate: Candidate) -> str:
+    if candidate.member is None:
+        return candidate.describe()
+    extra = f" (extra {candidate.extra})" if candidate.extra else ""
+    return _pyproject(candidate.member) + extra
+
+
+def _pyproject(member: Member) -> str:
+    return "pyproject.toml" if member.relpath in ("", ".") else f"{member.relpath}/pyproject.toml"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orchestrator.errors import ConflictCause, PackageIndexError, ResolutionError
+from orchestrator.resolver.origin import Extra, Origin
 from orchestrator.resolver.provider import (
     INVALID,
     PYTHON,
@@ -156,13 +157,19 @@ def chain_links(member: str, provider: Provider, info: Information) -> tuple[str
         seen.add(node.identifier)
         links.append(node.describe())
         node, group = _asker(provider, node, seen)
-    origin = f"{member} (group {group})" if group else member
-    return (origin, *reversed(links))
+    return (_origin_text(member, group), *reversed(links))
+
+
+def _origin_text(member: str, origin: Origin) -> str:
+    """``api``, ``api (group dev)`` or ``api (extra redis)``."""
+    if isinstance(origin, Extra):
+        return f"{member} (extra {origin})"
+    return f"{member} (group {origin})" if origin else member
 
 
 def _asker(
     provider: Provider, node: Candidate, seen: set[str]
-) -> tuple[Candidate | None, str | None]:
+) -> tuple[Candidate | None, Origin]:
     """Who asked for *node*: the member itself (None and its group) if it did."""
     askers = provider.asked_by.get(node.identifier, [])
     fitting = [(p, r) for p, r in askers if provider.is_satisfied_by(r, node)] or askers

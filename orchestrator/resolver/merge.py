@@ -1,11 +1,11 @@
 """From one resolution per target to one list of lock entries with markers.
 
-Each target is resolved on its own (main dependencies and every dependency
-group together). Here the per-target answers are walked from their roots to
-learn who needs what, then folded: one entry per (project, version), with a
-marker naming the targets it is for (when not all of them) and the
-dependency groups that need it (when the main dependencies do not), spelled
-as PEP 751 lock-file markers.
+Each target is resolved on its own (main dependencies, every dependency
+group and every extra of the member together). Here the per-target answers
+are walked from their roots to learn who needs what, then folded: one entry
+per (project, version), with a marker naming the targets it is for (when not
+all of them) and the dependency groups and extras that need it (when the main
+dependencies do not), spelled as PEP 751 lock-file markers.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 from orchestrator.models import DistFile, Member, Target
 from orchestrator.resolver.environment import MACHINES
+from orchestrator.resolver.origin import Extra, Origin
 from orchestrator.resolver.provider import Candidate
 
-MAIN: None = None  # the origin of the main dependencies; groups are named by strings
-Origin = str | None
+__all__ = ["MAIN", "Extra", "Origin", "ResolvedPackage", "TargetResolution", "merge"]
+
+MAIN: None = None  # the origin of the main dependencies; groups are strings, extras Extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +31,8 @@ class ResolvedPackage:
     it. ``marker`` is None exactly when the entry is for every target and the
     main dependencies need it; otherwise it names the targets
     (``platform_machine == 'aarch64'``, with ``python_version`` when the
-    targets differ in Python) and/or the groups
-    (``'dev' in dependency_groups``) it is for.
+    targets differ in Python) and/or the groups and extras
+    (``'dev' in dependency_groups``, ``'redis' in extras``) it is for.
     """
 
     name: str  # normalized
@@ -43,6 +45,7 @@ class ResolvedPackage:
     targets: tuple[Target, ...]  # the targets this entry is installed on
     directory: str | None = None  # workspace member: its path relative to the workspace root
     index: str | None = None  # name of the index serving its files
+    extras: frozenset[str] = frozenset()  # the member's extras (normalized) that reach it
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ def _project_view(resolution: TargetResolution) -> Iterable[_Found]:
 
 
 def _origins(resolution: TargetResolution) -> dict[str, set[Origin]]:
-    """identifier -> the origins (main, groups) whose requirements reach it."""
+    """identifier -> the origins (main, groups, extras) whose requirements reach it."""
     reached: dict[str, set[Origin]] = {}
     for origin, roots in resolution.roots.items():
         stack = list(roots)
@@ -132,10 +135,11 @@ def _entry(
         dependencies=tuple(sorted(frozenset().union(*(f.dependencies for f in found)))),
         marker=_marker(found, targets),
         main=MAIN in origins,
-        groups=frozenset(o for o in origins if o is not None),
+        groups=frozenset(o for o in origins if isinstance(o, str)),
         targets=tuple(f.target for f in found),
         directory=member.relpath if member is not None else None,
         index=files[0].index if files else None,
+        extras=frozenset(o.name for o in origins if isinstance(o, Extra)),
     )
 
 
@@ -155,11 +159,17 @@ def _marker(found: Sequence[_Found], targets: Sequence[Target]) -> str | None:
 
 
 def groups_marker(origins: Iterable[Origin]) -> str | None:
-    """``'dev' in dependency_groups or ...``; None when the main dependencies are among them."""
+    """``'dev' in dependency_groups or 'redis' in extras``; None when main is among *origins*.
+
+    Groups come first, then extras, each sorted, so the marker is stable.
+    """
     origins = set(origins)
     if MAIN in origins:
         return None
-    return " or ".join(f"'{group}' in dependency_groups" for group in sorted(map(str, origins)))
+    groups = sorted(o for o in origins if isinstance(o, str))
+    extras = sorted(o.name for o in origins if isinstance(o, Extra))
+    return " or ".join([*(f"'{group}' in dependency_groups" for group in groups),
+                        *(f"'{extra}' in extras" for extra in extras)])
 
 
 def targets_marker(subset: Sequence[Target], targets: Sequence[Target]) -> str | None:

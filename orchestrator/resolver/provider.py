@@ -49,6 +49,7 @@ from orchestrator.models import DistFile, Member
 from orchestrator.names import normalize
 from orchestrator.resolver.catalog import Catalog, Release
 from orchestrator.resolver.environment import TargetEnvironment
+from orchestrator.resolver.origin import Origin
 
 PYTHON = "<python>"  # identifier of the target interpreter
 INVALID = "<invalid-metadata>"  # identifier nothing satisfies
@@ -147,7 +148,7 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         catalog: Catalog,
         members: Mapping[str, Member],
         *,
-        preferred: Mapping[str, Version],
+        preferred: Mapping[str, Sequence[Version]],
         allow_prerelease: Collection[str],
     ) -> None:
         self.env = env
@@ -158,12 +159,15 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         self.index_errors: dict[str, PackageIndexError] = {}
         # child identifier -> every (parent, requirement) that asked for it, for messages
         self.asked_by: dict[str, list[tuple[Candidate | None, Requirement]]] = {}
-        self.root_groups: dict[Requirement, str | None] = {}  # None: main dependencies
+        self.root_groups: dict[Requirement, Origin] = {}  # None: main dependencies
         self._dependencies: dict[Candidate, tuple[Requirement, ...]] = {}
         # candidates that can never be used here -> a dependency nothing satisfies
         self.dead: dict[Candidate, Requirement] = {}
+        # project -> why a preferred version could not be used here, other than the
+        # requirements on it (which a caller can check itself): "3.0 is not on the index"
+        self.pin_problems: dict[str, str] = {}
 
-    def record_roots(self, requirements: Iterable[Requirement], group: str | None) -> None:
+    def record_roots(self, requirements: Iterable[Requirement], group: Origin) -> None:
         """Remember the member's own requirements (record main ones first)."""
         for requirement in requirements:
             self._record(None, requirement)
@@ -258,10 +262,10 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
     ) -> Iterator[Candidate]:
         """Releases of *name* usable on this target under *wanted*, best first.
 
-        Lazy, newest first, with the previous lock's pin (if usable) in front;
-        pre-releases only when allowed or when no final release is usable.
-        Which of those rules apply is decided before *excluded* (resolvelib's
-        known-bad candidates) is taken out.
+        Lazy, newest first, with the previous lock's pins (those usable, in
+        the order given) in front; pre-releases only when allowed or when no
+        final release is usable. Which of those rules apply is decided before
+        *excluded* (resolvelib's known-bad candidates) is taken out.
         """
         try:
             releases = self.catalog.releases(name)
@@ -270,17 +274,21 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
             return
         allow_yanked = any(r.pins_exactly for r in wanted)
         allow_pre = self._prereleases_allowed(name, wanted)
-        pin = self.preferred.get(name)
-        pinned = None
-        if pin is not None:
+        pinned = []
+        for pin in self.preferred.get(name, ()):
             release = next((r for r in releases if r.version == pin), None)
-            pinned = self._usable(name, extra, wanted, release, allow_yanked)
-        finals = pinned is not None and (allow_pre or not _is_prerelease(pinned))
-        if finals and pinned is not None and pinned.version not in excluded:
-            yield pinned
-        held: list[Candidate] = []  # pre-releases, in case no final release is usable
+            candidate = self._usable(name, extra, wanted, release, allow_yanked)
+            if candidate is not None:
+                pinned.append(candidate)
+            elif name not in self.pin_problems:
+                self._pin_problem(name, pin, release, wanted, allow_yanked)
+        first = [c for c in pinned if allow_pre or not _is_prerelease(c)]
+        finals = bool(first)
+        yield from (c for c in first if c.version not in excluded)
+        pinned_versions = {c.version for c in pinned}
+        held = [c for c in pinned if c not in first]  # pre-releases, if no final is usable
         for release in releases:
-            if pinned is not None and release.version == pinned.version:
+            if release.version in pinned_versions:
                 continue
             candidate = self._usable(name, extra, wanted, release, allow_yanked)
             if candidate is None:
@@ -292,8 +300,20 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
             elif not finals:
                 held.append(candidate)
         if not finals:
-            first = [pinned] if pinned is not None else []
-            yield from (c for c in [*first, *held] if c.version not in excluded)
+            yield from (c for c in held if c.version not in excluded)
+
+    def _pin_problem(self, name: str, pin: Version, release: Release | None,
+                     wanted: Sequence[Requirement], allow_yanked: bool) -> None:
+        """Remember why the preferred *pin* of *name* is unusable, unless *wanted* excludes it."""
+        if release is None:
+            self.pin_problems[name] = f"{pin} is not on the index"
+        elif not all(r.specifier.contains(pin, prereleases=True) for r in wanted):
+            return
+        elif self.installable_file(release, allow_yanked) is None:
+            self.pin_problems[name] = f"{pin} has no usable file for {self.env.label}"
+        else:
+            self.pin_problems[name] = (f"{pin} has a dependency that cannot be met on "
+                                       f"{self.env.label}")
 
     def _usable(
         self,
@@ -421,11 +441,24 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         member = candidate.member
         if member is not None:
             if candidate.extra:
-                return member.optional.get(candidate.extra, ()), None
+                return optional_dependencies(member, candidate.extra), None
             return member.dependencies, member.requires_python
         assert candidate.file is not None, candidate
         metadata = self.catalog.metadata(candidate.file)
         return metadata.requires_dist, metadata.requires_python
+
+
+def optional_dependencies(member: Member, extra: str) -> tuple[str, ...]:
+    """The requirements of *member*'s extra *extra* (normalized), however the pyproject spells it.
+
+    PEP 685 compares extra names normalized: ``common[redis-cache]`` asks for
+    ``Redis_Cache``. An extra the member does not define brings nothing, as
+    with pip (which only warns).
+    """
+    for name, requirements in member.optional.items():
+        if normalize(name) == extra:
+            return requirements
+    return ()
 
 
 def _is_prerelease(candidate: Candidate) -> bool:
