@@ -22,16 +22,17 @@ def export(
     *,
     fmt: str,
     groups: Collection[str],
+    extras: Collection[str] = (),
     workspace_members: bool = True,
     output_dir: Path | None = None,
 ) -> str:
-    """The member's lock as text in *fmt*, for its target environments and *groups*.
+    """The member's lock as text in *fmt*, for its target environments, *groups* and *extras*.
 
     *output_dir* is where the text will be written (relative paths of workspace
     members are made relative to it); default: the member's directory.
     """
     lock = read_lock(member.lockfile)
-    chosen = select(lock, workspace.targets, groups)
+    chosen = select(lock, workspace.targets, groups, extras=extras)
     if not workspace_members:
         chosen = [s for s in chosen if not s.is_member]
     base = output_dir or member.path

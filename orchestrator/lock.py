@@ -7,6 +7,12 @@ everything the resolution depended on that can be read without the network
 (the member's requirements, its workspace dependencies' requirements, the
 target environments and the index configuration). ``check`` recomputes the
 fingerprint from the workspace and compares, so it is fast and offline.
+
+A member's own extras (``[project.optional-dependencies]``) are locked beside
+its groups, with PEP 751 ``'x' in extras`` markers. They enter the fingerprint
+only when the member has extras (and a library's only when a lock asks for
+them), so the locks of members without extras kept their bytes when extras
+began to be locked.
 """
 
 from __future__ import annotations
@@ -24,8 +30,14 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
 
 from orchestrator.atomic import write_text
 from orchestrator.errors import LockError
-from orchestrator.graph import workspace_dependencies
-from orchestrator.models import PLATFORM_MACHINES, DistFile, Member, Target, Workspace
+from orchestrator.models import (
+    LOCK_FILENAME,
+    PLATFORM_MACHINES,
+    DistFile,
+    Member,
+    Target,
+    Workspace,
+)
 from orchestrator.names import normalize
 
 if TYPE_CHECKING:
@@ -44,6 +56,8 @@ if TYPE_CHECKING:
     )
     from packaging.tags import Tag
 
+    from orchestrator.adopt.locks import ForeignLockReader
+    from orchestrator.resolver import Resolution, UsedRequirement
     from orchestrator.resolver.catalog import PackageFinder
 
 LOCK_VERSION = "1.0"
@@ -76,7 +90,7 @@ class LockablePackage(Protocol):
 class Fingerprint:
     """The lock inputs of one member, hashed per part so staleness can say why."""
 
-    requirements: str  # the member's own dependencies, groups and requires-python
+    requirements: str  # the member's own dependencies, groups, extras and requires-python
     workspace: str  # the requirements of the workspace members it depends on
     targets: str  # python x platforms
     indexes: str  # index names and URLs, and the member's sources
@@ -97,26 +111,75 @@ def _digest(value: object) -> str:
 
 
 def _member_inputs(member: Member) -> dict[str, object]:
-    return {
+    inputs: dict[str, object] = {
         "name": member.name,
         "version": member.version,
         "requires-python": member.requires_python,
         "dependencies": list(member.dependencies),
         "groups": {g: list(reqs) for g, reqs in sorted(member.groups.items())},
     }
+    if member.optional:  # absent otherwise: locks without extras keep their fingerprint
+        inputs["optional"] = {e: list(reqs) for e, reqs in sorted(member.optional.items())}
+    return inputs
+
+
+def _library_inputs(member: Member, extras: Collection[str]) -> dict[str, object]:
+    """What a dependent's lock takes from a workspace library: main needs, asked-for extras."""
+    inputs = {k: v for k, v in _member_inputs(member).items() if k not in ("groups", "optional")}
+    defined = {normalize(e): reqs for e, reqs in member.optional.items()}
+    asked = {e: list(defined[e]) for e in sorted(extras) if e in defined}
+    if asked:
+        inputs["optional"] = asked
+    return inputs
 
 
 def fingerprint(workspace: Workspace, member: Member) -> Fingerprint:
     members = {m.name: m for m in workspace.members}
-    deps = workspace_dependencies(member, members)
+    deps = _workspace_extras(member, members)
     return Fingerprint(
         requirements=_digest(_member_inputs(member)),
-        workspace=_digest([{k: v for k, v in _member_inputs(d).items() if k != "groups"}
-                           for d in deps]),
+        workspace=_digest([_library_inputs(members[name], deps[name]) for name in sorted(deps)]),
         targets=_digest([[t.python, t.platform] for t in workspace.targets]),
         indexes=_digest({"indexes": [[i.name, i.url] for i in workspace.indexes],
                          "sources": dict(sorted(member.options.sources.items()))}),
     )
+
+
+@lru_cache(maxsize=4096)
+def _requested(requirement: str) -> tuple[str, frozenset[str]]:
+    """The normalized project name and extras a PEP 508 string asks for."""
+    from packaging.requirements import Requirement
+
+    parsed = Requirement(requirement)
+    return normalize(parsed.name), frozenset(normalize(e) for e in parsed.extras)
+
+
+def _workspace_extras(member: Member, members: Mapping[str, Member]) -> dict[str, set[str]]:
+    """The members *member*'s lock depends on -> the extras of each that it asks for.
+
+    ``graph.workspace_dependencies``, but also following the member's own
+    extras and the extras it asks of libraries (``common[redis]`` brings what
+    common's redis extra names, members too).
+    """
+    found: dict[str, set[str]] = {}
+    own = [req for reqs in member.optional.values() for req in reqs]
+    stack = [*member.all_requirements(), *own]
+    while stack:
+        name, extras = _requested(stack.pop())
+        dep = members.get(name)
+        if dep is None or name == member.name:
+            continue
+        known = found.get(name)
+        new = extras - known if known is not None else extras
+        if known is not None and not new:
+            continue
+        if known is None:
+            stack.extend(dep.dependencies)
+        found.setdefault(name, set()).update(new)
+        defined = {normalize(e): reqs for e, reqs in dep.optional.items()}
+        for extra in new:
+            stack.extend(defined.get(extra, ()))
+    return found
 
 
 # -- staleness -------------------------------------------------------------------
@@ -155,6 +218,8 @@ def staleness(workspace: Workspace, member: Member) -> Staleness | None:
         return Staleness(member, "the lock was written by another version of orchestrator")
     for part, value in current.as_table().items():
         if recorded.get(part) != value:
+            if part == "requirements" and member.optional:
+                return Staleness(member, "its dependencies, dependency groups or extras changed")
             return Staleness(member, _REASONS[part])
     return Staleness(member, "the lock's fingerprint does not match its inputs")
 
@@ -207,6 +272,7 @@ def build_pylock(
         environments=[Marker(_environment_marker(t.python, t.platform))
                       for t in workspace.targets],
         requires_python=SpecifierSet(member.requires_python) if member.requires_python else None,
+        extras=sorted({canonicalize_name(e) for e in member.optional}) or None,
         dependency_groups=sorted(member.groups) or None,
         default_groups=[] if member.groups else None,
         created_by=CREATED_BY,
@@ -503,18 +569,20 @@ def _no_file(package: Package, target: Target) -> LockError:
         package=str(package.name))
 
 
-def select(lock: Pylock, targets: Sequence[Target], groups: Collection[str]) -> list[Selected]:
-    """Entries of *lock* installed on any of *targets* with *groups* selected, in lock order.
+def select(lock: Pylock, targets: Sequence[Target], groups: Collection[str], *,
+           extras: Collection[str] = ()) -> list[Selected]:
+    """Entries of *lock* installed on any of *targets* with *groups* and *extras*, in lock order.
 
     ``Pylock.select`` runs once per target (its marker environment and wheel
-    tags, PEP 751's ``dependency_groups`` set to *groups*); an entry chosen on
-    several targets comes back once, with each target's file.
+    tags, PEP 751's ``dependency_groups`` set to *groups* and ``extras`` to
+    *extras*); an entry chosen on several targets comes back once, with each
+    target's file.
     """
     ordered = _filename_ordered(lock)
     # By identity: entries are unhashable, and two entries may be equal.
     chosen: dict[int, tuple[list[Target], list[Source]]] = {}
     for target in targets:
-        for pkg, source in _select_one(ordered, target, groups):
+        for pkg, source in _select_one(ordered, target, groups, extras):
             where, sources = chosen.setdefault(id(pkg), ([], []))
             where.append(target)
             sources.append(source)
@@ -522,13 +590,13 @@ def select(lock: Pylock, targets: Sequence[Target], groups: Collection[str]) -> 
             for pkg in ordered.packages if id(pkg) in chosen]
 
 
-def _select_one(lock: Pylock, target: Target,
-                groups: Collection[str]) -> list[tuple[Package, Source]]:
+def _select_one(lock: Pylock, target: Target, groups: Collection[str],
+                extras: Collection[str]) -> list[tuple[Package, Source]]:
     from packaging.pylock import PylockSelectError
 
     environment, tags = _select_environment(target)
     try:
-        return list(lock.select(environment=environment, tags=tags,
+        return list(lock.select(environment=environment, tags=tags, extras=tuple(extras),
                                 dependency_groups=tuple(groups)))
     except PylockSelectError as exc:
         raise _select_error(lock, target, exc) from exc
@@ -599,11 +667,49 @@ def _select_error(lock: Pylock, target: Target, exc: PylockSelectError) -> LockE
 
 
 @dataclass(frozen=True, slots=True)
+class MovedPin:
+    """A version the previous lock pinned that the new lock does not keep, and why."""
+
+    name: str
+    old: str  # "2.28.0" (several a foreign lock pinned: "1.24.4 or 1.26.4")
+    new: str  # "2.32.3" (several, for different targets: "1.26.4 / 2.1.0")
+    reason: str  # "pylock pin no longer fits: requires requests>=2.31 from ..."
+
+    def summary(self) -> str:
+        return f"{self.name} {self.old} -> {self.new} ({self.reason})"
+
+
+@dataclass(frozen=True, slots=True)
 class LockResult:
+    """One member's new lock, against the pins it was asked to keep.
+
+    *pins_from* is the lock whose versions the resolution preferred: the
+    member's pylock.toml, else (on the first lock after adoption) a
+    poetry.lock, uv.lock or pdm.lock; None when there was none or every
+    package was upgraded. *kept* counts its pins the new lock still has;
+    *moved* lists those at another version now. A pin of a package the lock
+    no longer needs is neither. *warnings* name foreign locks that could not
+    be read.
+    """
+
     member: Member
     changes: LockChanges
     written: bool
     packages: int
+    pins_from: Path | None = None
+    kept: int = 0
+    moved: tuple[MovedPin, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Previous:
+    """The versions a member's lock run prefers, and where they come from."""
+
+    pins: Mapping[str, tuple[str, ...]]  # name -> versions, tried in this order
+    source: Path | None
+    pylock: Mapping[str, str]  # the existing pylock.toml's pins (what `changes` compares to)
+    warnings: tuple[str, ...] = ()
 
 
 def lock_members(
@@ -617,32 +723,121 @@ def lock_members(
     """Resolve every member in one process over a shared *finder*, then write the locks.
 
     Existing pins are kept while they still fit (minimal churn) unless
-    *upgrade* says otherwise. Locks are written only after every member has
+    *upgrade* says otherwise: a member's pylock.toml, or, before it has one,
+    the poetry.lock, uv.lock or pdm.lock the repository used before
+    (``adopt.locks``). Locks are written only after every member has
     resolved, so a failure leaves every lock file as it was.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from orchestrator.adopt.locks import ForeignLockReader
     from orchestrator.resolver import Catalog, resolve
 
     by_name = {m.name: m for m in workspace.members}
     # One catalog for all members: they share most projects, and grouping a
     # big project's files into releases is worth doing once per run.
     catalog = Catalog(finder)
+    foreign = ForeignLockReader(workspace.root)
 
-    def one(member: Member) -> tuple[Member, Pylock, dict[str, str]]:
-        old = existing_pins(member)
-        resolution = resolve(member, by_name, workspace.targets, finder, preferred=old,
-                             upgrade=upgrade, catalog=catalog)
+    def one(member: Member) -> tuple[Member, Pylock, _Previous, int, tuple[MovedPin, ...]]:
+        previous = _previous_pins(member, foreign, upgrade)
+        resolution = resolve(member, by_name, workspace.targets, finder,
+                             preferred=previous.pins, upgrade=upgrade, catalog=catalog)
         if progress:
             progress(f"resolved {member.name}: {len(resolution.packages)} packages")
-        return member, build_pylock(workspace, member, resolution.packages), old
+        kept, moved = _pin_outcome(previous, resolution)
+        return member, build_pylock(workspace, member, resolution.packages), previous, kept, moved
 
     # Threads overlap one member's network waits with another's resolution.
     with ThreadPoolExecutor(max_workers=max(1, min(4, len(members)))) as pool:
         resolved = list(pool.map(one, members))
     results = []
-    for member, lock, old in resolved:
+    for member, lock, previous, kept, moved in resolved:
         written = write_lock(member, lock)
-        results.append(LockResult(member, compare(old, pins(lock)), written,
-                                  len(lock.packages)))
+        results.append(LockResult(member, compare(previous.pylock, pins(lock)), written,
+                                  len(lock.packages), previous.source, kept, moved,
+                                  previous.warnings))
     return results
+
+
+def _previous_pins(member: Member, foreign: ForeignLockReader,
+                   upgrade: bool | Collection[str]) -> _Previous:
+    """The member's pylock.toml pins if it has a readable one, else a foreign lock's."""
+    if upgrade is True:
+        return _Previous({}, None, existing_pins(member))
+    upgraded = {normalize(n) for n in upgrade} if upgrade else set()
+    try:
+        lock = read_lock(member.lockfile) if member.lockfile.is_file() else None
+    except LockError:
+        lock = None  # an unreadable lock keeps nothing (a foreign lock may)
+    if lock is not None:
+        return _Previous(_without(all_pins(lock), upgraded), member.lockfile, pins(lock))
+    lookup = foreign.find(member)
+    if lookup.found is None:
+        return _Previous({}, None, {}, lookup.warnings)
+    return _Previous(_without(lookup.found.pins, upgraded), lookup.found.path, {},
+                     lookup.warnings)
+
+
+def _without(found: Mapping[str, tuple[str, ...]],
+             names: Collection[str]) -> dict[str, tuple[str, ...]]:
+    return {n: v for n, v in found.items() if n not in names}
+
+
+def all_pins(lock: Pylock) -> dict[str, tuple[str, ...]]:
+    """name -> every version the lock has of it (one per target set), newest first.
+
+    Preferring all of them keeps a package that differs between targets (an
+    older release where the newer lacks a wheel) at each target's version.
+    """
+    from packaging.version import Version
+
+    found: dict[str, list[Version]] = {}
+    for pkg in lock.packages:
+        if pkg.version is not None and pkg.directory is None:
+            found.setdefault(str(pkg.name), []).append(pkg.version)
+    return {name: tuple(str(v) for v in sorted(set(versions), reverse=True))
+            for name, versions in found.items()}
+
+
+def _pin_outcome(previous: _Previous, resolution: Resolution) -> tuple[int, tuple[MovedPin, ...]]:
+    """How many previous pins the resolution kept, and the ones it moved with the reason."""
+    from packaging.version import InvalidVersion, Version
+
+    def version(text: str) -> Version | str:
+        try:
+            return Version(text)
+        except InvalidVersion:
+            return text
+
+    now: dict[str, list[str]] = {}
+    for package in resolution.packages:
+        if package.directory is None and package.version is not None:
+            now.setdefault(package.name, []).append(package.version)
+    label = "pylock" if previous.source is not None and previous.source.name == LOCK_FILENAME \
+        else (previous.source.name if previous.source is not None else "")
+    kept, moved = 0, []
+    for name, old in sorted(previous.pins.items()):
+        new = now.get(name)
+        if new is None:
+            continue  # the lock no longer needs it
+        if {version(v) for v in old} & {version(v) for v in new}:
+            kept += 1
+            continue
+        reason = _moved_reason(label, old, resolution.requirements.get(name, ()),
+                               resolution.pin_problems.get(name, ()))
+        moved.append(MovedPin(name, " or ".join(old), " / ".join(new), reason))
+    return kept, tuple(moved)
+
+
+def _moved_reason(label: str, old: Sequence[str], used: Sequence[UsedRequirement],
+                  problems: Sequence[str]) -> str:
+    """The requirements (met by the new lock) that exclude the old version, else what did."""
+    excluding = [r for r in used if any(r.excludes(v) for v in old)]
+    if excluding:
+        return f"{label} pin no longer fits: " + "; ".join(
+            f"requires {r.text} from {r.source}" for r in excluding)
+    if problems:  # not on the index, no file for the target, ...
+        return f"{label} pin " + "; ".join(problems)
+    # nothing excludes it: the resolver chose otherwise to resolve a conflict
+    return "moved to satisfy other pins"

@@ -65,20 +65,22 @@ def plan(
     editable_members: bool = True,
     include_self: bool = True,
     only_groups: bool = False,
+    extras: Collection[str] = (),
     progress: Progress | None = None,
 ) -> list[WantedDist]:
-    """The WantedDist list for *member* on *target* with *groups*, wheels in the cache.
+    """The WantedDist list for *member* on *target* with *groups* and *extras*, wheels cached.
 
-    With *only_groups*, just what the groups' own requirements reach is
-    installed: not the main dependencies, nor the member itself.
+    With *only_groups*, just what the groups' (and extras') own requirements
+    reach is installed: not the main dependencies, nor the member itself.
     """
     from orchestrator.venv import WantedDist
+    from orchestrator.versions import member_version
 
     workspace = session.workspace
     lock = read_lock(member.lockfile)
-    chosen = select(lock, [target], groups)
+    chosen = select(lock, [target], groups, extras=extras)
     if only_groups:
-        keep = reachable(lock, _group_roots(member, groups))
+        keep = reachable(lock, _group_roots(member, groups, extras))
         chosen = [c for c in chosen if c.name in keep]
         include_self = False
     files: dict[str, DistFile] = {}
@@ -97,7 +99,7 @@ def plan(
         if item.is_member:
             dep = workspace.find(item.name)
             if dep is not None and editable_members:
-                wanted.append(WantedDist.for_member(dep))
+                wanted.append(WantedDist.for_member(dep, member_version(session, dep)))
             continue
         if item.name in sdists:
             built = _build(session, paths[sdists[item.name]], sdists[item.name], target)
@@ -106,18 +108,21 @@ def plan(
         dist = files[item.name]
         wanted.append(WantedDist(item.name, version, wheel=paths[dist], sha256=dist.sha256))
     if include_self and editable_members:
-        wanted.append(WantedDist.for_member(member))
+        wanted.append(WantedDist.for_member(member, member_version(session, member)))
     return wanted
 
 
-def _group_roots(member: Member, groups: Collection[str]) -> list[str]:
+def _group_roots(member: Member, groups: Collection[str], extras: Collection[str]) -> list[str]:
     from packaging.requirements import Requirement
 
     from orchestrator.names import normalize
 
     wanted = {normalize(g) for g in groups}
-    return [Requirement(req).name for group, reqs in member.groups.items()
-            if normalize(group) in wanted for req in reqs]
+    extra_names = {normalize(e) for e in extras}
+    sections = [*((g, reqs) for g, reqs in member.groups.items() if normalize(g) in wanted),
+                *((e, reqs) for e, reqs in member.optional.items()
+                  if normalize(e) in extra_names)]
+    return [Requirement(req).name for _, reqs in sections for req in reqs]
 
 
 def _build(session: Session, sdist: Path, file: DistFile, target: Target) -> BuiltWheel:
@@ -141,6 +146,22 @@ def member_groups(member: Member, *, groups: Sequence[str] | None, only_groups: 
     return sorted(known)
 
 
+def member_extras(member: Member, extras: Sequence[str], *, all_extras: bool = False) -> list[str]:
+    """Which of the member's own extras a sync or export installs: none unless asked for."""
+    from orchestrator.names import normalize
+
+    known = {normalize(e) for e in member.optional}
+    for extra in extras:
+        if normalize(extra) not in known:
+            raise VenvError(f"{member.name} has no extra {extra!r}",
+                            hint=f"its extras: {', '.join(sorted(known)) or 'none'} "
+                            f"(see [project.optional-dependencies] in {member.relpath}/"
+                            "pyproject.toml)", member=member.name, actual=extra)
+    if all_extras:
+        return sorted(known)
+    return sorted({normalize(e) for e in extras})
+
+
 def sync_member(
     session: Session,
     member: Member,
@@ -148,6 +169,7 @@ def sync_member(
     *,
     python: str | None = None,
     only_groups: bool = False,
+    extras: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> SyncReport:
     """Create (if needed) and sync *member*'s venv to its lock; returns the SyncReport."""
@@ -165,7 +187,8 @@ def sync_member(
         info = create_venv(path, wanted_python, cache_dir=session.cache.root)
     major_minor = ".".join(info.version.split(".")[:2])
     target = host_target(major_minor)
-    wanted = plan(session, member, target, groups, only_groups=only_groups, progress=progress)
+    wanted = plan(session, member, target, groups, only_groups=only_groups, extras=extras,
+                  progress=progress)
     return sync_venv(path, wanted, session.cache)
 
 
@@ -176,6 +199,8 @@ def sync_members(
     groups: Sequence[str] | None = None,
     only_groups: Sequence[str] = (),
     no_dev: bool = False,
+    extras: Sequence[str] = (),
+    all_extras: bool = False,
     frozen: bool = False,
     python: str | None = None,
     progress: Progress | None = None,
@@ -183,11 +208,14 @@ def sync_members(
 ) -> Iterator[tuple[Member, SyncReport]]:
     """Sync each member's venv, locking stale members first (unless *frozen*).
 
-    Yields each member's report as soon as it is synced. *note* hears about
-    the locking step.
+    *extras* (or, with *all_extras*, every one) of each member's own extras
+    are installed too; an extra a member lacks is an error before anything
+    is locked. Yields each member's report as soon as it is synced. *note*
+    hears about the locking step.
     """
     from orchestrator.lock import lock_members, stale_members
 
+    chosen_extras = {m.name: member_extras(m, extras, all_extras=all_extras) for m in members}
     stale = stale_members(session.workspace, members)
     if stale and frozen:
         raise LockError(
@@ -200,4 +228,5 @@ def sync_members(
     for member in members:
         chosen = member_groups(member, groups=groups, only_groups=only_groups, no_dev=no_dev)
         yield member, sync_member(session, member, chosen, python=python,
-                                  only_groups=bool(only_groups), progress=progress)
+                                  only_groups=bool(only_groups),
+                                  extras=chosen_extras[member.name], progress=progress)

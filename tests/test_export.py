@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
+from tests.conftest import MakeWorkspace, index_manifest, pyproject
 from tests.support.indexserver import IndexServer
 
 
@@ -99,3 +100,24 @@ def test_export_unknown_group(shop: Path) -> None:
     code, _, err = run(shop, "export", "api", "--no-dev", "--group", "docs")
     assert code == 1
     assert err == "error: api has no dependency group 'docs'\nhint: its groups: test\n"
+
+
+def test_export_with_extras(make_workspace: MakeWorkspace, index: IndexServer) -> None:
+    index.add_wheel("redis", "5.0.0")
+    root = make_workspace({"services/api": pyproject("api", ["httpx"])
+                           + '\n[project.optional-dependencies]\nredis = ["redis>=5"]\n'},
+                          manifest=index_manifest(index))
+    assert run(root, "lock")[0] == 0
+    plain = run(root, "export", "api")[1]
+    assert "redis==" not in plain
+    code, out, _ = run(root, "export", "api", "--extra", "redis")
+    assert code == 0
+    assert [ln.split(" ")[0] for ln in out.splitlines() if "==" in ln] == [
+        "httpx==0.27.0", "idna==3.7", "redis==5.0.0"]
+    assert run(root, "export", "api", "--all-extras")[1] == out
+    text = run(root, "export", "api", "--format", "pylock.toml", "--extra", "redis")[1]
+    assert 'extras = ["redis"]' in text
+    assert 'marker = "\\"redis\\" in extras"' in text
+    code, _, err = run(root, "export", "api", "--extra", "cache")
+    assert code == 1
+    assert err.startswith("error: api has no extra 'cache'\nhint: its extras: redis (")

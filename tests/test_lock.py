@@ -436,3 +436,72 @@ def test_lock_check_imports_nothing_heavy() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, check=True)
     assert proc.stdout.splitlines()[-1] == "HEAVY="
+
+
+# -- a member's own extras ------------------------------------------------------------------
+
+
+def with_extras(text: str, extras: str) -> str:
+    return text + "\n[project.optional-dependencies]\n" + extras + "\n"
+
+
+@pytest.fixture
+def extras_shop(make_workspace: MakeWorkspace, index: IndexServer) -> Path:
+    """api has a `redis` extra; web asks for its library's `cache` extra; solo for neither."""
+    index.add_wheel("redis", "5.0.0", requires_dist=["idna; extra == 'hiredis'"])
+    return make_workspace({
+        "libs/common": with_extras(pyproject("common", ["attrs>=23"]),
+                                   'Cache = ["redis>=5"]'),
+        "services/api": with_extras(
+            pyproject("api", ["common", "httpx"], groups={"test": ["pytest"]}),
+            'redis = ["redis>=5", "attrs"]\nall = ["api[redis]", "pytest"]'),
+        "services/web": pyproject("web", ["common[cache]"]),
+        "services/solo": pyproject("solo", ["common"]),
+    }, manifest=index_manifest(index))
+
+
+def test_a_members_extras_are_locked_with_extras_markers(extras_shop: Path) -> None:
+    code, _, err = run(extras_shop, "lock")
+    assert code == 0, err
+    lock = read_lock(extras_shop / "services/api/pylock.toml")
+    assert lock.extras == ["all", "redis"]
+    pkgs = packages(extras_shop, "services/api")
+    assert pkgs["redis"]["marker"] == "\"all\" in extras or \"redis\" in extras"
+    assert pkgs["pytest"]["marker"] == '"test" in dependency_groups or "all" in extras'
+    assert "marker" not in pkgs["attrs"]  # the main dependencies need it too
+    assert [s.name for s in select(lock, [AMD64], ())] == ["attrs", "common", "httpx", "idna"]
+    assert "redis" in [s.name for s in select(lock, [AMD64], (), extras=["redis"])]
+    assert "pytest" in [s.name for s in select(lock, [AMD64], (), extras=["all"])]
+    # the library's lock has its extra; the service asking for it gets it unconditionally
+    assert read_lock(extras_shop / "libs/common/pylock.toml").extras == ["cache"]
+    assert "marker" not in packages(extras_shop, "services/web")["redis"]
+    assert "redis" not in packages(extras_shop, "services/solo")
+    assert read_lock(extras_shop / "services/solo/pylock.toml").extras is None
+
+
+def test_extras_are_lock_inputs(extras_shop: Path) -> None:
+    assert run(extras_shop, "lock")[0] == 0
+    common = extras_shop / "libs/common/pyproject.toml"
+    common.write_text(common.read_text().replace('"redis>=5"', '"redis>=5.0"'))
+    code, _, err = run(extras_shop, "lock", "--check")
+    assert code == 1
+    # web asks for the extra; solo does not, so its lock stays current
+    assert sorted(err.splitlines()[:2]) == [
+        "common: stale: its dependencies, dependency groups or extras changed",
+        "web: stale: a workspace library it depends on changed its requirements",
+    ]
+    assert err.splitlines()[2].startswith("error: 2 of 4 lock(s) are out of date")
+
+
+def test_an_extra_that_names_a_member_is_followed(make_workspace: MakeWorkspace,
+                                                  index: IndexServer) -> None:
+    root = make_workspace({
+        "libs/common": with_extras(pyproject("common"), 'attrs = ["helpers"]'),
+        "libs/helpers": pyproject("helpers", ["attrs<24"]),
+        "services/web": pyproject("web", ["common[attrs]"]),
+    }, manifest=index_manifest(index))
+    assert run(root, "lock")[0] == 0
+    assert packages(root, "services/web")["attrs"]["version"] == "23.1.0"
+    (root / "libs/helpers/pyproject.toml").write_text(pyproject("helpers", ["attrs>=24"]))
+    _, _, err = run(root, "lock", "--check", "web")
+    assert err.startswith("web: stale: a workspace library it depends on changed")

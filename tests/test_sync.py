@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from tests.conftest import pyproject
+from tests.conftest import MakeWorkspace, index_manifest, pyproject
 from tests.support.indexserver import IndexServer
 
 
@@ -68,6 +68,60 @@ def test_resync_is_a_noop_then_follows_lock_changes(locked_shop: Path) -> None:
     assert lines[1].endswith("] attrs-23.1.0-py3-none-any.whl")  # the one new download
     assert lines[2:] == ["api: synced services/api/.venv (+0 ~2 -0)"]
     assert "attrs-23.1.0" in dists(locked_shop / "services/api/.venv")
+
+
+@pytest.fixture
+def extras_shop(make_workspace: MakeWorkspace, index: IndexServer) -> Path:
+    index.add_wheel("redis", "5.0.0")
+    api = pyproject("api", ["httpx"], groups={"test": ["pytest"]})
+    return make_workspace({"services/api": api + "\n[project.optional-dependencies]\n"
+                           'Redis = ["redis>=5"]\nall = ["api[redis]", "attrs"]\n'},
+                          manifest=index_manifest(index))
+
+
+def test_extras_are_installed_only_when_asked_for(extras_shop: Path) -> None:
+    venv = extras_shop / "services/api/.venv"
+    assert run(extras_shop, "sync", "api")[0] == 0
+    assert dists(venv) == ["api-1.0.0", "httpx-0.27.0", "idna-3.7", "pluggy-1.5.0",
+                           "pytest-8.3.0"]
+    code, _, err = run(extras_shop, "sync", "api", "--extra", "REDIS")
+    assert code == 0, err
+    assert err.splitlines()[-1] == "api: synced services/api/.venv (+1 ~0 -0)"
+    assert "redis-5.0.0" in dists(venv)
+    assert run(extras_shop, "sync", "api", "--all-extras")[0] == 0
+    assert {"attrs-24.2.0", "redis-5.0.0"} <= set(dists(venv))
+    assert run(extras_shop, "sync", "api", "--no-dev", "--extra", "all")[0] == 0
+    assert dists(venv) == ["api-1.0.0", "attrs-24.2.0", "httpx-0.27.0", "idna-3.7",
+                           "redis-5.0.0"]
+    assert run(extras_shop, "sync", "api", "--only-group", "test", "--extra", "redis")[0] == 0
+    assert dists(venv) == ["pluggy-1.5.0", "pytest-8.3.0", "redis-5.0.0"]
+    assert run(extras_shop, "sync", "api")[0] == 0
+    assert "redis-5.0.0" not in dists(venv)
+
+
+def test_an_unknown_extra_names_the_members_extras(extras_shop: Path) -> None:
+    code, _, err = run(extras_shop, "sync", "api", "--extra", "postgres")
+    assert code == 1
+    assert err == (
+        "error: api has no extra 'postgres'\n"
+        "hint: its extras: all, redis (see [project.optional-dependencies] in "
+        "services/api/pyproject.toml)\n")
+    assert not (extras_shop / "services/api/pylock.toml").exists()  # checked before locking
+
+
+def test_a_member_without_extras(locked_shop: Path) -> None:
+    code, _, err = run(locked_shop, "sync", "common", "--extra", "redis")
+    assert code == 1
+    assert err.startswith("error: common has no extra 'redis'\nhint: its extras: none (")
+
+
+def test_run_syncs_the_extras_asked_for(extras_shop: Path) -> None:
+    code, _, err = run(extras_shop, "-q", "sync", "api")
+    assert code == 0, err
+    proc = subprocess.run(
+        [executable(), "-q", "run", "--extra", "redis", "api", "--", "python", "-c",
+         "import redis"], cwd=extras_shop, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_sync_removes_what_the_lock_dropped(locked_shop: Path) -> None:

@@ -13,13 +13,14 @@ from orchestrator.models import Member
 
 def sync_and_report(app: App, members: Sequence[Member], *, groups: Sequence[str] | None = None,
                     only_groups: Sequence[str] = (), no_dev: bool = False,
+                    extras: Sequence[str] = (), all_extras: bool = False,
                     frozen: bool = False, python: str | None = None) -> None:
     """Sync *members* and print one line each (stderr: `run` leaves stdout to its command)."""
     from orchestrator.sync import sync_members
 
     results = sync_members(app.session(), members, groups=groups, only_groups=only_groups,
-                           no_dev=no_dev, frozen=frozen, python=python,
-                           progress=app.fetch_progress(), note=app.info)
+                           no_dev=no_dev, extras=extras, all_extras=all_extras, frozen=frozen,
+                           python=python, progress=app.fetch_progress(), note=app.info)
     for member, report in results:
         if not report.changed:
             app.info(f"{member.name}: up to date ({len(report.unchanged)} packages)")
@@ -42,22 +43,32 @@ def sync_and_report(app: App, members: Sequence[Member], *, groups: Sequence[str
 @click.option("--only-group", "only_groups", multiple=True,
               help="Install only this group's packages (repeatable).")
 @click.option("--no-dev", is_flag=True, help="Main dependencies only (plus --group).")
+@click.option("--extra", "extras", multiple=True, metavar="EXTRA",
+              help="Install this extra of the member's [project.optional-dependencies] "
+              "(repeatable).")
+@click.option("--all-extras", is_flag=True, help="Install every extra of the member.")
 @click.option("--frozen", is_flag=True, help="Fail instead of locking when a lock is stale.")
 @click.option("--python", help="Interpreter for new venvs (path or X.Y); default: workspace's.")
 @pass_app
 def sync(app: App, members: tuple[str, ...], groups: tuple[str, ...],
-         only_groups: tuple[str, ...], no_dev: bool, frozen: bool, python: str | None) -> None:
-    """Make each member's .venv match its lock exactly (all groups by default)."""
+         only_groups: tuple[str, ...], no_dev: bool, extras: tuple[str, ...], all_extras: bool,
+         frozen: bool, python: str | None) -> None:
+    """Make each member's .venv match its lock exactly (all groups, no extras by default)."""
     sync_and_report(app, app.session().members(members), groups=list(groups) or None,
-                    no_dev=no_dev, frozen=frozen, only_groups=only_groups, python=python)
+                    no_dev=no_dev, extras=extras, all_extras=all_extras, frozen=frozen,
+                    only_groups=only_groups, python=python)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("member")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+@click.option("--extra", "extras", multiple=True, metavar="EXTRA",
+              help="Sync this extra of the member too (repeatable).")
+@click.option("--all-extras", is_flag=True, help="Sync every extra of the member.")
 @click.option("--frozen", is_flag=True, help="Fail instead of locking when the lock is stale.")
 @pass_app
-def run(app: App, member: str, command: tuple[str, ...], frozen: bool) -> None:
+def run(app: App, member: str, command: tuple[str, ...], extras: tuple[str, ...],
+        all_extras: bool, frozen: bool) -> None:
     """Run COMMAND in MEMBER's venv (synced first); its exit code is passed through.
 
     Use `--` before the command: orchestrator run orders -- pytest -q
@@ -73,7 +84,7 @@ def run(app: App, member: str, command: tuple[str, ...], frozen: bool) -> None:
     if not command:
         raise click.UsageError("give a command to run after --")
     chosen = app.session().member(member)
-    sync_and_report(app, [chosen], frozen=frozen)
+    sync_and_report(app, [chosen], extras=extras, all_extras=all_extras, frozen=frozen)
     app.close()  # exec replaces the process: let the index client's threads go first
     venv = venv_path(chosen)
     bin_dir = venv / "bin"

@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from orchestrator.cli.app import App, pass_app
 from orchestrator.errors import LockError
-from orchestrator.models import Member
+from orchestrator.models import LOCK_FILENAME, Member
+
+if TYPE_CHECKING:
+    from orchestrator.lock import LockResult
 
 
 def run_lock(app: App, names: Sequence[str], *, upgrade: bool | Sequence[str],
@@ -24,11 +28,30 @@ def run_lock(app: App, names: Sequence[str], *, upgrade: bool | Sequence[str],
     app.info(f"locking {len(members)} member(s) for "
              f"{', '.join(f'{t.python} {t.platform}' for t in ws.targets)}")
     results = lock_members(ws, members, session.index, upgrade=upgrade, progress=app.info)
+    for warning in dict.fromkeys(w for r in results for w in r.warnings):
+        click.echo(f"warning: {warning}", err=True)
     for result in results:
         state = "updated" if result.written else "unchanged"
         click.echo(f"{result.member.name}: {result.packages} packages, {state}"
                    f"{'' if result.changes.empty else ' (' + result.changes.summary() + ')'}")
+        for line in pin_summary(result, ws.root):
+            click.echo(f"  {line}")
     app.info(f"locked in {time.monotonic() - started:.2f}s")
+
+
+def pin_summary(result: LockResult, root: Path) -> list[str]:
+    """What became of the pins the lock kept: always after adoption, else when some moved."""
+    source = result.pins_from
+    if source is None or (source.name == LOCK_FILENAME and not result.moved):
+        return []
+    try:
+        shown = source.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        shown = str(source)
+    kept = f"kept {result.kept} pin{'' if result.kept == 1 else 's'} from {shown}"
+    if not result.moved:
+        return [kept]
+    return [f"{kept}, moved {len(result.moved)}:", *(f"  {m.summary()}" for m in result.moved)]
 
 
 @click.command()
@@ -84,23 +107,28 @@ def require_fresh_lock(app: App, member: Member) -> None:
               default="requirements.txt", show_default=True)
 @click.option("--no-dev", is_flag=True, help="Leave out dependency groups (main only).")
 @click.option("--group", "-g", "groups", multiple=True, help="Include this group (repeatable).")
+@click.option("--extra", "extras", multiple=True, metavar="EXTRA",
+              help="Include this extra of the member (repeatable).")
+@click.option("--all-extras", is_flag=True, help="Include every extra of the member.")
 @click.option("--no-workspace", is_flag=True, help="Leave out workspace members.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to FILE.")
 @pass_app
 def export(app: App, member: str, fmt: str, no_dev: bool, groups: tuple[str, ...],
-           no_workspace: bool, output: Path | None) -> None:
+           extras: tuple[str, ...], all_extras: bool, no_workspace: bool,
+           output: Path | None) -> None:
     """Export MEMBER's lock as requirements.txt (with hashes) or pylock.toml."""
     from orchestrator.atomic import write_text
     from orchestrator.export import export as run_export
-    from orchestrator.sync import member_groups
+    from orchestrator.sync import member_extras, member_groups
 
     session = app.session()
     chosen = session.member(member)
-    require_fresh_lock(app, chosen)
     chosen_groups = member_groups(chosen, groups=list(groups) or None, only_groups=(),
                                   no_dev=no_dev)
+    chosen_extras = member_extras(chosen, extras, all_extras=all_extras)
+    require_fresh_lock(app, chosen)
     text = run_export(session.workspace, chosen, fmt=fmt, groups=chosen_groups,
-                      workspace_members=not no_workspace,
+                      extras=chosen_extras, workspace_members=not no_workspace,
                       output_dir=output.resolve().parent if output else None)
     if output is None:
         click.echo(text, nl=False)

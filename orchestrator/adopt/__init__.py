@@ -1,0 +1,1 @@
+"""Adopting an existing repository: its manifests, pyprojects and lock files."""
