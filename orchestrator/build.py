@@ -44,6 +44,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from packaging.utils import parse_wheel_filename
@@ -286,7 +287,7 @@ class _BuildSession:
             argv,
             cwd=self.source,
             input=json.dumps(dict(kwargs)),
-            env=_pip_env(),
+            env={**_pip_env(), **self.hook_env},
             capture_output=True,
             text=True,
             check=False,
@@ -307,6 +308,26 @@ class _BuildSession:
                 hint="the backend does not implement PEP 517; report it to the project",
             )
         return result["return"]
+
+    # Added to the hooks' environment (publish sets SOURCE_DATE_EPOCH); empty otherwise.
+    hook_env: Mapping[str, str] = MappingProxyType({})
+
+    def build_sdist(self) -> Path:
+        """The sdist the backend's ``build_sdist`` hook makes of the source tree."""
+        extra = self._hook("get_requires_for_build_sdist", {"config_settings": None})
+        if isinstance(extra, list) and extra:
+            self._pip_install([str(r) for r in extra], "the backend's extra requirements")
+        out = self.tmp / "sdist"
+        out.mkdir()
+        name = self._hook("build_sdist", {"sdist_directory": str(out), "config_settings": None})
+        sdist = out / str(name)
+        if not sdist.is_file() or not sdist.name.endswith(".tar.gz"):
+            raise BuildError(
+                f"{self.sdist.name}: the build backend {self.backend} reported {name!r}, "
+                "but wrote no such .tar.gz sdist",
+                hint="the package's build backend is broken; report it to the project",
+            )
+        return sdist
 
 
 def create_build_env(label: str, interpreter: Path, env: Path, cache: WheelCache) -> Path:
@@ -555,3 +576,39 @@ def source_digest(root: Path, into: Hasher) -> None:
             path = Path(dirpath) / name
             into.update(path.relative_to(root).as_posix().encode() + b"\0")
             into.update(hashlib.sha256(path.read_bytes()).digest())
+
+
+# -- releases of workspace members (orchestrator.publish) ---------------------------------
+
+
+def _release_session(builder: MemberBuilder, label: Path, source: Path, tmp: Path,
+                     target: Target, env: Mapping[str, str]) -> _BuildSession:
+    """A session for *source* in the kept build environment of its [build-system]."""
+    backend, _paths, requires = _build_system(source, label)
+    python = builder.sdists._interpreter(target)
+    build_env = builder._environment(source, python, backend, requires, target)
+    tmp.mkdir(parents=True, exist_ok=True)
+    session = _BuildSession(builder.sdists, label, tmp, target, source=source, python=build_env)
+    session.hook_env = MappingProxyType(dict(env))
+    return session
+
+
+def build_member_sdist(builder: MemberBuilder, source: Path, tmp: Path, target: Target,
+                       env: Mapping[str, str]) -> Path:
+    """The sdist of the source tree *source* (a member, or a rewritten copy of one).
+
+    Nothing is cached: a release is built from its sources every time, with
+    *env* (SOURCE_DATE_EPOCH) added to the hooks' environment.
+    """
+    return _release_session(builder, source, source, tmp, target, env).build_sdist()
+
+
+def build_wheel_from_sdist(builder: MemberBuilder, sdist: Path, tmp: Path, target: Target,
+                           env: Mapping[str, str]) -> Path:
+    """The wheel built from the unpacked *sdist*, as `python -m build` does.
+
+    So an sdist that lacks what its own build needs fails here, not for the
+    first user who installs it from source.
+    """
+    source = _unpack_sdist(sdist, tmp / "unpacked")
+    return _release_session(builder, sdist, source, tmp / "build", target, env).build_wheel()

@@ -65,6 +65,7 @@ class MemberOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)  # package -> index name
     health: str | None = None  # HTTP path answering 200 when the service is up
+    publish: bool = True  # uploaded by `publish`; the loader defaults services to False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,8 @@ class Workspace:
     members: tuple[Member, ...]
     image: ImageSpec
     cache_dir: Path | None = None  # from the manifest's `cache:` key
+    # The lambda defers the name: PublishSpec is defined at the end of this module.
+    publish: PublishSpec = field(default_factory=lambda: PublishSpec())
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -199,3 +202,31 @@ class CoreMetadata:
             requires_python=raw.get("requires_python"),
             provides_extra=tuple(raw.get("provides_extra", ())),
         )
+
+
+# -- publishing packages (the `publish:` section of workspace.yaml) -------------------------
+
+WorkspaceConstraint = Literal["exact", "compatible", "minimum"]
+
+
+@dataclass(frozen=True, slots=True)
+class RepositorySpec:
+    """A package repository to upload to; credentials never live here."""
+
+    name: str
+    upload_url: str  # the legacy upload API endpoint, e.g. https://upload.pypi.org/legacy/
+    index_url: str | None = None  # its simple index, for `pip install --index-url`
+
+
+@dataclass(frozen=True, slots=True)
+class PublishSpec:
+    """The `publish:` section: how workspace dependencies are pinned, where packages go."""
+
+    workspace_constraint: WorkspaceConstraint = "compatible"
+    repositories: tuple[RepositorySpec, ...] = ()
+
+    def repository(self, name: str | None) -> RepositorySpec | None:
+        """The repository called *name*, the first one for None; None when there is none."""
+        if name is None:
+            return self.repositories[0] if self.repositories else None
+        return next((r for r in self.repositories if r.name == name), None)

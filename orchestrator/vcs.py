@@ -72,3 +72,12 @@ def revision_info(root: Path) -> dict[str, str]:
         if value:
             info[key] = value
     return info
+
+
+def commit_time(root: Path) -> int | None:
+    """HEAD's commit time (seconds since the epoch), or None outside a git repository."""
+    try:
+        value = _git(root, "log", "-1", "--format=%ct").strip()
+    except GitError:
+        return None
+    return int(value) if value.isdigit() else None

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.models import ImageSpec, IndexSpec, Member, MemberOptions, Workspace
+from orchestrator.models import (
+    ImageSpec,
+    IndexSpec,
+    Member,
+    MemberOptions,
+    PublishSpec,
+    RepositorySpec,
+    Workspace,
+)
 from orchestrator.names import normalize
 
 MANIFEST = "workspace.yaml"
@@ -91,7 +99,7 @@ class _Loader(_Reporter):
     def load(self) -> Workspace:
         data = self._read_yaml()
         allowed = {"version", "name", "python", "platforms", "indexes", "members", "exclude",
-                   "image", "cache"}
+                   "image", "cache", "publish"}
         _reject_unknown(data, allowed, "", self.fail)
         if "version" not in data:
             self.missing("version", "`version: 1`")
@@ -104,6 +112,7 @@ class _Loader(_Reporter):
         indexes = self._indexes(data.get("indexes"))
         image = self._image(data.get("image", {}), python)
         cache_dir = self._cache(data.get("cache"))
+        publish = self._publish(data.get("publish"))
         globs = self._str_list(data, "members", required=True)
         exclude = self._str_list(data, "exclude", required=False)
         index_names = {index.name for index in indexes}
@@ -113,7 +122,7 @@ class _Loader(_Reporter):
         return Workspace(
             root=self.root, manifest=self.manifest, name=name, python=python,
             platforms=platforms, indexes=indexes, members=tuple(members), image=image,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir, publish=publish,
         )
 
     def _read_yaml(self) -> dict[str, Any]:
@@ -230,6 +239,52 @@ class _Loader(_Reporter):
         raw = self._str(value, "dir", required=True, path="cache.dir")
         path = Path(raw).expanduser()
         return path if path.is_absolute() else self.root / path
+
+    def _publish(self, value: object) -> PublishSpec:
+        if value is None:
+            return PublishSpec()
+        if not isinstance(value, dict):
+            self.expect("publish", "a mapping with workspace-constraint and repositories",
+                        _describe(value))
+        _reject_unknown(value, {"workspace-constraint", "repositories"}, "publish", self.fail)
+        constraint = value.get("workspace-constraint", "compatible")
+        if constraint not in ("exact", "compatible", "minimum"):
+            self.expect("publish.workspace-constraint", "one of exact, compatible, minimum",
+                        _describe(constraint))
+        raw = value.get("repositories", [])
+        if not isinstance(raw, list):
+            self.expect("publish.repositories", "a list of {name, upload-url, index-url}",
+                        _describe(raw))
+        repositories: list[RepositorySpec] = []
+        for i, item in enumerate(raw):
+            repository = self._repository(item, f"publish.repositories[{i}]")
+            if any(r.name == repository.name for r in repositories):
+                self.fail(f"publish.repositories[{i}].name",
+                          f"repository name {repository.name!r} is used twice")
+            repositories.append(repository)
+        return PublishSpec(workspace_constraint=constraint, repositories=tuple(repositories))
+
+    def _repository(self, item: object, path: str) -> RepositorySpec:
+        if not isinstance(item, dict):
+            self.expect(path, "a mapping with name, upload-url and index-url", _describe(item))
+        _reject_unknown(item, {"name", "upload-url", "index-url"}, path, self.fail)
+        name = self._str(item, "name", required=True, path=f"{path}.name")
+        if not _INDEX_NAME.match(name):
+            self.invalid(f"{path}.name", "a valid repository name (letters, digits, - and _)",
+                         name)
+        urls: dict[str, str] = {}
+        for key in ("upload-url", "index-url"):
+            url = self._str(item, key, required=key == "upload-url", path=f"{path}.{key}")
+            if not url:
+                continue
+            if not url.startswith(("https://", "http://")):
+                self.expect(f"{path}.{key}", "an http(s) URL", repr(url))
+            if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+                self.fail(f"{path}.{key}", "holds credentials; credentials never live in "
+                          "workspace.yaml", f"set ORCHESTRATOR_PUBLISH_{_env_name(name)}_USERNAME"
+                          " and _PASSWORD (or _TOKEN), or use ~/.pypirc")
+            urls[key] = url
+        return RepositorySpec(name, urls["upload-url"], urls.get("index-url"))
 
     def _expand(self, globs: Sequence[str], exclude: Sequence[str]) -> list[Path]:
         root = self.root.resolve()
@@ -393,8 +448,8 @@ class _MemberLoader(_Reporter):
         key = "tool.orchestrator"
         if not isinstance(tool, dict):
             self.expect(key, "a table", _describe(tool))
-        _reject_unknown(tool, {"kind", "command", "ports", "env", "sources", "health"}, key,
-                        self.fail)
+        _reject_unknown(tool, {"kind", "command", "ports", "env", "sources", "health",
+                               "publish"}, key, self.fail)
         default_kind = "service" if Path(self.relpath).parent.name == "services" else "library"
         kind = tool.get("kind", default_kind)
         if kind not in ("service", "library"):
@@ -405,7 +460,13 @@ class _MemberLoader(_Reporter):
             env=self._str_table(tool.get("env", {}), f"{key}.env"),
             sources=self._sources(tool.get("sources", {})),
             health=self._health(tool.get("health")),
+            publish=self._publish_flag(tool.get("publish", kind == "library")),
         )
+
+    def _publish_flag(self, value: object) -> bool:
+        if not isinstance(value, bool):
+            self.expect("tool.orchestrator.publish", "true or false", _describe(value))
+        return value
 
     def _command(self, value: object) -> tuple[str, ...] | None:
         import shlex
