@@ -2,10 +2,11 @@
 
 One module per command group: ``plan`` (list, graph, affected, matrix,
 check), ``locking`` (lock, update, export), ``env`` (sync, run, show,
-cache), ``edit`` (add, remove, version, new) and ``images`` (dockerfile,
-build); ``app`` holds what they share (global options, the Session, error
-mapping, output helpers). A new command goes into the module of its group
-and its COMMANDS tuple; the work it does goes into a stage module, never here.
+cache), ``edit`` (add, remove, version, new), ``images`` (dockerfile,
+build) and ``publish`` (package, publish); ``app`` holds what they share
+(global options, the Session, error mapping, output helpers). A new command
+goes into the module of its group and its COMMANDS tuple; the work it does
+goes into a stage module, never here.
 Heavy libraries are imported inside commands so that `orchestrator --help`
 starts fast.
 """

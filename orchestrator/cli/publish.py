@@ -105,11 +105,11 @@ def publish(app: App, members: tuple[str, ...], affected: bool, since: str | Non
         report = _publish_packages(app, session, names, since, out or Path(tmp),
                                    repository=repository, dry_run=dry_run,
                                    skip_existing=skip_existing, quiet=as_json)
+    if not as_json:
+        _print_report(app, report, dry_run=dry_run)
     pushed = _push_images(app, session, services, dry_run=dry_run, quiet=as_json)
     if as_json:
         echo_json({**report.as_dict(), "images": pushed})
-        return
-    _print_report(app, report, dry_run=dry_run)
 
 
 def _split(session: Session, names: tuple[str, ...], since: str | None, *,
