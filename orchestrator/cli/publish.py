@@ -10,6 +10,8 @@ import click
 from orchestrator.cli.app import App, echo_json, pass_app, size
 
 if TYPE_CHECKING:
+    from docker import DockerClient
+
     from orchestrator.models import Member
     from orchestrator.publish.package import Artifact
     from orchestrator.publish.release import PublishReport
@@ -101,13 +103,16 @@ def publish(app: App, members: tuple[str, ...], affected: bool, since: str | Non
     session = app.session()
     since = _since(affected, since)
     names, services = _split(session, members, since, images=images)
+    # Reach the engine before uploading anything: a missing engine should stop the
+    # release before its packages are out and its images are not.
+    client = _engine() if services and not dry_run else None
     with tempfile.TemporaryDirectory(prefix="orchestrator-publish-") as tmp:
         report = _publish_packages(app, session, names, since, out or Path(tmp),
                                    repository=repository, dry_run=dry_run,
                                    skip_existing=skip_existing, quiet=as_json)
     if not as_json:
         _print_report(app, report, dry_run=dry_run)
-    pushed = _push_images(app, session, services, dry_run=dry_run, quiet=as_json)
+    pushed = _push_images(app, session, services, client, quiet=as_json)
     if as_json:
         echo_json({**report.as_dict(), "images": pushed})
 
@@ -153,20 +158,25 @@ def _publish_packages(app: App, session: Session, names: tuple[str, ...] | None,
     return report
 
 
-def _push_images(app: App, session: Session, services: list[Member], *, dry_run: bool,
-                 quiet: bool) -> list[dict[str, object]]:
-    """Build and push each service's image, as `build --push` does; listed on a dry run."""
-    if not services:
-        return []
-    if dry_run:
+def _engine() -> DockerClient:
+    from orchestrator.engine import connect
+
+    return connect()
+
+
+def _push_images(app: App, session: Session, services: list[Member],
+                 client: DockerClient | None, *, quiet: bool) -> list[dict[str, object]]:
+    """Build and push each service's image, as `build --push` does.
+
+    Without *client* (a dry run) the services are only listed.
+    """
+    if client is None:
         for service in services:
             if not quiet:
                 click.echo(f"would build and push the image of {service.name}")
         return [{"service": s.name, "pushed": {}} for s in services]
-    from orchestrator.engine import connect
     from orchestrator.image import BuildRequest, build_service
 
-    client = connect()
     results = []
     for service in services:
         result = build_service(session, client, service, BuildRequest(push=True),
