@@ -84,10 +84,19 @@ class Member:
     optional: Mapping[str, tuple[str, ...]]  # [project.optional-dependencies]
     scripts: Mapping[str, str]
     options: MemberOptions
+    dynamic: tuple[str, ...] = ()  # [project].dynamic, as written
 
     @property
     def kind(self) -> MemberKind:
         return self.options.kind
+
+    @property
+    def dynamic_version(self) -> bool:
+        """The build backend computes the version (``version`` is then None).
+
+        The version it reports comes from ``versions.member_version``.
+        """
+        return "version" in self.dynamic
 
     @property
     def pyproject(self) -> Path:
@@ -116,6 +125,20 @@ def default_cache_dir() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadWarning:
+    """Something the workspace loader accepted but the user should know about.
+
+    Fields as an ``OrchestratorError`` has them; *message* names the file and key.
+    """
+
+    message: str
+    hint: str | None = None
+    file: Path | None = None
+    key: str | None = None
+    member: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Workspace:
     """A loaded, validated workspace."""
 
@@ -130,6 +153,7 @@ class Workspace:
     cache_dir: Path | None = None  # from the manifest's `cache:` key
     # The lambda defers the name: PublishSpec is defined at the end of this module.
     publish: PublishSpec = field(default_factory=lambda: PublishSpec())
+    warnings: tuple[LoadWarning, ...] = ()  # what loading accepted but the user should know
 
     @property
     def targets(self) -> tuple[Target, ...]:

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.models import Member, Target, Workspace
+from orchestrator.models import LoadWarning, Member, Target, Workspace
 
 if TYPE_CHECKING:
     from orchestrator.build import MemberBuilder, SdistBuilder
@@ -67,7 +67,8 @@ class Session:
     *workspace_path* is a workspace.yaml or a directory inside a workspace
     (None: search upwards from the current directory). *refresh* and
     *offline* configure the index client. A loaded *workspace* may be passed
-    instead, which tests and library callers do.
+    instead, which tests and library callers do. *warn* is told the
+    workspace's loading warnings when it is first loaded.
     """
 
     def __init__(
@@ -78,8 +79,10 @@ class Session:
         refresh: bool = False,
         offline: bool = False,
         cache_dir: Path | None = None,
+        warn: Callable[[LoadWarning], None] | None = None,
     ) -> None:
         self._workspace_path = workspace_path
+        self._warn = warn  # told each loading warning (e.g. dependencies only Poetry reads)
         self._workspace = workspace
         self._refresh = refresh
         self._offline = offline
@@ -110,6 +113,9 @@ class Session:
             from orchestrator.workspace import load_workspace
 
             self._workspace = load_workspace(self._workspace_path)
+            if self._warn is not None:
+                for warning in self._workspace.warnings:
+                    self._warn(warning)
         return self._workspace
 
     def reload(self) -> Workspace:

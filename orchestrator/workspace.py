@@ -2,20 +2,29 @@
 
 Every error names the file, the key path inside it and what was expected, so a
 user can fix the input without reading this code.
+
+Problems of workspace.yaml itself are fatal and raised at once. A member's
+problems are collected instead, all of them, and the member is left out:
+``inspect_workspace`` returns the members that loaded together with every
+problem (what ``check`` lists), ``load_workspace`` raises the first one (what
+every other command refuses with). What loading accepts but a user should
+know (dependencies only Poetry sees) becomes ``Workspace.warnings``.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.models import (
     ImageSpec,
     IndexSpec,
+    LoadWarning,
     Member,
     MemberOptions,
     PublishSpec,
@@ -27,12 +36,28 @@ from orchestrator.names import normalize
 MANIFEST = "workspace.yaml"
 KNOWN_PLATFORMS = ("linux/amd64", "linux/arm64")
 DEFAULT_INDEX = IndexSpec("pypi", "https://pypi.org/simple")
+INIT_FROM_POETRY = "`orchestrator init --from poetry`"
 
 _PYTHON = re.compile(r"^3\.(\d{1,2})$")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """A workspace as far as it loads, and every problem found on the way.
+
+    *workspace* holds the members that loaded; a member with a problem is
+    left out and named in *broken* (its project name, or its path when the
+    name itself is unreadable). *problems* are in file order.
+    """
+
+    workspace: Workspace
+    problems: tuple[WorkspaceError, ...]
+    broken: frozenset[str]
 
 
 def find_manifest(start: Path) -> Path:
@@ -51,7 +76,21 @@ def find_manifest(start: Path) -> Path:
 
 
 def load_workspace(start: Path | None = None) -> Workspace:
-    """Find, read and validate the workspace containing *start* (default: cwd)."""
+    """Find, read and validate the workspace containing *start* (default: cwd).
+
+    Raises the first problem found; ``inspect_workspace`` returns them all.
+    """
+    inspection = inspect_workspace(start)
+    if inspection.problems:
+        raise inspection.problems[0]
+    return inspection.workspace
+
+
+def inspect_workspace(start: Path | None = None) -> Inspection:
+    """The workspace with every member problem collected; raises only fatal ones.
+
+    Fatal: no workspace.yaml, or one that is unreadable or invalid itself.
+    """
     manifest = find_manifest(start if start is not None else Path.cwd())
     return _Loader(manifest).load()
 
@@ -61,18 +100,24 @@ class _Reporter:
 
     Every message reads ``<file>: <key path>: <problem>``; ``expect`` and
     ``missing`` write the problem from *expected* and *actual* themselves, so
-    that the text and the fields of an error cannot disagree.
+    that the text and the fields of an error cannot disagree. ``soft`` turns
+    a raised problem into a collected one, so one bad value does not hide
+    the next.
     """
 
     def __init__(self, file: Path, label: str) -> None:
         self.file = file
         self.label = label  # the file as messages name it
+        self.member: str | None = None  # set once the member's name is known
+        self.problems: list[WorkspaceError] = []
 
     def fail(self, key: str, problem: str, hint: str | None = None, *,
-             expected: str | None = None, actual: str | None = None) -> NoReturn:
+             expected: str | None = None, actual: str | None = None,
+             package: str | None = None) -> NoReturn:
         where = f"{self.label}: {key}: " if key else f"{self.label}: "
         raise WorkspaceError(where + problem, hint=hint, file=self.file, key=key or None,
-                             expected=expected, actual=actual)
+                             member=self.member, package=package, expected=expected,
+                             actual=actual)
 
     def expect(self, key: str, expected: str, actual: str | None = None,
                hint: str | None = None) -> NoReturn:
@@ -80,13 +125,26 @@ class _Reporter:
         got = f", got {actual}" if actual is not None else ""
         self.fail(key, f"expected {expected}{got}", hint, expected=expected, actual=actual)
 
-    def missing(self, key: str, expected: str) -> NoReturn:
-        self.fail(key, f"missing; expected {expected}", expected=expected)
+    def missing(self, key: str, expected: str, hint: str | None = None) -> NoReturn:
+        self.fail(key, f"missing; expected {expected}", hint, expected=expected)
 
-    def invalid(self, key: str, expected: str, value: str) -> NoReturn:
+    def invalid(self, key: str, expected: str, value: str, hint: str | None = None) -> NoReturn:
         """``'<value>' is not <expected>``."""
         actual = repr(value)
-        self.fail(key, f"{actual} is not {expected}", expected=expected, actual=actual)
+        self.fail(key, f"{actual} is not {expected}", hint, expected=expected, actual=actual)
+
+    def soft(self, make: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """``make(*args, **kwargs)``; None when it raises a problem, which is collected."""
+        try:
+            return make(*args, **kwargs)
+        except WorkspaceError as exc:
+            self.collect(exc)
+            return None
+
+    def collect(self, exc: WorkspaceError) -> None:
+        # An included dependency group is expanded once per includer: report it once.
+        if not any(p.key == exc.key and p.message == exc.message for p in self.problems):
+            self.problems.append(exc)
 
 
 class _Loader(_Reporter):
@@ -96,11 +154,12 @@ class _Loader(_Reporter):
         super().__init__(manifest, manifest.name if manifest.parent == Path.cwd()
                          else str(manifest))
 
-    def load(self) -> Workspace:
+    def load(self) -> Inspection:
         data = self._read_yaml()
         allowed = {"version", "name", "python", "platforms", "indexes", "members", "exclude",
                    "image", "cache", "publish"}
-        _reject_unknown(data, allowed, "", self.fail)
+        for where, hint in _unknown_keys(data, allowed, ""):
+            self.fail(where, "unknown key", hint)
         if "version" not in data:
             self.missing("version", "`version: 1`")
         if data["version"] != 1:
@@ -116,14 +175,37 @@ class _Loader(_Reporter):
         globs = self._str_list(data, "members", required=True)
         exclude = self._str_list(data, "exclude", required=False)
         index_names = {index.name for index in indexes}
-        dirs = self._expand(globs, exclude)
-        members = [_MemberLoader(self.root, d, index_names).load() for d in dirs]
-        _check_unique(members)
-        return Workspace(
+        loaders = [_MemberLoader(self.root, d, index_names)
+                   for d in self._expand(globs, exclude)]
+        members, broken, warnings = self._members(loaders)
+        workspace = Workspace(
             root=self.root, manifest=self.manifest, name=name, python=python,
             platforms=platforms, indexes=indexes, members=tuple(members), image=image,
-            cache_dir=cache_dir, publish=publish,
+            cache_dir=cache_dir, warnings=tuple(warnings), publish=publish,
         )
+        return Inspection(workspace, tuple(self.problems), frozenset(broken))
+
+    def _members(self, loaders: Sequence[_MemberLoader]
+                 ) -> tuple[list[Member], set[str], list[LoadWarning]]:
+        """Load every member; those with a problem are left out (and named in *broken*)."""
+        loaded = [(loader, loader.load()) for loader in loaders]
+        names = {m.name for _loader, m in loaded if m is not None}
+        members: list[Member] = []
+        broken: set[str] = set()
+        warnings: list[LoadWarning] = []
+        seen: dict[str, Member] = {}
+        for loader, member in loaded:
+            loader.check_direct_references(names)
+            if member is not None and member.name in seen:
+                loader.collect(_duplicate(seen[member.name], member))
+            self.problems.extend(loader.problems)
+            warnings.extend(loader.warnings)
+            if member is None or loader.problems:
+                broken.add(loader.member or loader.relpath)
+                continue
+            seen[member.name] = member
+            members.append(member)
+        return members, broken, warnings
 
     def _read_yaml(self) -> dict[str, Any]:
         import yaml
@@ -166,8 +248,9 @@ class _Loader(_Reporter):
         if not isinstance(value, list) or (required and not value):
             self.expect(key, "a non-empty list of strings", _describe(value))
         for i, item in enumerate(value):
-            if not isinstance(item, str) or not item:
-                self.expect(f"{key}[{i}]", "a string (a directory glob)", _describe(item))
+            if not isinstance(item, str) or not item.strip():
+                self.expect(f"{key}[{i}]", "a directory glob such as services/*",
+                            _describe(item))
         return tuple(value)
 
     def _python(self, value: object) -> str:
@@ -205,7 +288,8 @@ class _Loader(_Reporter):
             path = f"indexes[{i}]"
             if not isinstance(item, dict):
                 self.expect(path, "a mapping with name and url", _describe(item))
-            _reject_unknown(item, {"name", "url"}, path, self.fail)
+            for where, hint in _unknown_keys(item, {"name", "url"}, path):
+                self.fail(where, "unknown key", hint)
             name = self._str(item, "name", required=True, path=f"{path}.name")
             url = self._str(item, "url", required=True, path=f"{path}.url")
             if not _INDEX_NAME.match(name):
@@ -224,7 +308,8 @@ class _Loader(_Reporter):
     def _image(self, value: object, python: str) -> ImageSpec:
         if not isinstance(value, dict):
             self.expect("image", "a mapping with base and registry", _describe(value))
-        _reject_unknown(value, {"base", "registry"}, "image", self.fail)
+        for where, hint in _unknown_keys(value, {"base", "registry"}, "image"):
+            self.fail(where, "unknown key", hint)
         base = self._str(value, "base", required=False, path="image.base")
         registry = self._str(value, "registry", required=False, path="image.registry")
         return ImageSpec(base=base or f"python:{python}-slim",
@@ -235,7 +320,8 @@ class _Loader(_Reporter):
             return None
         if not isinstance(value, dict):
             self.expect("cache", "a mapping with dir", _describe(value))
-        _reject_unknown(value, {"dir"}, "cache", self.fail)
+        for where, hint in _unknown_keys(value, {"dir"}, "cache"):
+            self.fail(where, "unknown key", hint)
         raw = self._str(value, "dir", required=True, path="cache.dir")
         path = Path(raw).expanduser()
         return path if path.is_absolute() else self.root / path
@@ -246,7 +332,9 @@ class _Loader(_Reporter):
         if not isinstance(value, dict):
             self.expect("publish", "a mapping with workspace-constraint and repositories",
                         _describe(value))
-        _reject_unknown(value, {"workspace-constraint", "repositories"}, "publish", self.fail)
+        for where, hint in _unknown_keys(value, {"workspace-constraint", "repositories"},
+                                         "publish"):
+            self.fail(where, "unknown key", hint)
         constraint = value.get("workspace-constraint", "compatible")
         if constraint not in ("exact", "compatible", "minimum"):
             self.expect("publish.workspace-constraint", "one of exact, compatible, minimum",
@@ -267,7 +355,8 @@ class _Loader(_Reporter):
     def _repository(self, item: object, path: str) -> RepositorySpec:
         if not isinstance(item, dict):
             self.expect(path, "a mapping with name, upload-url and index-url", _describe(item))
-        _reject_unknown(item, {"name", "upload-url", "index-url"}, path, self.fail)
+        for where, hint in _unknown_keys(item, {"name", "upload-url", "index-url"}, path):
+            self.fail(where, "unknown key", hint)
         name = self._str(item, "name", required=True, path=f"{path}.name")
         if not _INDEX_NAME.match(name):
             self.invalid(f"{path}.name", "a valid repository name (letters, digits, - and _)",
@@ -286,82 +375,183 @@ class _Loader(_Reporter):
             urls[key] = url
         return RepositorySpec(name, urls["upload-url"], urls.get("index-url"))
 
+    # -- member globs ---------------------------------------------------------------
+
     def _expand(self, globs: Sequence[str], exclude: Sequence[str]) -> list[Path]:
-        root = self.root.resolve()
-        excluded = {p.resolve() for pattern in exclude for p in self.root.glob(pattern)}
+        """The member directories the globs name, each once, in glob order.
+
+        A bad glob is a collected problem: the other globs still load.
+        """
+        excluded: set[Path] = set()
+        for i, pattern in enumerate(exclude):
+            excluded.update(p.resolve() for p in self.soft(self._glob, pattern,
+                                                           f"exclude[{i}]") or ())
         found: dict[Path, None] = {}
         for i, pattern in enumerate(globs):
-            if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-                self.fail(f"members[{i}]", f"{pattern!r} points outside the workspace root",
-                          "members must live under the directory holding workspace.yaml")
-            matches = sorted(p for p in self.root.glob(pattern) if p.is_dir())
-            if not matches and not any(ch in pattern for ch in "*?["):
-                self.fail(f"members[{i}]", f"directory {pattern!r} does not exist")
-            for path in matches:
-                resolved = path.resolve()
-                if resolved in excluded or _is_hidden(path.relative_to(self.root)):
-                    continue
-                if not resolved.is_relative_to(root):
-                    self.fail(f"members[{i}]", f"{path} resolves outside the workspace root "
-                              f"({resolved})")
-                if not (path / "pyproject.toml").is_file():
-                    rel = path.relative_to(self.root).as_posix()
-                    self.fail(f"members[{i}]", f"member directory {rel} has no pyproject.toml",
-                              f"add {rel}/pyproject.toml, or add {rel} to `exclude`")
-                found[resolved] = None
+            for path in self.soft(self._members_of, pattern, f"members[{i}]", excluded) or ():
+                found.setdefault(path, None)
         return list(found)
+
+    def _members_of(self, pattern: str, key: str, excluded: set[Path]) -> list[Path]:
+        root = self.root.resolve()
+        matches = self._glob(pattern, key)
+        if not matches and not any(ch in pattern for ch in "*?["):
+            self.fail(key, f"directory {pattern!r} does not exist")
+        recursive = "**" in pattern  # every project below: skip directories without one
+        out: list[Path] = []
+        for path in matches:
+            resolved = path.resolve()
+            if resolved in excluded or _is_hidden(path.relative_to(self.root)):
+                continue
+            if not resolved.is_relative_to(root):
+                self.fail(key, f"{path} resolves outside the workspace root ({resolved})")
+            if not (path / "pyproject.toml").is_file():
+                if recursive:
+                    continue
+                rel = path.relative_to(self.root).as_posix()
+                if rel == ".":
+                    self.fail(key, f"{pattern!r} makes the workspace root a member, but it has "
+                              "no pyproject.toml", "add a pyproject.toml with a [project] table "
+                              f"next to {MANIFEST}, or remove {pattern!r} from members")
+                self.fail(key, f"member directory {rel} has no pyproject.toml",
+                          f"add {rel}/pyproject.toml, or add {rel} to `exclude`")
+            out.append(resolved)
+        return out
+
+    def _glob(self, pattern: str, key: str) -> list[Path]:
+        """The directories *pattern* matches under the root; "." is the root itself.
+
+        pathlib crashes on some patterns (IndexError for ".", AttributeError
+        for "./"), and newer Pythons reject others: every one of them becomes
+        a problem naming *key*.
+        """
+        text = pattern.strip()
+        pure = PurePosixPath(text)
+        if not text:
+            self.invalid(key, "a directory glob such as services/*", pattern)
+        if pure.is_absolute() or ".." in pure.parts:
+            self.fail(key, f"{pattern!r} points outside the workspace root",
+                      "members must live under the directory holding workspace.yaml")
+        if any("**" in part and part != "**" for part in pure.parts):
+            self.invalid(key, "a valid glob: `**` must be a whole path component",
+                         pattern, "write libs/** (every project below libs) or libs/*")
+        normalized = pure.as_posix()  # "./", "a//b", "a/./b" and a trailing / made plain
+        if normalized == ".":
+            return [self.root]
+        try:
+            matches = list(self.root.glob(normalized))
+        except (ValueError, IndexError, AttributeError, NotImplementedError, OSError) as exc:
+            self.invalid(key, f"a valid directory glob ({exc})", pattern,
+                         "use *, ? and [...] within path components, as in services/*")
+        return sorted(p for p in matches if p.is_dir())
+
+
+def _duplicate(first: Member, second: Member) -> WorkspaceError:
+    return WorkspaceError(
+        f"two members are named {second.name!r}: {first.relpath} and {second.relpath}",
+        hint="rename one of them in its pyproject.toml [project].name",
+        file=second.pyproject, key="project.name", member=second.name,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _DirectReference:
+    """A `name @ URL` requirement; whether it names a member is known only after all load."""
+
+    key: str
+    text: str
+    name: str  # normalized
 
 
 class _MemberLoader(_Reporter):
-    """Reads one member's pyproject.toml into a Member."""
+    """Reads one member's pyproject.toml into a Member, collecting its problems."""
 
     def __init__(self, root: Path, directory: Path, index_names: set[str]) -> None:
         self.root = root.resolve()
         self.directory = directory
         self.relpath = directory.relative_to(self.root).as_posix()
         self.index_names = index_names
-        super().__init__(directory / "pyproject.toml", f"{self.relpath}/pyproject.toml")
+        self.direct: list[_DirectReference] = []
+        self.warnings: list[LoadWarning] = []
+        label = "pyproject.toml" if self.relpath == "." else f"{self.relpath}/pyproject.toml"
+        super().__init__(directory / "pyproject.toml", label)
 
-    def load(self) -> Member:
+    def load(self) -> Member | None:
+        """The member, or None when its pyproject.toml cannot be read as one at all."""
+        try:
+            return self._load()
+        except WorkspaceError as exc:  # a problem no later field can be read past
+            self.collect(exc)
+            return None
+
+    def _load(self) -> Member:
+        data = self._read()
+        project = data.get("project")
+        tool = data.get("tool", {})
+        poetry = tool.get("poetry") if isinstance(tool, dict) else None
+        if not isinstance(project, dict):
+            hint = (f"this is a Poetry project: convert it with {INIT_FROM_POETRY}"
+                    if isinstance(poetry, dict) else
+                    "add a [project] table with name, version and dependencies")
+            self.fail("project", "missing; every member needs a PEP 621 [project] table", hint)
+        raw_name = project.get("name")
+        if not isinstance(raw_name, str) or not _NAME.match(raw_name):
+            self.expect("project.name", "a valid project name", _describe(raw_name))
+        self.member = normalize(raw_name)
+        dynamic = self.soft(self._dynamic, project.get("dynamic", [])) or ()
+        version = self.soft(self._version, project.get("version"), dynamic)
+        dependencies = self._requirements(project.get("dependencies", []),
+                                          "project.dependencies")
+        groups = self.soft(self._groups, data.get("dependency-groups", {})) or {}
+        if isinstance(poetry, dict):
+            self._warn_poetry_only(poetry, dependencies, groups)
+        orchestrator = tool.get("orchestrator", {}) if isinstance(tool, dict) else {}
+        return Member(
+            name=self.member, display_name=raw_name, path=self.directory.resolve(),
+            relpath=self.relpath, version=version,
+            description=_opt_str(project.get("description")),
+            requires_python=self.soft(self._requires_python, project.get("requires-python")),
+            dependencies=dependencies,
+            groups=groups,
+            optional=self.soft(self._optional, project.get("optional-dependencies", {})) or {},
+            scripts=self.soft(self._scripts, project.get("scripts", {})) or {},
+            options=self._options(orchestrator),
+            dynamic=dynamic,
+        )
+
+    def _read(self) -> dict[str, Any]:
         try:
             with (self.directory / "pyproject.toml").open("rb") as fh:
-                data = tomllib.load(fh)
+                return tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             self.fail("", f"invalid TOML ({exc})")
         except OSError as exc:
             self.fail("", f"cannot read the file ({exc.strerror})")
-        project = data.get("project")
-        if not isinstance(project, dict):
-            self.fail("project", "missing; every member needs a PEP 621 [project] table")
-        raw_name = project.get("name")
-        if not isinstance(raw_name, str) or not _NAME.match(raw_name):
-            self.expect("project.name", "a valid project name", _describe(raw_name))
-        version = project.get("version")
-        if version is not None and not isinstance(version, str):
-            self.expect("project.version", "a string", _describe(version))
-        if version is not None:
-            self._check_version(version)
-        tool = data.get("tool", {}).get("orchestrator", {})
-        return Member(
-            name=normalize(raw_name), display_name=raw_name, path=self.directory.resolve(),
-            relpath=self.relpath, version=version,
-            description=_opt_str(project.get("description")),
-            requires_python=self._requires_python(project.get("requires-python")),
-            dependencies=self._requirements(project.get("dependencies", []),
-                                            "project.dependencies"),
-            groups=self._groups(data.get("dependency-groups", {})),
-            optional=self._optional(project.get("optional-dependencies", {})),
-            scripts=self._scripts(project.get("scripts", {})),
-            options=self._options(tool),
-        )
 
-    def _check_version(self, version: str) -> None:
+    def _dynamic(self, value: object) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.expect("project.dynamic", "a list of field names such as [\"version\"]",
+                        _describe(value))
+        if "name" in value:
+            self.fail("project.dynamic", "lists 'name', which PEP 621 requires to be static")
+        return tuple(value)
+
+    def _version(self, value: object, dynamic: Sequence[str]) -> str | None:
         from packaging.version import InvalidVersion, Version
 
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.expect("project.version", "a string", _describe(value))
+        if "version" in dynamic:
+            self.fail("project.version", "is set and also listed in project.dynamic",
+                      "remove one: a static version, or \"version\" in dynamic for the "
+                      "build backend to compute")
         try:
-            Version(version)
+            Version(value)
         except InvalidVersion:
-            self.invalid("project.version", "a valid PEP 440 version", version)
+            self.invalid("project.version", "a valid PEP 440 version", value)
+        return value
 
     def _requires_python(self, value: object) -> str | None:
         if value is None:
@@ -373,15 +563,21 @@ class _MemberLoader(_Reporter):
         try:
             SpecifierSet(value)
         except InvalidSpecifier:
-            self.invalid("project.requires-python", "a valid version specifier", value)
+            pep440 = _poetry_constraint(value)
+            hint = (f"this is Poetry syntax; in PEP 440 it reads \"{pep440}\""
+                    if pep440 else "write a specifier such as \">=3.11\"")
+            self.invalid("project.requires-python", "a valid version specifier", value, hint)
         return value
 
     def _requirements(self, value: object, key: str) -> tuple[str, ...]:
+        """The valid requirements of a list; each invalid one is a collected problem."""
         if not isinstance(value, list):
-            self.expect(key, "a list of PEP 508 requirement strings", _describe(value))
-        for i, item in enumerate(value):
-            self._requirement(item, f"{key}[{i}]")
-        return tuple(value)
+            self.soft(self.expect, key, "a list of PEP 508 requirement strings",
+                      _describe(value))
+            return ()
+        found = [self.soft(self._requirement, item, f"{key}[{i}]")
+                 for i, item in enumerate(value)]
+        return tuple(item for item in found if item is not None)
 
     def _requirement(self, item: object, key: str) -> str:
         from packaging.requirements import InvalidRequirement, Requirement
@@ -389,12 +585,30 @@ class _MemberLoader(_Reporter):
         if not isinstance(item, str):
             self.expect(key, "a requirement string", _describe(item))
         try:
-            Requirement(item)
+            parsed = Requirement(item)
         except InvalidRequirement as exc:
             detail, actual = str(exc).splitlines()[0], repr(item)
-            self.fail(key, f"invalid requirement {actual}: {detail}",
-                      "write a PEP 508 requirement such as \"httpx>=0.27\"", actual=actual)
+            pep508 = poetry_requirement(item)
+            hint = (f"this is Poetry syntax; in PEP 508 it reads \"{pep508}\"" if pep508
+                    else "write a PEP 508 requirement such as \"httpx>=0.27\"")
+            self.fail(key, f"invalid requirement {actual}: {detail}", hint, actual=actual)
+        if parsed.url:
+            self.direct.append(_DirectReference(key, item, normalize(parsed.name)))
         return item
+
+    def check_direct_references(self, members: set[str]) -> None:
+        """Direct references are not supported; one to a member wants the bare name."""
+        for ref in self.direct:
+            actual = repr(ref.text)
+            if ref.name in members:
+                self.soft(self.fail, ref.key, f"{actual} is a direct reference to the "
+                          f"workspace member {ref.name!r}", f"write the bare member name "
+                          f"\"{ref.name}\": the workspace links its members itself",
+                          actual=actual, package=ref.name)
+            else:
+                self.soft(self.fail, ref.key, f"direct references are not supported yet: "
+                          f"{actual}", f"depend on a release of {ref.name!r} from one of the "
+                          "workspace's indexes instead", actual=actual, package=ref.name)
 
     def _optional(self, value: object) -> dict[str, tuple[str, ...]]:
         key = "project.optional-dependencies"
@@ -427,15 +641,43 @@ class _MemberLoader(_Reporter):
                                   f"{include!r}")
                     out.extend(expand(normalize(include), (*trail, group)))
                 elif isinstance(item, str):
-                    out.append(self._requirement(item, f"{key}[{i}]"))
+                    checked = self.soft(self._requirement, item, f"{key}[{i}]")
+                    out.extend([checked] if checked is not None else [])
                 else:
                     self.expect(f"{key}[{i}]", "a requirement string or {include-group = ...}",
                                 _describe(item))
             return tuple(out)
 
         for group in names:
-            expanded[group] = expand(group, ())
+            expanded[group] = self.soft(expand, group, ()) or ()
         return expanded
+
+    def _warn_poetry_only(self, poetry: Mapping[str, object], dependencies: Sequence[str],
+                          groups: Mapping[str, Sequence[str]]) -> None:
+        """Warn about dependencies only Poetry reads: this tool (like pip) ignores them."""
+        from orchestrator.graph import requirement_name
+
+        # (key of the Poetry table, the table, where PEP 621/735 declares it, what it holds)
+        tables: list[tuple[str, object, str, Sequence[str]]] = [
+            ("tool.poetry.dependencies", poetry.get("dependencies"), "[project].dependencies",
+             dependencies)]
+        poetry_groups = poetry.get("group")
+        for group, table in (poetry_groups.items() if isinstance(poetry_groups, dict) else ()):
+            deps = table.get("dependencies") if isinstance(table, dict) else None
+            tables.append((f"tool.poetry.group.{group}.dependencies", deps,
+                           f"[dependency-groups].{group}", groups.get(normalize(str(group)), ())))
+        for key, table, where, declared in tables:
+            if not isinstance(table, dict):
+                continue
+            have = {requirement_name(r) for r in declared}
+            ignored = sorted(str(n) for n in table if normalize(str(n)) not in have
+                             and normalize(str(n)) != "python")
+            if not ignored:
+                continue
+            self.warnings.append(LoadWarning(
+                f"{self.label}: {key}: {', '.join(ignored)} not in {where}; ignored",
+                hint=f"declare them in {where} (PEP 508), or convert the member with "
+                f"{INIT_FROM_POETRY}", file=self.file, key=key, member=self.member))
 
     def _scripts(self, value: object) -> dict[str, str]:
         if not isinstance(value, dict) or not all(
@@ -447,20 +689,24 @@ class _MemberLoader(_Reporter):
     def _options(self, tool: object) -> MemberOptions:
         key = "tool.orchestrator"
         if not isinstance(tool, dict):
-            self.expect(key, "a table", _describe(tool))
-        _reject_unknown(tool, {"kind", "command", "ports", "env", "sources", "health",
-                               "publish"}, key, self.fail)
+            self.soft(self.expect, key, "a table", _describe(tool))
+            return MemberOptions()
+        for where, hint in _unknown_keys(tool, {"kind", "command", "ports", "env", "sources",
+                                                "health", "publish"}, key):
+            self.soft(self.fail, where, "unknown key", hint)
         default_kind = "service" if Path(self.relpath).parent.name == "services" else "library"
         kind = tool.get("kind", default_kind)
         if kind not in ("service", "library"):
-            self.expect(f"{key}.kind", "\"service\" or \"library\"", _describe(kind))
+            self.soft(self.expect, f"{key}.kind", "\"service\" or \"library\"",
+                      _describe(kind))
+            kind = default_kind
         return MemberOptions(
-            kind=kind, command=self._command(tool.get("command")),
-            ports=self._ports(tool.get("ports", [])),
-            env=self._str_table(tool.get("env", {}), f"{key}.env"),
-            sources=self._sources(tool.get("sources", {})),
-            health=self._health(tool.get("health")),
-            publish=self._publish_flag(tool.get("publish", kind == "library")),
+            kind=kind, command=self.soft(self._command, tool.get("command")),
+            ports=self.soft(self._ports, tool.get("ports", [])) or (),
+            env=self.soft(self._str_table, tool.get("env", {}), f"{key}.env") or {},
+            sources=self.soft(self._sources, tool.get("sources", {})) or {},
+            health=self.soft(self._health, tool.get("health")),
+            publish=bool(self.soft(self._publish_flag, tool.get("publish", kind == "library"))),
         )
 
     def _publish_flag(self, value: object) -> bool:
@@ -516,31 +762,61 @@ class _MemberLoader(_Reporter):
         return value
 
 
-def _check_unique(members: Sequence[Member]) -> None:
-    seen: dict[str, Member] = {}
-    for member in members:
-        other = seen.get(member.name)
-        if other is not None:
-            raise WorkspaceError(
-                f"two members are named {member.name!r}: {other.relpath} and {member.relpath}",
-                hint="rename one of them in its pyproject.toml [project].name",
-                member=member.name,
-            )
-        seen[member.name] = member
+# -- Poetry's version syntax, for hints ------------------------------------------------------
+
+# `requests ^2.31`, `requests (>=2.31 <3)`, `requests[socks] ~2.31; python_version < "3.12"`
+_POETRY_REQUIREMENT = re.compile(
+    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?"
+    r"\s*(?P<constraint>[^;]*?)\s*(?P<marker>;.*)?$")
 
 
-def _reject_unknown(
-    data: Mapping[str, Any], allowed: set[str], path: str, fail: Callable[..., NoReturn]
-) -> None:
+def poetry_requirement(text: str) -> str | None:
+    """The PEP 508 form of a requirement written with a Poetry constraint, or None.
+
+    For hints only: ``"requests ^2.31"`` -> ``"requests>=2.31,<3.0"``. The
+    constraint is read by ``adopt.constraints``, the converter `init` uses.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    match = _POETRY_REQUIREMENT.match(text)
+    constraint = match["constraint"].strip().removeprefix("(").removesuffix(")") if match else ""
+    pep440 = _poetry_constraint(constraint) if constraint else None
+    if match is None or pep440 is None:
+        return None
+    marker = match["marker"]
+    result = f"{match['name']}{match['extras'] or ''}{pep440}"
+    result += f"; {marker[1:].strip()}" if marker else ""
+    try:
+        Requirement(result)
+    except InvalidRequirement:
+        return None
+    return result
+
+
+def _poetry_constraint(text: str) -> str | None:
+    """PEP 440 for a Poetry constraint (``^1.2.3`` -> ``>=1.2.3,<2.0.0``; ``*`` -> ""), or None."""
+    from orchestrator.adopt.constraints import ConstraintError, specifier
+
+    try:
+        return specifier(text)
+    except ConstraintError:
+        return None
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _unknown_keys(data: Mapping[str, Any], allowed: set[str], path: str
+                  ) -> Iterator[tuple[str, str]]:
+    """(key path, hint) of every key of *data* not in *allowed*."""
+    import difflib
+
     for key in data:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
-            import difflib
-
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(
-                sorted(allowed))
-            fail(where, "unknown key", hint)
+            yield where, (f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(
+                sorted(allowed)))
 
 
 def _describe(value: object) -> str:

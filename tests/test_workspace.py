@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.workspace import find_manifest, load_workspace
+from orchestrator.workspace import find_manifest, inspect_workspace, load_workspace
 from tests.conftest import MANIFEST, MakeWorkspace, pyproject
 
 
@@ -160,7 +160,8 @@ def test_duplicate_member_names(make_workspace: MakeWorkspace) -> None:
         "two members are named 'shared': services/b and libs/a\n"
         "hint: rename one of them in its pyproject.toml [project].name"
     )
-    assert (exc.member, exc.file) == ("shared", None)
+    assert (exc.member, exc.file, exc.key) == ("shared", root / "libs/a/pyproject.toml",
+                                               "project.name")
 
 
 def test_member_outside_root(make_workspace: MakeWorkspace) -> None:
@@ -207,7 +208,8 @@ def test_missing_project_table(make_workspace: MakeWorkspace) -> None:
     root = make_workspace({"libs/a": "[tool.x]\ny = 1\n"})
     exc = error(root)
     assert str(exc) == (
-        "libs/a/pyproject.toml: project: missing; every member needs a PEP 621 [project] table"
+        "libs/a/pyproject.toml: project: missing; every member needs a PEP 621 [project] table\n"
+        "hint: add a [project] table with name, version and dependencies"
     )
     assert fields(exc) == (root / "libs" / "a" / "pyproject.toml", "project", None, None)
 
@@ -272,3 +274,216 @@ def test_example_workspace_loads() -> None:
     for service in ws.services:
         assert service.scripts, f"{service.name} has no [project.scripts]"
         assert "test" in service.groups
+
+
+# -- real layouts: the root as a member, globs pathlib trips over ---------------------------
+
+
+ROOT_PROJECT = pyproject("monorepo", ["common"])
+
+
+@pytest.mark.parametrize("pattern", [".", "./", "'.//'"])
+def test_the_root_as_a_member(make_workspace: MakeWorkspace, pattern: str) -> None:
+    root = make_workspace({"libs/common": pyproject("common")},
+                          manifest=MANIFEST.replace("[services/*, libs/*]",
+                                                    f"[{pattern}, libs/*]"))
+    (root / "pyproject.toml").write_text(ROOT_PROJECT)
+    ws = load_workspace(root)
+    assert [(m.name, m.relpath, m.path) for m in ws.members] == [
+        ("monorepo", ".", root.resolve()), ("common", "libs/common", root / "libs/common")]
+    assert ws.members[0].kind == "library"
+
+
+def test_a_root_member_needs_a_project_table(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({}, manifest=MANIFEST.replace("[services/*, libs/*]", "[.]"))
+    (root / "pyproject.toml").write_text("[tool.uv.workspace]\nmembers = [\"libs/*\"]\n")
+    exc = error(root)
+    assert str(exc) == (
+        "pyproject.toml: project: missing; every member needs a PEP 621 [project] table\n"
+        "hint: add a [project] table with name, version and dependencies")
+    assert (exc.file, exc.key) == (root / "pyproject.toml", "project")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected", "hint"),
+    [
+        ("'libs/**foo'", "'libs/**foo' is not a valid glob: `**` must be a whole path component",
+         "write libs/** (every project below libs) or libs/*"),
+        ("'/abs/*'", "'/abs/*' points outside the workspace root",
+         "members must live under the directory holding workspace.yaml"),
+        ("'libs/../../x'", "'libs/../../x' points outside the workspace root",
+         "members must live under the directory holding workspace.yaml"),
+    ],
+)
+def test_bad_member_globs_name_their_entry(make_workspace: MakeWorkspace, pattern: str,
+                                           expected: str, hint: str) -> None:
+    root = make_workspace({"libs/a": pyproject("a")},
+                          manifest=MANIFEST.replace("[services/*, libs/*]",
+                                                    f"[libs/*, {pattern}]"))
+    exc = error(root)
+    assert str(exc) == f"{root}/workspace.yaml: members[1]: {expected}\nhint: {hint}"
+    assert (exc.file, exc.key) == (root / "workspace.yaml", "members[1]")
+
+
+@pytest.mark.parametrize("item", ["''", "'  '", "7"])
+def test_an_empty_or_non_string_glob(make_workspace: MakeWorkspace, item: str) -> None:
+    manifest = MANIFEST.replace("[services/*, libs/*]", f"[libs/*, {item}]")
+    root = make_workspace({}, manifest=manifest)
+    exc = error(root)
+    shown = {"''": "string ''", "'  '": "string '  '", "7": "number 7"}[item]
+    assert str(exc) == (f"{root}/workspace.yaml: members[1]: expected a directory glob such as "
+                        f"services/*, got {shown}")
+
+
+def test_a_recursive_glob_takes_every_project_below(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a"), "libs/group/b": pyproject("b")},
+                          manifest=MANIFEST.replace("[services/*, libs/*]", "[libs/**]"))
+    (root / "libs/a/src/a").mkdir(parents=True)  # no pyproject.toml: not a member, no error
+    assert [m.relpath for m in load_workspace(root).members] == ["libs/a", "libs/group/b"]
+
+
+def test_member_globs_are_normalized(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": pyproject("a")},
+                          manifest=MANIFEST.replace("[services/*, libs/*]",
+                                                    "['./libs/*/', 'libs//a']"))
+    assert [m.relpath for m in load_workspace(root).members] == ["libs/a"]
+
+
+# -- every member problem, collected -----------------------------------------------------------
+
+
+def test_every_member_problem_is_collected(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({
+        "libs/good": pyproject("good"),
+        "libs/bad": pyproject("bad", ["requests ^2.31", "ok", "x>=>1"],
+                              groups={"dev": ["pytest ~8.1"]}, tool='kind = "daemon"'),
+        "libs/worse": "[project\n",
+    })
+    inspection = inspect_workspace(root)
+    assert [m.name for m in inspection.workspace.members] == ["good"]
+    assert inspection.broken == {"bad", "libs/worse"}
+    assert [(p.key, p.member) for p in inspection.problems] == [
+        ("project.dependencies[0]", "bad"), ("project.dependencies[2]", "bad"),
+        ("dependency-groups.dev[0]", "bad"), ("tool.orchestrator.kind", "bad"),
+        (None, None)]
+    with pytest.raises(WorkspaceError) as info:
+        load_workspace(root)
+    assert info.value is not inspection.problems[0]  # a fresh load
+    assert info.value.message == inspection.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("requirement", "pep508"),
+    [
+        ("requests ^2.31", "requests>=2.31,<3.0"),
+        ("requests ~2.31", "requests>=2.31,<2.32"),
+        ("requests (^1.2.3)", "requests>=1.2.3,<2.0.0"),
+        ("attrs ^0.2.3", "attrs>=0.2.3,<0.3.0"),
+        ("httpx[http2] ~1; python_version < '3.12'",
+         "httpx[http2]>=1,<2; python_version < '3.12'"),
+        ("click 8.1.7", "click==8.1.7"),
+    ],
+)
+def test_poetry_syntax_in_project_gets_the_pep_508_form(
+        make_workspace: MakeWorkspace, requirement: str, pep508: str) -> None:
+    root = make_workspace({"libs/a": pyproject("a", [requirement])})
+    exc = error(root)
+    assert exc.message.startswith(
+        f"libs/a/pyproject.toml: project.dependencies[0]: invalid requirement {requirement!r}: ")
+    assert exc.hint == f"this is Poetry syntax; in PEP 508 it reads \"{pep508}\""
+    assert (exc.key, exc.member, exc.actual) == ("project.dependencies[0]", "a", repr(requirement))
+
+
+def test_poetry_requires_python_gets_the_pep_440_form(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": '[project]\nname = "a"\nrequires-python = "^3.11"\n'})
+    exc = error(root)
+    assert str(exc) == (
+        "libs/a/pyproject.toml: project.requires-python: '^3.11' is not a valid version "
+        "specifier\nhint: this is Poetry syntax; in PEP 440 it reads \">=3.11,<4.0\"")
+
+
+def test_a_poetry_only_member_points_at_init(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/a": '[tool.poetry]\nname = "a"\nversion = "1.0"\n\n'
+                           '[tool.poetry.dependencies]\npython = "^3.11"\n'})
+    exc = error(root)
+    assert str(exc) == (
+        "libs/a/pyproject.toml: project: missing; every member needs a PEP 621 [project] table\n"
+        "hint: this is a Poetry project: convert it with `orchestrator init --from poetry`")
+
+
+def test_direct_references(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({
+        "libs/common": pyproject("common"),
+        "services/api": pyproject("api", ["common @ file:../../libs/common",
+                                          "tool @ https://example.com/tool-1.0.tar.gz"]),
+    })
+    first, second = inspect_workspace(root).problems
+    file = root / "services/api/pyproject.toml"
+    assert str(first) == (
+        "services/api/pyproject.toml: project.dependencies[0]: 'common @ file:../../libs/common' "
+        "is a direct reference to the workspace member 'common'\n"
+        "hint: write the bare member name \"common\": the workspace links its members itself")
+    assert (first.file, first.key, first.member, first.package) == (
+        file, "project.dependencies[0]", "api", "common")
+    assert str(second) == (
+        "services/api/pyproject.toml: project.dependencies[1]: direct references are not "
+        "supported yet: 'tool @ https://example.com/tool-1.0.tar.gz'\n"
+        "hint: depend on a release of 'tool' from one of the workspace's indexes instead")
+    assert (second.key, second.package) == ("project.dependencies[1]", "tool")
+
+
+POETRY_AND_PROJECT = """\
+[project]
+name = "api"
+version = "1.0"
+dependencies = ["httpx>=0.27"]
+
+[dependency-groups]
+test = ["pytest"]
+
+[tool.poetry.dependencies]
+python = "^3.11"
+httpx = "^0.27"
+pydantic = "^2.6"
+Requests = {version = "^2.31", source = "corp"}
+
+[tool.poetry.group.test.dependencies]
+pytest = "^8"
+pytest-cov = "*"
+"""
+
+
+def test_dependencies_only_poetry_reads_are_a_warning(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"services/api": POETRY_AND_PROJECT})
+    ws = load_workspace(root)  # loads: a warning is no error
+    assert ws.members[0].dependencies == ("httpx>=0.27",)
+    file = root / "services/api/pyproject.toml"
+    assert [(w.message, w.hint, w.file, w.key, w.member) for w in ws.warnings] == [
+        ("services/api/pyproject.toml: tool.poetry.dependencies: Requests, pydantic not in "
+         "[project].dependencies; ignored",
+         "declare them in [project].dependencies (PEP 508), or convert the member with "
+         "`orchestrator init --from poetry`", file, "tool.poetry.dependencies", "api"),
+        ("services/api/pyproject.toml: tool.poetry.group.test.dependencies: pytest-cov not in "
+         "[dependency-groups].test; ignored",
+         "declare them in [dependency-groups].test (PEP 508), or convert the member with "
+         "`orchestrator init --from poetry`", file, "tool.poetry.group.test.dependencies",
+         "api"),
+    ]
+
+
+def test_dynamic_fields(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({
+        "libs/a": '[project]\nname = "a"\ndynamic = ["version", "readme"]\n',
+        "libs/b": '[project]\nname = "b"\nversion = "1.0"\ndynamic = ["version"]\n',
+        "libs/c": '[project]\nname = "c"\ndynamic = ["name"]\n',
+    })
+    inspection = inspect_workspace(root)
+    (a,) = inspection.workspace.members
+    assert (a.version, a.dynamic, a.dynamic_version) == (None, ("version", "readme"), True)
+    assert [str(p) for p in inspection.problems] == [
+        "libs/b/pyproject.toml: project.version: is set and also listed in project.dynamic\n"
+        "hint: remove one: a static version, or \"version\" in dynamic for the build backend "
+        "to compute",
+        "libs/c/pyproject.toml: project.dynamic: lists 'name', which PEP 621 requires to be "
+        "static",
+    ]

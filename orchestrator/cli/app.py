@@ -21,6 +21,7 @@ from orchestrator.errors import OrchestratorError
 
 if TYPE_CHECKING:
     from orchestrator.cache import FetchEvent, Progress
+    from orchestrator.models import LoadWarning
     from orchestrator.session import Session
 
 EXIT_USER_ERROR = 1
@@ -42,12 +43,18 @@ class App:
             from orchestrator.session import Session
 
             self._sessions.append(Session(self.workspace_path, refresh=refresh,
-                                          offline=offline))
+                                          offline=offline, warn=self.warn))
         return self._sessions[0]
 
     def close(self) -> None:
         for session in self._sessions:
             session.close()
+
+    def warn(self, warning: LoadWarning) -> None:
+        """A warning from loading the workspace: stderr, even with --quiet."""
+        click.secho(f"warning: {warning.message}", err=True, fg="yellow")
+        if warning.hint:
+            click.echo(f"hint: {warning.hint}", err=True)
 
     def info(self, message: str) -> None:
         """Progress and summaries for people: stderr, silenced by --quiet."""
