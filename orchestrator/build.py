@@ -501,31 +501,74 @@ class MemberBuilder:
         Built wheels are remembered under ``members-v1/<source digest>/`` so a
         member whose files did not change is not built again.
         """
-        digest = hashlib.sha256()
-        source_digest(member_dir, digest)
-        digest.update(f"\0{target.key}".encode())
-        record = self.sdists.cache.root / "members-v1" / f"{digest.hexdigest()}.json"
+        record = self._wheel_record(_digest_of(member_dir), target)
+        cached = self._cached_wheel(record)
+        if cached is not None:
+            return cached
+        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            wheel = self._session(member_dir, Path(tmp), target).build_wheel()
+            return self._store(wheel, record)
+
+    def metadata(self, member_dir: Path) -> CoreMetadata:
+        """The member's core metadata as its own backend reports it, cached.
+
+        Through PEP 517 ``prepare_metadata_for_build_wheel``, else by building
+        the wheel (kept for images of this host). Remembered in
+        ``member-metadata-v1/<key>.METADATA`` where the key is the source
+        digest, plus the git state (``git describe``) for a backend that
+        takes the version from git (setuptools-scm, hatch-vcs, ...): the
+        source files alone do not change when a tag is made.
+        """
+        source = _digest_of(member_dir)
+        key = hashlib.sha256(f"{source}\0{_vcs_state(member_dir)}".encode()).hexdigest()
+        record = self.sdists.cache.root / "member-metadata-v1" / f"{key}.METADATA"
+        with contextlib.suppress(OSError):
+            cached = CoreMetadata.parse(record.read_bytes())
+            if cached is not None:  # else damaged: prepared again below
+                return cached
+        # Metadata does not depend on the target: this interpreter serves, as for sdists.
+        target = Target(f"{sys.version_info[0]}.{sys.version_info[1]}", host_platform())
+        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            session = self._session(member_dir, Path(tmp), target)
+            data = session.prepare_metadata()
+            if data is None:  # no prepare hook: build the wheel and keep it
+                wheel, _sha = self._store(session.build_wheel(),
+                                          self._wheel_record(source, target))
+                data = _metadata_from_wheel(wheel)
+        meta = CoreMetadata.parse(data)
+        if meta is None:
+            raise BuildError(
+                f"{member_dir.name}: the metadata its build backend reported has no Name or "
+                "Version",
+                hint="check the version configuration of its build backend in pyproject.toml")
+        write_bytes(record, data)  # only metadata that parses is kept
+        return meta
+
+    def _wheel_record(self, source: str, target: Target) -> Path:
+        key = hashlib.sha256(f"{source}\0{target.key}".encode()).hexdigest()
+        return self.sdists.cache.root / "members-v1" / f"{key}.json"
+
+    def _cached_wheel(self, record: Path) -> tuple[Path, str] | None:
         try:
             data = json.loads(record.read_text("utf-8"))
             cached = self.sdists.cache.get(DistFile(data["filename"], "", "built",
                                                     sha256=data["sha256"]))
-            if cached is not None:
-                return cached, str(data["sha256"])
         except (OSError, ValueError, KeyError):
-            pass
-        with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
-            wheel = self._build(member_dir, Path(tmp), target)
-            path, sha = self.sdists.cache.add(wheel)
+            return None
+        return (cached, str(data["sha256"])) if cached is not None else None
+
+    def _store(self, wheel: Path, record: Path) -> tuple[Path, str]:
+        path, sha = self.sdists.cache.add(wheel)
         write_bytes(record, json.dumps({"filename": path.name, "sha256": sha}).encode())
         return path, sha
 
-    def _build(self, member_dir: Path, tmp: Path, target: Target) -> Path:
+    def _session(self, member_dir: Path, tmp: Path, target: Target) -> _BuildSession:
+        """The member's source tree next to its kept build environment."""
         backend, _paths, requires = _build_system(member_dir, member_dir)
         python = self.sdists._interpreter(target)
         env = self._environment(member_dir, python, backend, requires, target)
-        session = _BuildSession(self.sdists, member_dir, tmp, target, source=member_dir,
-                                python=env)
-        return session.build_wheel()
+        return _BuildSession(self.sdists, member_dir, tmp, target, source=member_dir,
+                             python=env)
 
     def _environment(self, member_dir: Path, python: Path, backend: str,
                      requires: Sequence[str], target: Target) -> Path:
@@ -563,6 +606,34 @@ class Hasher(Protocol):
 # Directories that never hold a member's sources: environments, caches, build output.
 SKIP_DIRS = frozenset({".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
                        ".git", "build", "dist", ".tox", ".nox"})
+
+
+def _digest_of(member_dir: Path) -> str:
+    digest = hashlib.sha256()
+    source_digest(member_dir, digest)
+    return digest.hexdigest()
+
+
+# Build requirements and settings that take a version from git: the cache key of such a
+# member's metadata includes `git describe`. Read as text: parsing costs more than it adds.
+_VCS_VERSIONING = ("setuptools_scm", "setuptools-scm", "hatch-vcs", "hatch_vcs", "versioningit",
+                   "poetry-dynamic-versioning", "dunamai", 'source = "vcs"', 'source = "scm"')
+
+
+def _vcs_state(member_dir: Path) -> str:
+    """``git describe --tags --long --dirty --always`` when the version comes from git, else ''."""
+    try:
+        text = (member_dir / "pyproject.toml").read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+    if not any(marker in text for marker in _VCS_VERSIONING):
+        return ""
+    try:
+        proc = subprocess.run(["git", "describe", "--tags", "--long", "--dirty", "--always"],
+                              cwd=member_dir, capture_output=True, text=True, check=False)
+    except OSError:  # no git: the backend cannot ask it either
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def source_digest(root: Path, into: Hasher) -> None:

@@ -98,12 +98,51 @@ def build_graph(workspace: Workspace) -> nx.DiGraph:
         graph.add_edge(edge.source, edge.target, groups=edge.groups)
     cycle = _find_cycle(graph)
     if cycle:
-        raise GraphError(
-            "dependency cycle between workspace members: " + " -> ".join(cycle),
-            hint="a member cannot depend on itself through others; move the shared code "
-            "into a library both can depend on",
-        )
+        raise cycle_error(cycle)
     return graph
+
+
+def cycle_error(cycle: Sequence[str]) -> GraphError:
+    """The error naming a dependency cycle (``a -> b -> a``)."""
+    return GraphError(
+        "dependency cycle between workspace members: " + " -> ".join(cycle),
+        hint="a member cannot depend on itself through others; move the shared code "
+        "into a library both can depend on",
+    )
+
+
+def member_cycle(workspace: Workspace) -> list[str] | None:
+    """A dependency cycle between members (``[a, b, a]``), or None; without networkx.
+
+    For ``check``, which must stay fast: importing networkx alone costs more
+    than the rest of the command. Starts at the alphabetically first member
+    of the cycle, as ``build_graph``'s message does.
+    """
+    edges: dict[str, list[str]] = {}
+    for edge in member_edges(workspace):
+        edges.setdefault(edge.source, []).append(edge.target)
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            loop = path[path.index(name):]
+            start = loop.index(min(loop))
+            loop = loop[start:] + loop[:start]
+            return [*loop, loop[0]]
+        if name in done:
+            return None
+        for target in edges.get(name, ()):
+            found = visit(target, [*path, name])
+            if found:
+                return found
+        done.add(name)
+        return None
+
+    for member in sorted(m.name for m in workspace.members):
+        found = visit(member, [])
+        if found:
+            return found
+    return None
 
 
 def _find_cycle(graph: nx.DiGraph) -> list[str] | None:

@@ -74,6 +74,7 @@ class ImagePlan:
     layers: tuple[Layer, ...]
     command: tuple[str, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
+    version: str = "0"  # the service's, as its built wheel says
 
 
 # -- inputs ----------------------------------------------------------------------------
@@ -163,11 +164,18 @@ def third_party_wheels(session: Session, service: Member, target: Target) -> lis
 
 
 def member_wheels(session: Session, members: Iterable[Member], target: Target) -> list[Wheel]:
-    """Wheels of workspace members, built reproducibly through their own backends."""
+    """Wheels of workspace members, built reproducibly through their own backends.
+
+    Each is pinned to the version in its built wheel's name: the truth for a
+    dynamic version (``Member.version`` is None then), and for a static one too.
+    """
+    from packaging.utils import parse_wheel_filename
+
     wheels = []
     for member in members:
         path, sha256 = session.member_builder.build(member.path, target)
-        wheels.append(Wheel(member.name, member.version or "0", sha256, path))
+        version = str(parse_wheel_filename(path.name)[1])
+        wheels.append(Wheel(member.name, version, sha256, path))
     return wheels
 
 
@@ -213,7 +221,7 @@ def render(workspace: Workspace, service: Member, plan: ImagePlan) -> str:
                                           for k, v in sorted(plan.labels.items()))
     deps = [layer for layer in plan.layers if layer.name.startswith("deps")]
     return main.substitute(
-        service=service.name, version=service.version or "0", base=plan.base,
+        service=service.name, version=plan.version, base=plan.base,
         dep_layers=f"{len(deps)} layer{'s' if len(deps) != 1 else ''}",
         install_stages=stages, copy_dependency_layers="".join(copies[:-1]).rstrip("\n"),
         copy_service_layer=copies[-1].rstrip("\n"), env=env, expose=expose,
@@ -222,12 +230,16 @@ def render(workspace: Workspace, service: Member, plan: ImagePlan) -> str:
 
 
 def labels_for(workspace: Workspace, service: Member, fingerprint_value: str,
-               git: Mapping[str, str]) -> dict[str, str]:
-    """OCI labels; *git* holds the revision facts (``Session.revision()``)."""
+               git: Mapping[str, str], version: str) -> dict[str, str]:
+    """OCI labels.
+
+    *git* holds the revision facts (``Session.revision()``), *version* the
+    service's version as its built wheel names it.
+    """
     lock_digest = hashlib.sha256(service.lockfile.read_bytes()).hexdigest()
     labels = {
         "org.opencontainers.image.title": service.name,
-        "org.opencontainers.image.version": service.version or "0",
+        "org.opencontainers.image.version": version,
         "org.opencontainers.image.source": git.get("source",
                                                    f"{workspace.name}/{service.relpath}"),
         f"{LABEL_PREFIX}.lock-digest": f"sha256:{lock_digest}",
@@ -256,10 +268,12 @@ def write_context(session: Session, service: Member, context: Path, *, base: str
     deps = third_party_wheels(session, service, target)
     libs = member_wheels(session, runtime_members(workspace, service, target), target)
     own = member_wheels(session, [service], target)
+    version = own[0].version
     plan = ImagePlan(
         service=service.name, repository=repository, tags=tuple(tags), base=base,
         fingerprint=fingerprint_value, layers=split_layers(deps, libs, own), command=command,
-        labels=labels_for(workspace, service, fingerprint_value, session.revision))
+        labels=labels_for(workspace, service, fingerprint_value, session.revision, version),
+        version=version)
     for layer in plan.layers:
         write_layer(layer, context)
     (context / "Dockerfile").write_text(render(workspace, service, plan))
@@ -294,9 +308,16 @@ class BuildResult:
 
 
 def image_tags(session: Session, service: Member, extra: Sequence[str]) -> list[str]:
-    """`repo:version`, `repo:<short git sha>` when in git, then *extra* (a bare tag or a ref)."""
+    """`repo:version`, `repo:<short git sha>` when in git, then *extra* (a bare tag or a ref).
+
+    A dynamic version is the one the service's build backend reports; a tag
+    cannot hold PEP 440's `+` (a local version), which becomes `-`.
+    """
+    from orchestrator.versions import member_version
+
     repository = image_name(session.workspace, service)
-    tags = [f"{repository}:{service.version or '0'}"]
+    version = (member_version(session, service) or "0").replace("+", "-")
+    tags = [f"{repository}:{version}"]
     revision = session.revision.get("revision")
     if revision:
         tags.append(f"{repository}:{revision[:12]}")

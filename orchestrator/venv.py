@@ -186,11 +186,15 @@ class WantedDist:
             raise ValueError(f"{self.name}: a wheel needs its sha256")
 
     @classmethod
-    def for_member(cls, member: Member) -> WantedDist:
-        """An editable install of a workspace member."""
+    def for_member(cls, member: Member, version: str | None = None) -> WantedDist:
+        """An editable install of a workspace member.
+
+        *version*: the member's effective version (``versions.member_version``);
+        a dynamic version is not in ``member.version``.
+        """
         return cls(
             name=member.name,
-            version=member.version or "0",
+            version=version or member.version or "0",
             editable=member.path,
             scripts=tuple(sorted(member.scripts.items())),
             requires_dist=member.dependencies,

@@ -82,7 +82,7 @@ def test_cycle_exits_1_without_traceback(make_workspace: MakeWorkspace) -> None:
 
 def test_verbose_shows_traceback(make_workspace: MakeWorkspace) -> None:
     root = make_workspace({"libs/a": pyproject("a", ["b"]), "libs/b": pyproject("b", ["a"])})
-    code, _, err = run("-v", "-w", str(root), "check")
+    code, _, err = run("-v", "-w", str(root), "graph")
     assert code == 1
     assert "Traceback (most recent call last)" in err
 
@@ -108,10 +108,27 @@ def test_bad_input_messages(
 
 
 def test_check_summary(shop: Path) -> None:
-    code, out, _ = run("-w", str(shop), "check")
-    assert code == 0
+    code, out, err = run("-w", str(shop), "check")
+    assert code == 0  # stale locks are warnings
     assert "  members: 4 (3 services, 1 libraries)" in out
-    assert out.endswith("ok: no problems found\n")
+    assert "    api [service] services/api: 2 dependencies; lock stale\n" in out
+    assert out.endswith("0 errors, 4 warnings\n")
+    assert err.splitlines()[:2] == [
+        "warning: the lock of api is out of date: services/api/pylock.toml does not exist",
+        "hint: run `orchestrator lock api`"]
+
+
+def test_list_services_when_none_is_one(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"apps/api": pyproject("api"), "libs/core": pyproject("core")},
+                          manifest="version: 1\nname: d\nmembers: [apps/*, libs/*]\n")
+    code, out, err = run("-w", str(root), "list", "--services")
+    assert (code, out) == (0, "")
+    assert err == (
+        "no member is a service; mark one with `kind = \"service\"` under [tool.orchestrator] "
+        "in its pyproject.toml (members under services/ are services unless they say "
+        "otherwise)\n")
+    code, out, err = run("-w", str(root), "list", "--services", "--json")
+    assert (code, json.loads(out)) == (0, [])
 
 
 def test_unknown_command_is_usage_error() -> None:
@@ -154,7 +171,7 @@ def test_executable_error_exit_code(tmp_path: Path) -> None:
 HEAVY = ("networkx", "resolvelib", "docker", "httpx", "requests", "urllib3")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"]])
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["check"]])
 def test_startup_imports_stay_light(args: list[str]) -> None:
     code = (
         "import sys\nfrom orchestrator.cli import main\n"
@@ -164,3 +181,44 @@ def test_startup_imports_stay_light(args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, check=True)
     assert proc.stdout.splitlines()[-1] == "HEAVY="
+
+
+def test_list_of_static_versions_imports_no_build_machinery() -> None:
+    """Only a member with a dynamic version makes `list` ask a build backend."""
+    code = (
+        "import sys\nfrom orchestrator.cli import main\n"
+        "try:\n    main(['list'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED=' + ','.join(m for m in ('orchestrator.build', 'orchestrator.venv', "
+        "'virtualenv') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "LOADED="
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        ("[.]", "workspace.yaml: members[0]: '.' makes the workspace root a member, but it has "
+         "no pyproject.toml\nhint: add a pyproject.toml with a [project] table next to "
+         "workspace.yaml, or remove '.' from members\n"),
+        ("['./']", "workspace.yaml: members[0]: './' makes the workspace root a member, but it "
+         "has no pyproject.toml\nhint: add a pyproject.toml with a [project] table next to "
+         "workspace.yaml, or remove './' from members\n"),
+        ("[libs/*, '']", "workspace.yaml: members[1]: expected a directory glob such as "
+         "services/*, got string ''\n"),
+        ("['libs/a**']", "workspace.yaml: members[0]: 'libs/a**' is not a valid glob: `**` must "
+         "be a whole path component\nhint: write libs/** (every project below libs) or "
+         "libs/*\n"),
+    ],
+)
+def test_bad_layouts_exit_1_with_one_message(make_workspace: MakeWorkspace, members: str,
+                                             expected: str) -> None:
+    root = make_workspace({"libs/a": pyproject("a")},
+                          manifest=f"version: 1\nname: d\nmembers: {members}\n")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    for command in ("list", "lock"):
+        assert run("-w", str(root), command) == (1, "", f"error: {root}/{expected}"), command
+    code, _summary, err = run("-w", str(root), "check")
+    assert (code, err) == (1, f"error: {root}/{expected}")
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written

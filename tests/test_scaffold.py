@@ -111,3 +111,60 @@ def test_missing_bundled_templates_is_a_workspace_error(
                                   "are not installed")
     assert info.value.hint == ("install orchestrator with `pip install` (or `pip install -e` "
                                "for a checkout), or give the workspace its own templates/")
+
+
+# -- following the workspace's own layout ----------------------------------------------------
+
+UV_LAYOUT = "version: 1\nname: d\nmembers: [apps/*, packages/*]\n"
+
+
+def test_new_goes_where_members_of_its_kind_live(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"apps/api": pyproject("api", tool='kind = "service"'),
+                           "packages/core": pyproject("core")}, manifest=UV_LAYOUT)
+    code, out, err = run(root, "new", "service", "web")
+    assert (code, out) == (0, "created service web in apps/web\n")
+    assert err == ("placed there because apps/ holds the workspace's services\n"
+                   "next: orchestrator lock web && orchestrator sync web\n")
+    code, out, _ = run(root, "new", "library", "utils")
+    assert (code, out) == (0, "created library utils in packages/utils\n")
+    ws = load_workspace(root)
+    assert [(m.name, m.kind, m.relpath) for m in ws.members] == [
+        ("api", "service", "apps/api"), ("web", "service", "apps/web"),
+        ("core", "library", "packages/core"), ("utils", "library", "packages/utils")]
+    assert (root / "workspace.yaml").read_text() == UV_LAYOUT  # the globs cover both
+
+
+def test_new_follows_a_name_prefix(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"libs/common": pyproject("acme-common"),
+                           "libs/events": pyproject("acme-events"),
+                           "services/orders": pyproject("orders")})
+    code, out, err = run(root, "new", "library", "billing")
+    assert (code, out) == (0, "created library acme-billing in libs/billing\n")
+    assert err.startswith("placed there because libs/ holds the workspace's libraries; named "
+                          "acme-* like them\nnext: orchestrator lock acme-billing")
+    code, out, _ = run(root, "new", "library", "acme-audit")  # the prefix is not doubled
+    assert (code, out) == (0, "created library acme-audit in libs/audit\n")
+    member = load_workspace(root).find("acme-billing")
+    assert member is not None and member.relpath == "libs/billing"
+    assert (root / "libs/billing/src/acme_billing/__init__.py").is_file()
+    code, _, err = run(root, "new", "library", "common")
+    assert (code, err) == (1, "error: the workspace already has a member named 'acme-common'\n")
+
+
+def test_new_reads_the_globs_when_no_member_of_the_kind_exists(
+        make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"packages/core": pyproject("core")},
+                          manifest="version: 1\nname: d\nmembers: [packages/*, apps/*]\n")
+    code, out, err = run(root, "new", "service", "api")
+    assert (code, out) == (0, "created service api in apps/api\n")
+    assert err.startswith("placed there because members: apps/* in workspace.yaml\n")
+
+
+def test_new_falls_back_to_services_and_libs(make_workspace: MakeWorkspace) -> None:
+    root = make_workspace({"tools/x": pyproject("x")},
+                          manifest="version: 1\nname: d\nmembers: [tools/*]\n")
+    code, out, err = run(root, "new", "service", "api")
+    assert (code, out) == (0, "created service api in services/api\n")
+    assert err.startswith("placed there because the default for services: the workspace has "
+                          "none yet\n")
+    assert "members: [tools/*, services/api]" in (root / "workspace.yaml").read_text()

@@ -23,7 +23,15 @@ def version(app: App, member: str, rule: str | None, dry_run: bool) -> None:
     """Show MEMBER's version, or bump it: patch, minor, major, pre, or X.Y.Z."""
     from orchestrator.pyproject import PyprojectEdit, bump
 
-    chosen = app.session().member(member)
+    session = app.session()
+    chosen = session.member(member)
+    if chosen.dynamic_version:
+        from orchestrator.versions import cannot_bump, member_version
+
+        if rule is not None:
+            raise cannot_bump(chosen)
+        click.echo(f"{chosen.name} {member_version(session, chosen)}")
+        return
     edit = PyprojectEdit.load(chosen.pyproject)
     current = edit.version()
     if current is None:
@@ -90,16 +98,19 @@ def _report_edit(app: App, result: EditResult, no_sync: bool) -> None:
 @click.argument("kind", type=click.Choice(["service", "library"]))
 @click.argument("name")
 @click.option("--path", type=click.Path(path_type=Path),
-              help="Directory to create (default: services/NAME or libs/NAME).")
+              help="Directory to create (default: where the workspace keeps its services or "
+              "libraries, else services/NAME or libs/NAME).")
 @pass_app
 def new(app: App, kind: str, name: str, path: Path | None) -> None:
-    """Create a new service or library from templates/new/KIND."""
+    """Create a new service or library from templates/new/KIND, laid out like the others."""
     from orchestrator.scaffold import new_member
 
     ws = app.session().workspace
     created = new_member(ws, "service" if kind == "service" else "library", name, path)
-    click.echo(f"created {kind} {name} in {created.relative_to(ws.root.resolve()).as_posix()}")
-    app.info(f"next: orchestrator lock {name} && orchestrator sync {name}")
+    where = created.path.relative_to(ws.root.resolve()).as_posix()
+    click.echo(f"created {kind} {created.name} in {where}")
+    app.info(f"placed there because {created.reason}")
+    app.info(f"next: orchestrator lock {created.name} && orchestrator sync {created.name}")
 
 
 COMMANDS = (add, remove, version, new)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from orchestrator.cli.app import App, echo_json, pass_app
+from orchestrator.cli.app import EXIT_USER_ERROR, App, echo_json, pass_app
+
+if TYPE_CHECKING:
+    from orchestrator.checks import Report
 
 
 @click.command("list")
@@ -12,16 +17,23 @@ from orchestrator.cli.app import App, echo_json, pass_app
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def list_cmd(app: App, services_only: bool, as_json: bool) -> None:
-    """List the workspace members."""
-    ws = app.session().workspace
-    members = [m for m in ws.members if m.kind == "service" or not services_only]
+    """List the workspace members (a dynamic version is the one its build backend reports)."""
+    from orchestrator.versions import member_version
+
+    session = app.session()
+    members = [m for m in session.workspace.members if m.kind == "service" or not services_only]
+    if services_only and not members:
+        app.info("no member is a service; mark one with `kind = \"service\"` under "
+                 "[tool.orchestrator] in its pyproject.toml (members under services/ are "
+                 "services unless they say otherwise)")
+    versions = {m.name: member_version(session, m) for m in members}
     if as_json:
-        echo_json([{"name": m.name, "kind": m.kind, "version": m.version, "path": m.relpath}
-                   for m in members])
+        echo_json([{"name": m.name, "kind": m.kind, "version": versions[m.name],
+                    "path": m.relpath} for m in members])
         return
     width = max((len(m.name) for m in members), default=0)
     for m in members:
-        click.echo(f"{m.name:<{width}}  {m.kind:<8}  {m.version or '-':<10}  {m.relpath}")
+        click.echo(f"{m.name:<{width}}  {m.kind:<8}  {versions[m.name] or '-':<10}  {m.relpath}")
 
 
 @click.command()
@@ -90,27 +102,56 @@ def matrix(app: App, since: str | None, all_: bool, committed_only: bool, fmt: s
 
 
 @click.command()
-@pass_app
-def check(app: App) -> None:
-    """Validate the workspace and report what was found."""
-    from orchestrator.graph import build_graph
-    from orchestrator.lock import staleness
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: the findings as a list, on stdout.")
+@click.pass_context
+def check(ctx: click.Context, fmt: str) -> None:
+    """Validate the workspace offline and list every problem; exit 1 on any error."""
+    from orchestrator.checks import run
 
-    ws = app.session().workspace
-    build_graph(ws)
-    services = len(ws.services)
-    click.echo(f"workspace {ws.name} ({ws.manifest})")
-    click.echo(f"  python {ws.python} on {', '.join(ws.platforms)}")
-    click.echo(f"  indexes: {', '.join(f'{i.name} ({i.url})' for i in ws.indexes)}")
-    click.echo(f"  members: {len(ws.members)} ({services} services, "
-               f"{len(ws.members) - services} libraries)")
-    for m in ws.members:
-        groups = f", groups: {', '.join(m.groups)}" if m.groups else ""
-        stale = staleness(ws, m)
-        lock_state = "lock current" if stale is None else f"lock stale: {stale.reason}"
-        click.echo(f"    {m.name} [{m.kind}] {m.relpath}: {len(m.dependencies)} dependencies"
-                   f"{groups}; {lock_state}")
-    click.echo("ok: no problems found")
+    app = ctx.find_object(App)
+    assert app is not None  # the cli group made it
+    report = run(app.workspace_path)
+    if fmt == "json":
+        echo_json([finding.as_dict() for finding in report.findings])
+    else:
+        _print_report(app, report)
+    if report.errors:
+        ctx.exit(EXIT_USER_ERROR)
+
+
+def _print_report(app: App, report: Report) -> None:
+    """The summary on stdout, each finding on stderr as `error: ...` / `hint: ...`."""
+    ws = report.workspace
+    if ws is not None:
+        services = len(ws.services)
+        click.echo(f"workspace {ws.name} ({ws.manifest})")
+        click.echo(f"  python {ws.python} on {', '.join(ws.platforms)}")
+        click.echo(f"  indexes: {', '.join(f'{i.name} ({i.url})' for i in ws.indexes)}")
+        click.echo(f"  members: {len(ws.members)} ({services} services, "
+                   f"{len(ws.members) - services} libraries)")
+        if report.broken:
+            click.echo(f"  not loaded: {', '.join(sorted(report.broken))}")
+        for m in ws.members:
+            groups = f", groups: {', '.join(m.groups)}" if m.groups else ""
+            lock_state = ("lock stale" if report.for_check("stale_lock", m.name)
+                          else "lock current")
+            click.echo(f"    {m.name} [{m.kind}] {m.relpath}: {len(m.dependencies)} "
+                       f"dependencies{groups}; {lock_state}")
+    for finding in report.findings:
+        click.secho(f"{finding.severity}: {finding.message}", err=True,
+                    fg="red" if finding.severity == "error" else "yellow")
+        if finding.hint:
+            click.echo(f"hint: {finding.hint}", err=True)
+    if not report.findings:
+        click.echo("ok: no problems found")
+    elif ws is not None:
+        errors, warnings = len(report.errors), len(report.warnings)
+        click.echo(f"{_count(errors, 'error')}, {_count(warnings, 'warning')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 COMMANDS = (list_cmd, graph, affected_cmd, matrix, check)
