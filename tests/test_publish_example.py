@@ -6,7 +6,8 @@ of hatchling (the members' backend) and click (the worker's one third-party
 dependency), gathered by ``tests.support.pypiserver.wheelhouse``. So the
 builds, the uploads and the installs after them touch nothing but loopback.
 The worker service opts in to being published (``publish = true``); the
-other services keep the default and are not.
+other services keep the default and are not. The last test (marked docker)
+also builds and pushes an image through the local engine and registry.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.publish.archives import archive_files
+from tests.support import docker_infra
 from tests.support.pypiserver import PypiServer, wheelhouse
 
 REPO = Path(__file__).parents[1]
@@ -43,9 +45,11 @@ def git(root: Path, *args: str) -> None:
 
 @pytest.fixture(scope="module")
 def pypi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PypiServer]:
-    wheels = wheelhouse(tmp_path_factory.mktemp("wheelhouse"), ["hatchling>=1.24", "click>=8.1"])
+    # pytest: the example's test groups, which `lock` resolves for the docker test.
+    wheels = wheelhouse(tmp_path_factory.mktemp("wheelhouse"),
+                        ["hatchling>=1.24", "click>=8.1", "pytest>=8"])
     if wheels is None:
-        pytest.skip("no wheels of hatchling and click on this machine or its index")
+        pytest.skip("no wheels of hatchling, click and pytest on this machine or its index")
     with PypiServer(tmp_path_factory.mktemp("pypi")) as server:
         for wheel in wheels.iterdir():
             server.add(wheel)
@@ -285,6 +289,35 @@ def test_affected_since_packages_what_a_change_reaches(tmp_path: Path, example: 
         changed.write_text(original)
     assert code == 0, err
     assert [line.split()[0].rsplit("/", 1)[-1] for line in out.splitlines()] == RELEASE_FILES[2:]
+
+
+@pytest.mark.docker
+def test_publish_images_pushes_the_service_image_after_its_packages(
+    tmp_path: Path, example: Path, cache: Path, pypi: PypiServer,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not docker_infra.docker_available() or docker_infra.base_image() is None:
+        pytest.skip(docker_infra.skip_reason("docker"))
+    monkeypatch.setenv("DOCKER_HOST", docker_infra.docker_host())
+    root = tmp_path / "ws"
+    shutil.copytree(example, root)
+    manifest = (root / "workspace.yaml").read_text()
+    registry = f"{docker_infra.registry() or '127.0.0.1:5000'}/p{os.getpid()}"
+    manifest = re.sub(r"(?m)^(\s*registry:).*$", rf"\1 {registry}", manifest)
+    manifest = re.sub(r"(?m)^(\s*base:).*$", rf"\1 {docker_infra.base_image()}", manifest)
+    (root / "workspace.yaml").write_text(manifest)
+    # Only the worker's third-party wheels are on the pypiserver, so only its locks.
+    code, _, err = orch(root, cache, "lock", "worker", "acme-common", "acme-events")
+    assert code == 0, err
+
+    code, out, err = orch(root, cache, "publish", "worker", "--images", "--skip-existing",
+                          pypi=pypi)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert [line.split()[:2] for line in lines[:2]] == [
+        ["skipped", "worker-0.9.0.tar.gz:"], ["skipped", "worker-0.9.0-py3-none-any.whl:"]]
+    assert re.fullmatch(rf"pushed {re.escape(registry)}/worker:0\.9\.0 sha256:[0-9a-f]{{64}}",
+                        lines[2]), out
 
 
 def test_no_command_printed_the_password(pypi: PypiServer) -> None:
