@@ -387,3 +387,18 @@ def test_a_failed_write_puts_back_what_it_replaced(tmp_path: Path,
         plan_module.write_plan(plan)
     assert len(calls) == 5 + 4  # 4 pyprojects and the manifest, then the 4 put back
     assert tree(root) == before
+
+
+def test_the_readme_before_and_after_is_what_init_writes(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    match = re.search(r"A Poetry member before:\n\n```toml\n(.*?)```\n\nand after "
+                      r"`orchestrator init`:\n\n```toml\n(.*?)```", readme, re.DOTALL)
+    assert match is not None
+    root = tmp_path / "repo"
+    write(root, "services/api", match[1])
+    write(root, "libs/events", '[project]\nname = "events"\nversion = "1.0"\n')
+    code, _, err = orch("init", str(root))
+    assert code == 0, err
+    assert (root / "services/api/pyproject.toml").read_text() == match[2]
