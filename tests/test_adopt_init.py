@@ -262,6 +262,11 @@ def test_root_project_with_dependencies_is_a_member(tmp_path: Path) -> None:
     assert manifest["name"] == "app"
     assert "  .       app (plain, converted)  service: has [project.scripts] 'app'" \
         in out.splitlines()
+    code, _, err = orch("init", str(root))
+    assert code == 0, err
+    code, out, err = orch("-w", str(root), "check")
+    assert code == 0, out + err
+    assert "    app [service] .: 2 dependencies; lock stale" in out.splitlines()
 
 
 # -- writing: dry run, re-run, force, errors -------------------------------------------------
