@@ -175,3 +175,7 @@ class DockerError(OrchestratorError):
 
 class PublishError(OrchestratorError):
     """An image or a distribution could not be published."""
+
+
+class GovernanceError(OrchestratorError):
+    """An audit, license policy or SBOM cannot be made: a bad database, policy or source."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -153,6 +154,10 @@ class Workspace:
     cache_dir: Path | None = None  # from the manifest's `cache:` key
     # The lambda defers the name: PublishSpec is defined at the end of this module.
     publish: PublishSpec = field(default_factory=lambda: PublishSpec())
+    # `audit:`, `license:` and `policy:` (the governance gate); defined at the end too.
+    audit: AuditSpec = field(default_factory=lambda: AuditSpec())
+    license: LicensePolicy = field(default_factory=lambda: LicensePolicy())
+    policy: PolicySpec = field(default_factory=lambda: PolicySpec())
     warnings: tuple[LoadWarning, ...] = ()  # what loading accepted but the user should know
 
     @property
@@ -200,14 +205,27 @@ class DistFile:
 
 
 @dataclass(frozen=True, slots=True)
+class LicenseFields:
+    """What core metadata says about a distribution's license, as written (``licenses``)."""
+
+    expression: str | None = None  # License-Expression (PEP 639)
+    text: str | None = None  # License, the free-text field before PEP 639
+    classifiers: tuple[str, ...] = ()  # the `License ::` trove classifiers
+
+
+@dataclass(frozen=True, slots=True)
 class CoreMetadata:
-    """The parts of a distribution's core metadata the resolver needs."""
+    """The parts of a distribution's core metadata the resolver and `licenses` need.
+
+    *license* is None only for metadata cached before licenses were recorded.
+    """
 
     name: str
     version: str
     requires_dist: tuple[str, ...] = ()
     requires_python: str | None = None
     provides_extra: tuple[str, ...] = ()
+    license: LicenseFields | None = LicenseFields()
 
     @classmethod
     def parse(cls, data: bytes) -> CoreMetadata | None:
@@ -225,6 +243,10 @@ class CoreMetadata:
             requires_dist=tuple(raw.get("requires_dist", ())),
             requires_python=raw.get("requires_python"),
             provides_extra=tuple(raw.get("provides_extra", ())),
+            license=LicenseFields(
+                expression=raw.get("license_expression"), text=raw.get("license"),
+                classifiers=tuple(c for c in raw.get("classifiers", ())
+                                  if c.startswith("License ::"))),
         )
 
 
@@ -254,3 +276,45 @@ class PublishSpec:
         if name is None:
             return self.repositories[0] if self.repositories else None
         return next((r for r in self.repositories if r.name == name), None)
+
+
+# -- governance (the `audit:`, `license:` and `policy:` sections of workspace.yaml) ----------
+
+UnknownLicense = Literal["fail", "warn"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditIgnore:
+    """An advisory `audit` accepts, and why; past *expires* it counts again."""
+
+    id: str  # an advisory ID or any of its aliases (PYSEC-..., GHSA-..., CVE-...)
+    reason: str
+    expires: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSpec:
+    """The `audit:` section: the advisory database and the accepted advisories."""
+
+    db: Path | None = None  # a directory of OSV files or an OSV zip export
+    ignore: tuple[AuditIgnore, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LicensePolicy:
+    """The `license:` section: SPDX ids, `ID WITH EXCEPTION`s or globs (`AGPL-*`)."""
+
+    allow: tuple[str, ...] = ()  # empty: every license not denied is allowed
+    deny: tuple[str, ...] = ()
+    unknown: UnknownLicense = "warn"  # a license that cannot be read or normalized
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.allow or self.deny or self.unknown == "fail")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """The `policy:` section: what `check` requires of the members' requirements."""
+
+    require_upper_bounds: bool = False

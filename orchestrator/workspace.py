@@ -17,16 +17,21 @@ import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.models import (
+    AuditIgnore,
+    AuditSpec,
     ImageSpec,
     IndexSpec,
+    LicensePolicy,
     LoadWarning,
     Member,
     MemberOptions,
+    PolicySpec,
     PublishSpec,
     RepositorySpec,
     Workspace,
@@ -41,6 +46,7 @@ INIT_FROM_POETRY = "`orchestrator init --from poetry`"
 _PYTHON = re.compile(r"^3\.(\d{1,2})$")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_LICENSE = re.compile(r"^[A-Za-z0-9.+*?\[\]():_ -]*[A-Za-z0-9*?+)\]]$")  # ids, AND/OR/WITH, globs
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -157,7 +163,7 @@ class _Loader(_Reporter):
     def load(self) -> Inspection:
         data = self._read_yaml()
         allowed = {"version", "name", "python", "platforms", "indexes", "members", "exclude",
-                   "image", "cache", "publish"}
+                   "image", "cache", "publish", "audit", "license", "policy"}
         for where, hint in _unknown_keys(data, allowed, ""):
             self.fail(where, "unknown key", hint)
         if "version" not in data:
@@ -172,6 +178,9 @@ class _Loader(_Reporter):
         image = self._image(data.get("image", {}), python)
         cache_dir = self._cache(data.get("cache"))
         publish = self._publish(data.get("publish"))
+        audit = self._audit(data.get("audit"))
+        license_policy = self._license(data.get("license"))
+        policy = self._policy(data.get("policy"))
         globs = self._str_list(data, "members", required=True)
         exclude = self._str_list(data, "exclude", required=False)
         index_names = {index.name for index in indexes}
@@ -182,6 +191,7 @@ class _Loader(_Reporter):
             root=self.root, manifest=self.manifest, name=name, python=python,
             platforms=platforms, indexes=indexes, members=tuple(members), image=image,
             cache_dir=cache_dir, warnings=tuple(warnings), publish=publish,
+            audit=audit, license=license_policy, policy=policy,
         )
         return Inspection(workspace, tuple(self.problems), frozenset(broken))
 
@@ -374,6 +384,77 @@ class _Loader(_Reporter):
                           " and _PASSWORD (or _TOKEN), or use ~/.pypirc")
             urls[key] = url
         return RepositorySpec(name, urls["upload-url"], urls.get("index-url"))
+
+    # -- governance: audit, license, policy ---------------------------------------------
+
+    def _audit(self, value: object) -> AuditSpec:
+        if value is None:
+            return AuditSpec()
+        if not isinstance(value, dict):
+            self.expect("audit", "a mapping with db and ignore", _describe(value))
+        for where, hint in _unknown_keys(value, {"db", "ignore"}, "audit"):
+            self.fail(where, "unknown key", hint)
+        db = None
+        if "db" in value:
+            raw = self._str(value, "db", required=True, path="audit.db")
+            path = Path(raw).expanduser()
+            db = path if path.is_absolute() else self.root / path
+        ignores = value.get("ignore", [])
+        if not isinstance(ignores, list):
+            self.expect("audit.ignore", "a list of {id, reason, expires}", _describe(ignores))
+        return AuditSpec(db=db, ignore=tuple(self._ignore(item, f"audit.ignore[{i}]")
+                                             for i, item in enumerate(ignores)))
+
+    def _ignore(self, item: object, path: str) -> AuditIgnore:
+        if not isinstance(item, dict):
+            self.expect(path, "a mapping with id, reason and expires", _describe(item))
+        for where, hint in _unknown_keys(item, {"id", "reason", "expires"}, path):
+            self.fail(where, "unknown key", hint)
+        advisory = self._str(item, "id", required=True, path=f"{path}.id")
+        reason = self._str(item, "reason", required=True, path=f"{path}.reason")
+        expires = item.get("expires")
+        if expires is not None and not isinstance(expires, date):
+            # YAML reads an unquoted 2025-06-30 as a date; a quoted one is a string.
+            try:
+                expires = date.fromisoformat(str(expires))
+            except ValueError:
+                self.expect(f"{path}.expires", "a date such as 2025-06-30", _describe(expires))
+        return AuditIgnore(advisory.strip(), reason.strip(), expires)
+
+    def _license(self, value: object) -> LicensePolicy:
+        if value is None:
+            return LicensePolicy()
+        if not isinstance(value, dict):
+            self.expect("license", "a mapping with allow, deny and unknown", _describe(value))
+        for where, hint in _unknown_keys(value, {"allow", "deny", "unknown"}, "license"):
+            self.fail(where, "unknown key", hint)
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in ("allow", "deny"):
+            items = value.get(key, [])
+            if not isinstance(items, list):
+                self.expect(f"license.{key}", "a list of SPDX expressions or globs",
+                            _describe(items))
+            for i, item in enumerate(items):
+                if not isinstance(item, str) or not _LICENSE.match(item):
+                    self.expect(f"license.{key}[{i}]",
+                                "an SPDX expression or a glob such as AGPL-*", _describe(item))
+            lists[key] = tuple(item.strip() for item in items)
+        unknown = value.get("unknown", "warn")
+        if unknown not in ("fail", "warn"):
+            self.expect("license.unknown", "fail or warn", _describe(unknown))
+        return LicensePolicy(allow=lists["allow"], deny=lists["deny"], unknown=unknown)
+
+    def _policy(self, value: object) -> PolicySpec:
+        if value is None:
+            return PolicySpec()
+        if not isinstance(value, dict):
+            self.expect("policy", "a mapping with require-upper-bounds", _describe(value))
+        for where, hint in _unknown_keys(value, {"require-upper-bounds"}, "policy"):
+            self.fail(where, "unknown key", hint)
+        bounds = value.get("require-upper-bounds", False)
+        if not isinstance(bounds, bool):
+            self.expect("policy.require-upper-bounds", "true or false", _describe(bounds))
+        return PolicySpec(require_upper_bounds=bounds)
 
     # -- member globs ---------------------------------------------------------------
 

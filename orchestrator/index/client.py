@@ -148,9 +148,22 @@ class IndexClient:
         """The project's files, as ``project(name).files``."""
         return self.project(name).files
 
-    def metadata(self, file: DistFile) -> CoreMetadata:
-        """The file's core metadata: from the disk cache, PEP 658, a ranged read, or a build."""
+    def metadata(self, file: DistFile, *, licenses: bool = False) -> CoreMetadata:
+        """The file's core metadata: from the disk cache, PEP 658, a ranged read, or a build.
+
+        With *licenses*, a cache entry written before license fields were
+        recorded is fetched again (``licenses`` and ``sbom`` ask for them).
+        """
+        if licenses:
+            return self._once(("metadata+licenses", file_key(file)),
+                              lambda: self._fetch_metadata(file, licenses=True))
         return self._once(("metadata", file_key(file)), lambda: self._fetch_metadata(file))
+
+    def cached_metadata(self, file: DistFile) -> CoreMetadata | None:
+        """The file's core metadata if the disk cache holds it; never the network."""
+        with contextlib.suppress(OSError):
+            return metadata_from_json(self._metadata_path(file).read_bytes())
+        return None
 
     def prefetch_projects(self, names: Iterable[str]) -> None:
         """Start fetching these projects' pages in the background."""
@@ -375,11 +388,11 @@ class IndexClient:
         shard = key.partition("-")[2][:2]
         return self._cache_dir / METADATA_BUCKET / shard / f"{key}.json"
 
-    def _fetch_metadata(self, file: DistFile) -> CoreMetadata:
+    def _fetch_metadata(self, file: DistFile, *, licenses: bool = False) -> CoreMetadata:
         path = self._metadata_path(file)
         with contextlib.suppress(OSError):
             cached = metadata_from_json(path.read_bytes())
-            if cached is not None:
+            if cached is not None and not (licenses and cached.license is None):
                 return cached
         self._require_online(f"read the metadata of {file.filename}")
         index = self._index_named(file.index)

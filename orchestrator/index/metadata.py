@@ -9,7 +9,7 @@ from dataclasses import asdict
 from packaging.utils import InvalidWheelFilename, canonicalize_version, parse_wheel_filename
 
 from orchestrator.errors import PackageIndexError
-from orchestrator.models import CoreMetadata, DistFile
+from orchestrator.models import CoreMetadata, DistFile, LicenseFields
 from orchestrator.names import normalize
 
 
@@ -57,9 +57,22 @@ def metadata_from_json(raw: bytes) -> CoreMetadata | None:
             requires_dist=tuple(str(r) for r in data["requires_dist"]),
             requires_python=data["requires_python"],
             provides_extra=tuple(str(e) for e in data["provides_extra"]),
+            license=_license_from_json(data.get("license")),
         )
     except (ValueError, KeyError, TypeError):
         return None  # corrupt entry: fetch again
+
+
+def _license_from_json(data: object) -> LicenseFields | None:
+    """None for an entry cached before licenses were recorded (``licenses`` fetches again)."""
+    if not isinstance(data, dict):
+        return None
+    expression, text = data.get("expression"), data.get("text")
+    return LicenseFields(
+        expression=expression if isinstance(expression, str) else None,
+        text=text if isinstance(text, str) else None,
+        classifiers=tuple(str(c) for c in data.get("classifiers") or ()),
+    )
 
 
 def file_key(file: DistFile) -> str:
