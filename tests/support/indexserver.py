@@ -249,8 +249,12 @@ class IndexServer:
         yanked: str | None = None,
         upload_time: str | None = None,
         files: dict[str, str | bytes] | None = None,
+        extra_metadata: Iterable[str] = (),
     ) -> ServedFile:
-        """Build a real wheel into ``root`` (tests/support/wheels.py) and serve it."""
+        """Build a real wheel into ``root`` (tests/support/wheels.py) and serve it.
+
+        *extra_metadata*: more METADATA header lines, such as ``License-Expression: MIT``.
+        """
         path = build_wheel(
             self.root,
             name,
@@ -260,6 +264,7 @@ class IndexServer:
             extras=extras,
             tag=tag,
             files=files,
+            extra_metadata=extra_metadata,
         )
         return self.add_file(
             path, requires_python=requires_python, yanked=yanked, upload_time=upload_time

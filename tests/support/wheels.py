@@ -25,8 +25,9 @@ def metadata_text(
     requires_dist: Iterable[str] = (),
     requires_python: str | None = None,
     extras: Iterable[str] = (),
+    extra_headers: Iterable[str] = (),
 ) -> str:
-    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", *extra_headers]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
     lines.extend(f"Provides-Extra: {extra}" for extra in extras)
@@ -45,6 +46,7 @@ def build_wheel(
     tag: str = "py3-none-any",
     files: Mapping[str, str | bytes] | None = None,
     console_scripts: Mapping[str, str] | None = None,
+    extra_metadata: Iterable[str] = (),
 ) -> Path:
     """Write ``name-version-tag.whl`` into *directory* and return its path.
 
@@ -60,7 +62,7 @@ def build_wheel(
         for path, content in files.items()
     }
     entries[f"{dist_info}/METADATA"] = metadata_text(
-        name, version, requires_dist, requires_python, extras
+        name, version, requires_dist, requires_python, extras, extra_metadata
     ).encode()
     entries[f"{dist_info}/WHEEL"] = (
         f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n\n"
