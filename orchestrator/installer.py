@@ -531,12 +531,19 @@ def _record_path(path: str, root: str) -> str:
 
 
 def editable_source_root(directory: Path) -> Path:
-    """The directory to put on sys.path for a member: ``src/`` if it is a src layout."""
+    """The directory to put on sys.path for a member: ``src/`` if it is a src layout.
+
+    A src layout is a ``src/`` holding Python code at any depth: a regular package
+    (``src/pkg/__init__.py``), a module, or a namespace package without
+    ``__init__.py`` (``src/acme/jobs/__init__.py``, ``src/acme/util.py``).
+    """
     src = directory / "src"
-    if src.is_dir() and any(
-        (child / "__init__.py").exists() or child.suffix == ".py" for child in src.iterdir()
-    ):
-        return src
+    if not src.is_dir():
+        return directory
+    for _dirpath, dirnames, filenames in os.walk(src):
+        if any(name.endswith(".py") for name in filenames):
+            return src
+        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
     return directory
 
 
