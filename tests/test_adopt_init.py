@@ -407,3 +407,17 @@ def test_the_readme_before_and_after_is_what_init_writes(tmp_path: Path) -> None
     code, _, err = orch("init", str(root))
     assert code == 0, err
     assert (root / "services/api/pyproject.toml").read_text() == match[2]
+
+
+def test_uv_namespace_members_import_after_sync(tmp_path: Path, indexes: Indexes) -> None:
+    """acme.jobs and acme.core live in src/acme without an __init__.py: both import."""
+    root = adopt(tmp_path, indexes, "uv")
+    code, _, err = orch("-w", str(root), "sync", "acme-jobs")
+    assert code == 0, err
+    python = root / "apps/jobs/.venv/bin/python"
+    proc = subprocess.run([str(python), "-c", "import acme.core, acme.jobs; print('ok')"],
+                          capture_output=True, text=True, check=False)
+    assert proc.stdout.strip() == "ok", proc.stderr
+    proc = subprocess.run([str(python), "-m", "acme.jobs"], capture_output=True, text=True,
+                          check=False)
+    assert proc.stdout.strip() == "jobs", proc.stderr
