@@ -178,5 +178,150 @@ def stale_lock(context: CheckContext) -> Iterator[Finding]:
                           f"run `orchestrator lock {member.name}`", "stale_lock")
 
 
+# -- the governance gate (orchestrator.governance does the work) ----------------------------
+
+
+@check
+def venv_drift(context: CheckContext) -> Iterator[Finding]:
+    """Packages in a member's .venv that its lock does not list, or at other versions."""
+    from orchestrator.governance.drift import venv_drift as drift
+
+    for member in context.workspace.members:
+        for found in drift(context.workspace, member):
+            yield Finding(
+                "error", found.venv, found.package, member.name,
+                f"{_rel(member, '.venv')}: {found.describe()} (installed behind the "
+                "lock's back, e.g. with pip)",
+                f"add it to {_label(member)} with `orchestrator add {member.name} "
+                f"{found.package}`, or run `orchestrator sync {member.name}` to remove it",
+                "venv_drift")
+
+
+@check
+def secrets(context: CheckContext) -> Iterator[Finding]:
+    """Tokens, keys and passwords written into workspace.yaml or a pyproject.toml."""
+    from orchestrator.governance.secrets import scan_file
+
+    workspace = context.workspace
+    files: list[tuple[Path, str | None, str]] = [(workspace.manifest, None,
+                                                  workspace.manifest.name)]
+    files += [(m.pyproject, m.name, _label(m)) for m in workspace.members]
+    for path, member, label in files:
+        for found in scan_file(path):
+            where = f"{label}:{found.line}" + (f": {found.key}" if found.key else "")
+            yield Finding(
+                "error", path, found.key, member,
+                f"{where}: a {found.kind} is stored in the file ({found.masked})",
+                "remove it and rotate it (it stays in the file's history); pass secrets "
+                "through the environment or a secret manager, never the repository",
+                "secrets")
+
+
+@check
+def upper_bounds(context: CheckContext) -> Iterator[Finding]:
+    """With `policy.require-upper-bounds`: requirements without an upper bound."""
+    if not context.workspace.policy.require_upper_bounds:
+        return
+    from orchestrator.governance.gate import unbounded
+
+    names = {m.name for m in context.workspace.members}
+    for member in context.workspace.members:
+        for key, requirement in unbounded(member, names):
+            yield Finding(
+                "error", member.pyproject, key, member.name,
+                f"{_label(member)}: {key}: {requirement!r} has no upper bound "
+                "(policy.require-upper-bounds)",
+                "cap it below the next release you have not tested, e.g. 'pkg>=1.4,<2'",
+                "upper_bounds")
+
+
+@check
+def lock_sources(context: CheckContext) -> Iterator[Finding]:
+    """Lock entries without hashes, or from a direct URL or VCS: unverifiable, unauditable."""
+    from orchestrator.governance.gate import lock_problems
+
+    for member in context.workspace.members:
+        for problem in lock_problems(member.lockfile):
+            hint = ("re-create the lock with `orchestrator lock`" if problem.kind == "no-hash"
+                    else f"depend on a release of {problem.package} from one of the "
+                    "workspace's indexes")
+            yield Finding(
+                "error", member.lockfile, problem.key, member.name,
+                f"{_rel(member, 'pylock.toml')}: {problem.key}: {problem.package} "
+                f"{problem.detail}", hint, "lock_sources")
+
+
+@check
+def audit_policy(context: CheckContext) -> Iterator[Finding]:
+    """With `audit.db`: locked packages affected by an advisory, at or above `audit.fail-on`."""
+    workspace = context.workspace
+    if workspace.audit.db is None:
+        return
+    from orchestrator.governance.audit import audit
+    from orchestrator.governance.osv import open_database
+
+    members = [m for m in workspace.members if m.lockfile.is_file()]
+    try:
+        source = open_database(workspace.audit.db, workspace.resolved_cache_dir(), key="audit.db")
+        report = audit(workspace, members, source, ignores=workspace.audit.ignore,
+                       fail_on=workspace.audit.fail_on,
+                       groups={m.name: sorted(m.groups) for m in members})
+    except OrchestratorError as exc:
+        yield Finding.from_error(exc, "audit_policy")
+        return
+    for member_audit in report.members:
+        member = member_audit.member
+        for found in member_audit.findings:
+            if not found.fails(report.fail_on):
+                continue
+            aliases = f" ({', '.join(found.aliases)})" if found.aliases else ""
+            fix = f"upgrade {found.package} to {found.fix}" if found.fix else \
+                "no fixed version is known: replace the package"
+            yield Finding(
+                "error", member.lockfile, f"packages.{found.package}", member.name,
+                f"{_rel(member, 'pylock.toml')}: {found.package} {found.version} is affected "
+                f"by {found.id}{aliases}, severity {found.severity}",
+                f"{fix}, or accept it under audit.ignore with a reason", "audit_policy")
+    for note in report.notes:
+        yield Finding("warning", workspace.manifest, "audit.ignore", None, note,
+                      check="audit_policy")
+
+
+@check
+def license_policy(context: CheckContext) -> Iterator[Finding]:
+    """With a `license:` policy: locked packages whose license it denies or does not allow.
+
+    Offline: a license whose metadata is not cached counts as unknown
+    (`orchestrator licenses` fetches it).
+    """
+    workspace = context.workspace
+    if not workspace.license.configured:
+        return
+    from orchestrator.governance.licenses import license_report
+    from orchestrator.session import Session
+
+    members = [m for m in workspace.members if m.lockfile.is_file()]
+    try:
+        with Session(workspace=workspace, offline=True) as session:
+            report = license_report(session, members)
+    except OrchestratorError as exc:
+        yield Finding.from_error(exc, "license_policy")
+        return
+    by_name = {m.name: m for m in members}
+    for item in report.packages:
+        if item.failing or item.status == "unknown":
+            member = by_name[item.member]
+            yield Finding(
+                "error" if item.failing else "warning", workspace.manifest, "license",
+                item.member, f"{_rel(member, 'pylock.toml')}: {item.message()}",
+                "replace the package, or change `license:` in workspace.yaml"
+                if item.failing else "run `orchestrator licenses` to read its metadata, or "
+                "accept it in `license.allow`", "license_policy")
+
+
+def _rel(member: Member, name: str) -> str:
+    return name if member.relpath == "." else f"{member.relpath}/{name}"
+
+
 def _label(member: Member) -> str:
     return "pyproject.toml" if member.relpath == "." else f"{member.relpath}/pyproject.toml"

@@ -281,6 +281,7 @@ class PublishSpec:
 # -- governance (the `audit:`, `license:` and `policy:` sections of workspace.yaml) ----------
 
 UnknownLicense = Literal["fail", "warn"]
+FailOn = Literal["any", "low", "medium", "high", "critical"]  # audit thresholds, lowest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +299,7 @@ class AuditSpec:
 
     db: Path | None = None  # a directory of OSV files or an OSV zip export
     ignore: tuple[AuditIgnore, ...] = ()
+    fail_on: FailOn = "any"  # what `check` fails on (`audit` takes --fail-on)
 
 
 @dataclass(frozen=True, slots=True)

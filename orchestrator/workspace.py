@@ -391,9 +391,13 @@ class _Loader(_Reporter):
         if value is None:
             return AuditSpec()
         if not isinstance(value, dict):
-            self.expect("audit", "a mapping with db and ignore", _describe(value))
-        for where, hint in _unknown_keys(value, {"db", "ignore"}, "audit"):
+            self.expect("audit", "a mapping with db, ignore and fail-on", _describe(value))
+        for where, hint in _unknown_keys(value, {"db", "ignore", "fail-on"}, "audit"):
             self.fail(where, "unknown key", hint)
+        fail_on = value.get("fail-on", "any")
+        if fail_on not in ("any", "low", "medium", "high", "critical"):
+            self.expect("audit.fail-on", "one of any, low, medium, high, critical",
+                        _describe(fail_on))
         db = None
         if "db" in value:
             raw = self._str(value, "db", required=True, path="audit.db")
@@ -403,7 +407,8 @@ class _Loader(_Reporter):
         if not isinstance(ignores, list):
             self.expect("audit.ignore", "a list of {id, reason, expires}", _describe(ignores))
         return AuditSpec(db=db, ignore=tuple(self._ignore(item, f"audit.ignore[{i}]")
-                                             for i, item in enumerate(ignores)))
+                                             for i, item in enumerate(ignores)),
+                         fail_on=fail_on)
 
     def _ignore(self, item: object, path: str) -> AuditIgnore:
         if not isinstance(item, dict):

@@ -167,7 +167,8 @@ def test_adding_a_check_is_one_function(make_workspace: MakeWorkspace) -> None:
     report = run(root, checks=[*checks.registered(), versioned])
     assert [f.message for f in report.findings if f.check == "versioned"] == ["b has no version"]
     assert [c.__name__ for c in checks.registered()] == [
-        "requires_python", "member_cycle", "stale_lock"]
+        "requires_python", "member_cycle", "stale_lock", "venv_drift", "secrets",
+        "upper_bounds", "lock_sources", "audit_policy", "license_policy"]
 
 
 def test_warnings_reach_every_command_on_stderr(make_workspace: MakeWorkspace) -> None:

@@ -12,10 +12,10 @@ from orchestrator.cli.app import EXIT_USER_ERROR, App, echo_json
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from orchestrator.governance.audit import AuditReport, FailOn
+    from orchestrator.governance.audit import AuditReport
     from orchestrator.governance.licenses import LicenseReport
     from orchestrator.governance.sbom import SbomFormat
-    from orchestrator.models import Member
+    from orchestrator.models import FailOn, Member
     from orchestrator.session import Session
 
 

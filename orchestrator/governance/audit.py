@@ -25,10 +25,9 @@ from typing import Literal
 
 from orchestrator.governance.cvss import BANDS, Band
 from orchestrator.governance.osv import Advisory, AdvisorySource, parse_version
-from orchestrator.models import AuditIgnore, Member, Target, Workspace
+from orchestrator.models import AuditIgnore, FailOn, Member, Target, Workspace
 
 Severity = Band | Literal["unknown"]
-FailOn = Literal["any", "low", "medium", "high", "critical"]
 FAIL_ON: tuple[FailOn, ...] = ("any", "low", "medium", "high", "critical")
 
 
