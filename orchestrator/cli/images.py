@@ -11,6 +11,7 @@ from orchestrator.cli.app import App, echo_json, pass_app, size
 
 if TYPE_CHECKING:
     from orchestrator.image import BuildResult
+    from orchestrator.models import Member
 
 
 @click.command()
@@ -58,10 +59,20 @@ def dockerfile(app: App, service: str, context: Path | None, base: str | None,
 @click.option("--rebuild", is_flag=True, help="Build even if an identical image exists.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON document of the results (ids, tags, pushed digests).")
+@click.option("--engine", type=click.Choice(["docker", "oci"]), default="docker",
+              show_default=True, help="docker: through the engine; oci: no daemon, "
+              "reproducible layers written from the wheel cache.")
+@click.option("--oci-layout", "oci_layout", type=click.Path(path_type=Path),
+              help="With --engine oci: add the images to this OCI layout directory.")
+@click.option("--archive", type=click.Path(path_type=Path),
+              help="With --engine oci: write a `docker load` archive ({service} is replaced).")
+@click.option("--platform", "platforms", multiple=True,
+              help="With --engine oci: target platform (repeatable; default: this machine's).")
 @pass_app
 def build(app: App, services: tuple[str, ...], affected: bool, since: str | None,
           tags: tuple[str, ...], push: bool, jobs: int, base: str | None,
-          rebuild: bool, as_json: bool) -> None:
+          rebuild: bool, as_json: bool, engine: str, oci_layout: Path | None,
+          archive: Path | None, platforms: tuple[str, ...]) -> None:
     """Build a layered image per service (all, named, or affected), in graph order."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -84,6 +95,9 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
             return
     order = {name: i for i, name in enumerate(build_order(build_graph(ws)))}
     chosen.sort(key=lambda m: order[m.name])  # graph order; the pool runs them side by side
+    if engine == "oci":
+        _build_oci(app, chosen, tags, push, base, as_json, oci_layout, archive, platforms)
+        return
     client = connect()
     request = BuildRequest(base=base, extra_tags=tags, push=push, rebuild=rebuild)
     log = app.info if app.verbose else None
@@ -96,6 +110,30 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
             results.append(result)
             if not as_json:
                 _print_build(result)
+    if as_json:
+        echo_json({"services": [r.as_dict() for r in results]})
+
+
+def _build_oci(app: App, chosen: list[Member], tags: tuple[str, ...], push: bool,
+               base: str | None, as_json: bool, layout: Path | None, archive: Path | None,
+               platforms: tuple[str, ...]) -> None:
+    from orchestrator.oci.build import OciRequest, build_service
+
+    if archive is not None and len(chosen) > 1 and "{service}" not in str(archive):
+        raise click.UsageError("--archive for several services needs {service} in its name")
+    session = app.session()
+    request = OciRequest(base=base, platforms=platforms, layout=layout, archive=archive,
+                         push=push, extra_tags=tags)
+    results = []
+    for member in chosen:  # one at a time: layers of shared wheels are written once
+        result = build_service(session, member, request, note=app.info)
+        results.append(result)
+        if not as_json:
+            state = (f"assembled in {result.seconds:.2f}s" if result.built
+                     else "up to date (same inputs)")
+            click.echo(f"{result.service}: {result.tags[0]} {result.digest}, {state}")
+            for ref, digest in result.pushed.items():
+                click.echo(f"  pushed {ref} {digest}")
     if as_json:
         echo_json({"services": [r.as_dict() for r in results]})
 

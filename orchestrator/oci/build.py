@@ -1,0 +1,336 @@
+"""A service's OCI image, end to end, with no daemon: plan, layers, config, outputs.
+
+The layer plan is the engine path's (``image.split_layers``): the venv, one
+layer per large wheel, the other dependencies, the workspace libraries, the
+service. Each layer blob is remembered in ``oci-v1/layers/<key>.json`` under a
+key of its wheels' hashes, the interpreter and the mtime, so a code-only
+rebuild writes one small tar; an image whose fingerprint was built before is
+found in ``oci-v1/images/`` without building any wheel.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator import atomic
+from orchestrator.errors import BuildError
+from orchestrator.image import (
+    VENV,
+    Layer,
+    check_lock,
+    command_for,
+    fingerprint,
+    image_tags,
+    image_target,
+    labels_for,
+    member_wheels,
+    runtime_members,
+    split_layers,
+    third_party_wheels,
+)
+from orchestrator.oci.layers import Blob, Interpreter, stage_venv, stage_wheels, write_tar
+from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, BlobStore, Descriptor
+
+if TYPE_CHECKING:
+    from orchestrator.models import Member
+    from orchestrator.oci.base import BaseImage
+    from orchestrator.session import Session
+
+STORE = "oci-v1"
+LAYER_RECIPE = 1  # bump when the bytes of a layer for the same inputs change
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+
+
+@dataclass(frozen=True, slots=True)
+class OciRequest:
+    base: str | None = None  # overrides image.base
+    platforms: tuple[str, ...] = ()  # default: this machine's
+    layout: Path | None = None  # add the image to this OCI layout directory
+    archive: Path | None = None  # write a `docker load` archive (one per service: {service})
+    push: bool = False
+    extra_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformImage:
+    platform: str
+    manifest: Descriptor
+    layers: tuple[tuple[str, str, int], ...]  # (what, digest, size) of our layers
+    layers_written: int
+
+
+@dataclass(frozen=True, slots=True)
+class OciResult:
+    service: str
+    digest: str  # the manifest's, or the index's for several platforms
+    tags: tuple[str, ...]
+    images: tuple[PlatformImage, ...]
+    built: bool
+    seconds: float
+    pushed: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"service": self.service, "digest": self.digest, "tags": list(self.tags),
+                "built": self.built, "seconds": round(self.seconds, 3),
+                "platforms": {i.platform: {
+                    "manifest": i.manifest.digest, "layers_written": i.layers_written,
+                    "layers": [{"holds": w, "digest": d, "size": s} for w, d, s in i.layers]}
+                    for i in self.images},
+                "pushed": dict(self.pushed)}
+
+
+def source_date_epoch(git: Mapping[str, str]) -> int:
+    """SOURCE_DATE_EPOCH, else the commit's time, else 0: never the wall clock."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if value.isdigit():
+        return int(value)
+    created = git.get("created")
+    if created:
+        return int(datetime.datetime.fromisoformat(created).timestamp())
+    return 0
+
+
+def _iso(epoch: int) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- layers --------------------------------------------------------------------
+
+
+def _layer_key(name: str, wheels: Sequence[tuple[str, str]], python: Interpreter,
+               mtime: int) -> str:
+    text = json.dumps({"recipe": LAYER_RECIPE, "name": name, "wheels": list(wheels),
+                       "python": [python.path, python.version], "mtime": mtime},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached_layer(store: BlobStore, key: str) -> Blob | None:
+    record = store.root / "layers" / f"{key}.json"
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    blob = Blob(data["digest"], data["size"], data["diff_id"], data["media_type"])
+    return blob if store.has(blob.digest) else None
+
+
+def write_layer(store: BlobStore, key: str, stage: Callable[[Path], None],
+                mtime: int) -> tuple[Blob, bool]:
+    """The layer blob for *key*: cached, or staged by *stage* and tarred; (blob, written)."""
+    cached = _cached_layer(store, key)
+    if cached is not None:
+        return cached, False
+    (store.root / "tmp").mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=store.root / "tmp", prefix=".stage-"))
+    try:
+        stage(staging)
+        fd, tmp = store.temp()
+        with open(fd, "wb") as out:
+            blob = write_tar(staging, out, mtime=mtime)
+        store.adopt(tmp, blob.digest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    record = store.root / "layers" / f"{key}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(record, json.dumps({"digest": blob.digest, "size": blob.size,
+                                          "diff_id": blob.diff_id,
+                                          "media_type": blob.media_type}))
+    return blob, True
+
+
+def _holds(layer: Layer) -> str:
+    listed = ", ".join(f"{w.name} {w.version}" for w in layer.wheels)
+    return f"{layer.name}: {listed}"
+
+
+# -- config --------------------------------------------------------------------
+
+
+def image_config(base: BaseImage, service: Member, command: Sequence[str],
+                 labels: Mapping[str, str], diff_ids: Sequence[str],
+                 history: Sequence[str], created: str, platform: str) -> dict[str, object]:
+    """The image config: the base's, with the venv on PATH and the service's settings."""
+    inner = base.config.get("config")
+    base_inner: dict[str, object] = dict(inner) if isinstance(inner, dict) else {}
+    env: dict[str, str] = {}
+    for item in base_inner.get("Env") or []:  # type: ignore[attr-defined]
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    env["PATH"] = f"{VENV}/bin:" + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["VIRTUAL_ENV"] = VENV
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(sorted(service.options.env.items()))
+    config: dict[str, object] = {
+        "Env": [f"{k}={v}" for k, v in env.items()],
+        "User": "10001:10001", "WorkingDir": "/tmp", "Cmd": list(command),
+        "Labels": dict(sorted(labels.items())),
+    }
+    if base_inner.get("Entrypoint"):
+        config["Entrypoint"] = base_inner["Entrypoint"]
+    if service.options.ports:
+        config["ExposedPorts"] = {f"{p}/tcp": {} for p in service.options.ports}
+    os_name, _, arch = platform.partition("/")
+    base_history = base.config.get("history")
+    return {
+        "created": created, "architecture": arch, "os": os_name, "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [*base.diff_ids, *diff_ids]},
+        "history": [*(base_history if isinstance(base_history, list) else []),
+                    *({"created": created, "created_by": f"orchestrator: {h}"}
+                      for h in history)],
+    }
+
+
+# -- one platform --------------------------------------------------------------
+
+
+def build_platform(session: Session, service: Member, store: BlobStore, base: BaseImage,
+                   platform: str, labels: dict[str, str], mtime: int) -> PlatformImage:
+    """Assemble the manifest of *service* for *platform* into *store*."""
+    workspace = session.workspace
+    target = image_target(workspace, platform)
+    deps = third_party_wheels(session, service, target)
+    libs = member_wheels(session, runtime_members(workspace, service, target), target)
+    own = member_wheels(session, [service], target)
+    labels["org.opencontainers.image.version"] = own[0].version
+    python = base.python
+    plan = split_layers(deps, libs, own)
+    venv_key = _layer_key("venv", [], python, mtime)
+    blobs = [(f"venv at {VENV} for {python.path}",
+              *write_layer(store, venv_key, lambda root: stage_venv(root, python), mtime))]
+    for layer in plan:
+        key = _layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime)
+        stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache)
+        blobs.append((_holds(layer), *write_layer(store, key, stage, mtime)))
+    created = _iso(mtime)
+    config = image_config(base, service, command_for(service), labels,
+                          [b.diff_id for _, b, _ in blobs], [h for h, _, _ in blobs],
+                          created, platform)
+    config_desc = store.put_json(config, CONFIG)
+    layers = [*base.layers, *(Descriptor(b.media_type, b.digest, b.size) for _, b, _ in blobs)]
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "config": config_desc.as_dict(),
+                "layers": [d.as_dict() for d in layers],
+                "annotations": {"org.opencontainers.image.base.digest": base.digest}}
+    desc = store.put_json(manifest, MANIFEST)
+    os_name, _, arch = platform.partition("/")
+    return PlatformImage(platform, Descriptor(MANIFEST, desc.digest, desc.size,
+                                              platform={"os": os_name, "architecture": arch}),
+                         tuple((h, b.digest, b.size) for h, b, _ in blobs),
+                         sum(1 for _, _, written in blobs if written))
+
+
+# -- a service -----------------------------------------------------------------
+
+
+def oci_store(session: Session) -> BlobStore:
+    return BlobStore(session.cache.root / STORE)
+
+
+def _platforms(session: Session, request: OciRequest) -> tuple[str, ...]:
+    return request.platforms or (session.host_target().platform,)
+
+
+def build_service(session: Session, service: Member, request: OciRequest, *,
+                  note: Callable[[str], None] | None = None) -> OciResult:
+    """Build *service*'s image for every requested platform and write the outputs."""
+    from orchestrator.oci.base import load_base
+
+    started = time.monotonic()
+    workspace = session.workspace
+    check_lock(workspace, service)
+    command_for(service)
+    store = oci_store(session)
+    platforms = _platforms(session, request)
+    if request.archive is not None and len(platforms) > 1:
+        raise BuildError("a docker archive holds one platform, not "
+                         f"{len(platforms)} ({', '.join(platforms)})",
+                         hint="pass one --platform with --archive, or use --oci-layout")
+    reference = request.base or workspace.image.base
+    bases = {p: load_base(reference, store, p, workspace.python) for p in platforms}
+    revision = session.revision
+    mtime = source_date_epoch(revision)
+    tags = tuple(image_tags(session, service, request.extra_tags))
+    fp = fingerprint(workspace, service, reference, ",".join(b.digest for b in bases.values()),
+                     image_target(workspace, platforms[0]),
+                     {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime)})
+    found = _known(store, fp)
+    built = found is None
+    if found is None:
+        images = []
+        for platform in platforms:
+            if note is not None:
+                note(f"{service.name}: assembling {platform} on {reference}")
+            labels = labels_for(workspace, service, fp, revision, "0")
+            labels[BASE_DIGEST_LABEL] = bases[platform].digest
+            labels[BASE_NAME_LABEL] = reference
+            images.append(build_platform(session, service, store, bases[platform], platform,
+                                         labels, mtime))
+        found = (_top(store, images), tuple(images))
+        _remember(store, fp, found[0], found[1])
+    top, images_t = found
+    if request.layout is not None:
+        from orchestrator.oci.layout import write_layout
+
+        write_layout(store, request.layout, top, [t.rsplit(":", 1)[1] for t in tags])
+    if request.archive is not None:
+        from orchestrator.oci.layout import write_archive
+
+        dest = Path(str(request.archive).replace("{service}", service.name))
+        write_archive(store, dest, top, tags)
+    pushed: dict[str, str] = {}
+    if request.push:
+        from orchestrator.oci.registry import push
+
+        for ref in tags:
+            pushed[ref] = push(store, top, ref, note=note)
+    return OciResult(service.name, top.digest, tags, images_t, built,
+                     time.monotonic() - started, pushed)
+
+
+def _top(store: BlobStore, images: Sequence[PlatformImage]) -> Descriptor:
+    if len(images) == 1:
+        m = images[0].manifest
+        return Descriptor(m.media_type, m.digest, m.size)
+    index = {"schemaVersion": 2, "mediaType": INDEX,
+             "manifests": [i.manifest.as_dict() for i in images]}
+    return store.put_json(index, INDEX)
+
+
+def _known(store: BlobStore, fp: str) -> tuple[Descriptor, tuple[PlatformImage, ...]] | None:
+    record = store.root / "images" / f"{fp.replace(':', '-')}.json"
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    top = Descriptor(data["media_type"], data["digest"], data["size"])
+    if not store.has(top.digest):
+        return None
+    images = tuple(PlatformImage(i["platform"], Descriptor(MANIFEST, i["digest"], i["size"],
+                                                            platform=i["os_arch"]),
+                                 tuple((a, b, c) for a, b, c in i["layers"]), 0)
+                   for i in data["images"])
+    return top, images
+
+
+def _remember(store: BlobStore, fp: str, top: Descriptor,
+              images: Sequence[PlatformImage]) -> None:
+    record = store.root / "images" / f"{fp.replace(':', '-')}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(record, json.dumps({
+        "media_type": top.media_type, "digest": top.digest, "size": top.size,
+        "images": [{"platform": i.platform, "digest": i.manifest.digest,
+                    "size": i.manifest.size, "os_arch": dict(i.manifest.platform or {}),
+                    "layers": [list(x) for x in i.layers]} for i in images]}))

@@ -1,0 +1,284 @@
+"""The OCI distribution API over httpx: pull a base image, push an image or an index.
+
+Pushing asks ``HEAD /v2/<repo>/blobs/<digest>`` first and sends only what the
+registry lacks (cross-repository mounts are not tried yet). Big blobs go up in
+chunks (``PATCH``), small ones in one ``PUT``. Credentials come from
+``~/.docker/config.json`` (``auths.<host>.auth``); a ``401`` with a Bearer
+challenge is answered with a token from the realm it names.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import PublishError
+from orchestrator.oci.layout import INDEX, MANIFEST, BlobStore, Descriptor, blobs_of
+
+if TYPE_CHECKING:
+    import httpx
+
+ACCEPT = ", ".join((MANIFEST, INDEX, "application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.docker.distribution.manifest.list.v2+json"))
+CHUNK = 32 * 1024 * 1024
+_LISTS = (INDEX, "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    host: str  # "127.0.0.1:5000"
+    repository: str  # "acme/orders"
+    tag: str | None
+    digest: str | None
+
+    @property
+    def base_url(self) -> str:
+        local = self.host.split(":")[0] in ("127.0.0.1", "localhost", "::1", "[::1]")
+        return f"{'http' if local else 'https'}://{self.host}/v2/{self.repository}"
+
+    @property
+    def ref(self) -> str:
+        return self.digest or self.tag or "latest"
+
+
+def parse_reference(text: str) -> Reference:
+    """``host[:port]/repo[:tag][@digest]``; a bare name means Docker Hub's ``library/``."""
+    name, _, digest = text.partition("@")
+    tag = None
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, tag = name.rsplit(":", 1)
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, repository = first, rest
+    else:
+        host, repository = "registry-1.docker.io", name if rest else f"library/{name}"
+    if not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", repository):
+        raise PublishError(f"{text} is not an image reference", actual=text,
+                           hint="write host[:port]/repository[:tag]")
+    return Reference(host, repository, tag if tag or digest else "latest", digest or None)
+
+
+def _credentials(host: str) -> str | None:
+    """``user:password`` (base64) for *host* from docker's config.json, if any."""
+    path = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
+    try:
+        auths = json.loads(path.read_text()).get("auths", {})
+    except (OSError, ValueError):
+        return None
+    for key in (host, f"https://{host}", f"http://{host}"):
+        entry = auths.get(key)
+        if isinstance(entry, dict) and entry.get("auth"):
+            return str(entry["auth"])
+    return None
+
+
+class Client:
+    """One registry host: an httpx client that answers auth challenges once per scope."""
+
+    def __init__(self, ref: Reference) -> None:
+        import httpx
+
+        self.ref = ref
+        self.http = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0),
+                                 follow_redirects=True)
+        self.basic = _credentials(ref.host)
+        self.token: str | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif self.basic:
+            headers["Authorization"] = f"Basic {self.basic}"
+        return headers
+
+    def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                content: bytes | Iterator[bytes] | None = None) -> httpx.Response:
+        response = self.http.request(method, url, headers=self._headers(headers),
+                                     content=content)
+        if response.status_code == 401 and self._authenticate(response):
+            response = self.http.request(method, url, headers=self._headers(headers),
+                                         content=content)
+        return response
+
+    def _authenticate(self, response: httpx.Response) -> bool:
+        challenge = response.headers.get("www-authenticate", "")
+        if not challenge.lower().startswith("bearer "):
+            return False
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = params.pop("realm", None)
+        if realm is None:
+            return False
+        if "scope" not in params:
+            params["scope"] = f"repository:{self.ref.repository}:pull,push"
+        headers = {"Authorization": f"Basic {self.basic}"} if self.basic else {}
+        got = self.http.get(realm, params=params, headers=headers)
+        if got.status_code != 200:
+            return False
+        body = got.json()
+        self.token = body.get("token") or body.get("access_token")
+        return bool(self.token)
+
+
+def _check(response: httpx.Response, what: str, ref: Reference) -> None:
+    if response.status_code >= 400:
+        hint = ("log in with `docker login " + ref.host + "`"
+                if response.status_code in (401, 403) else "check the registry's log")
+        raise PublishError(f"{what} failed for {ref.host}/{ref.repository}: HTTP "
+                           f"{response.status_code} {response.text[:200]}", hint=hint)
+
+
+# -- pull ----------------------------------------------------------------------
+
+
+def pull(reference: str, store: BlobStore, platform: str) -> Descriptor:
+    """The manifest of *reference* for *platform*, with its config and layers in *store*."""
+    ref = parse_reference(reference)
+    client = Client(ref)
+    try:
+        desc = _pull_manifest(client, ref.ref, store)
+        if desc.media_type in _LISTS:
+            os_name, _, arch = platform.partition("/")
+            children = store.read_json(desc.digest)["manifests"]
+            assert isinstance(children, list)
+            chosen = [c for c in children if c.get("platform", {}).get("os") == os_name
+                      and c.get("platform", {}).get("architecture") == arch]
+            if not chosen:
+                raise PublishError(f"{reference} has no {platform} image", actual=platform,
+                                   hint="pick a base image built for the target platform")
+            desc = _pull_manifest(client, chosen[0]["digest"], store)
+        document = store.read_json(desc.digest)
+        config = document["config"]
+        layers = document["layers"]
+        assert isinstance(config, dict) and isinstance(layers, list)
+        for digest in [config["digest"], *(layer["digest"] for layer in layers)]:
+            if not store.has(digest):
+                _pull_blob(client, digest, store)
+        return desc
+    finally:
+        client.close()
+
+
+def _pull_manifest(client: Client, ref: str, store: BlobStore) -> Descriptor:
+    response = client.request("GET", f"{client.ref.base_url}/manifests/{ref}",
+                              headers={"Accept": ACCEPT})
+    _check(response, "fetching a manifest", client.ref)
+    media = response.headers.get("content-type", MANIFEST).split(";")[0]
+    return store.put_bytes(response.content, media)
+
+
+def _pull_blob(client: Client, digest: str, store: BlobStore) -> None:
+    url = f"{client.ref.base_url}/blobs/{digest}"
+    fd, tmp = store.temp()
+    sha = hashlib.sha256()
+    with open(fd, "wb") as out, client.http.stream(
+            "GET", url, headers=client._headers(None)) as response:
+        if response.status_code >= 400:
+            raise PublishError(f"fetching {digest} failed: HTTP {response.status_code}",
+                               hint=f"check access to {client.ref.host}")
+        for chunk in response.iter_bytes(1024 * 1024):
+            sha.update(chunk)
+            out.write(chunk)
+    if f"sha256:{sha.hexdigest()}" != digest:
+        tmp.unlink(missing_ok=True)
+        raise PublishError(f"the registry sent a blob that is not {digest}",
+                           expected=digest, actual=f"sha256:{sha.hexdigest()}",
+                           hint="retry; the registry or a proxy corrupted the download")
+    store.adopt(tmp, digest)
+
+
+# -- push ----------------------------------------------------------------------
+
+
+def _chunks(path: Path, start: int = 0) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        f.seek(start)
+        while chunk := f.read(1024 * 1024):
+            yield chunk
+
+
+def _upload(client: Client, store: BlobStore, digest: str) -> None:
+    url = client.ref.base_url
+    started = client.request("POST", f"{url}/blobs/uploads/")
+    _check(started, "starting an upload", client.ref)
+    location = _absolute(client, started.headers["location"])
+    path = store.path(digest)
+    size = path.stat().st_size
+    offset = 0
+    while size - offset > CHUNK:  # big blobs in chunks: a proxy need not hold one huge body
+        with path.open("rb") as f:
+            f.seek(offset)
+            part = f.read(CHUNK)
+        sent = client.request("PATCH", location, content=part, headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{offset}-{offset + len(part) - 1}"})
+        _check(sent, "uploading a chunk", client.ref)
+        location = _absolute(client, sent.headers["location"])
+        offset += len(part)
+    joiner = "&" if "?" in location else "?"
+    done = client.request("PUT", f"{location}{joiner}digest={digest}",
+                          content=_chunks(path, offset),
+                          headers={"Content-Type": "application/octet-stream",
+                                   "Content-Length": str(size - offset)})
+    _check(done, f"uploading {digest}", client.ref)
+
+
+def _absolute(client: Client, location: str) -> str:
+    if location.startswith("http"):
+        return location
+    scheme_host = client.ref.base_url.split("/v2/")[0]
+    return scheme_host + location
+
+
+def _manifest_put(client: Client, store: BlobStore, desc: Descriptor, ref: str) -> None:
+    response = client.request("PUT", f"{client.ref.base_url}/manifests/{ref}",
+                              content=store.path(desc.digest).read_bytes(),
+                              headers={"Content-Type": desc.media_type})
+    _check(response, f"putting the manifest {ref}", client.ref)
+
+
+def push(store: BlobStore, image: Descriptor, reference: str,
+         note: Callable[[str], None] | None = None) -> str:
+    """Push *image* (manifest or index) from *store* as *reference*; returns its digest."""
+    ref = parse_reference(reference)
+    client = Client(ref)
+    try:
+        documents = [image]
+        top = store.read_json(image.digest)
+        children = top.get("manifests")
+        if isinstance(children, list):
+            documents = [Descriptor(c["mediaType"], c["digest"], c["size"])
+                         for c in children] + [image]
+        manifests = {d.digest for d in documents}
+        sent = 0
+        for digest in dict.fromkeys(blobs_of(store, image)):
+            if digest in manifests:
+                continue
+            head = client.request("HEAD", f"{ref.base_url}/blobs/{digest}")
+            if head.status_code == 200:
+                continue
+            _upload(client, store, digest)
+            sent += store.path(digest).stat().st_size
+        for desc in documents[:-1]:
+            _manifest_put(client, store, desc, desc.digest)
+        _manifest_put(client, store, image, ref.tag or image.digest)
+        if note is not None:
+            note(f"pushed {reference} ({sent} bytes of new blobs)")
+        return image.digest
+    finally:
+        client.close()
+
+
+def encode_basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
