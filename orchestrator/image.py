@@ -40,8 +40,10 @@ LARGE_WHEEL = 8 * 1024 * 1024  # bytes; wheels at least this big get a layer of 
 LABEL_PREFIX = "dev.orchestrator"
 FINGERPRINT_LABEL = f"{LABEL_PREFIX}.fingerprint"
 SERVICE_LABEL = f"{LABEL_PREFIX}.service"
+SBOM_LABEL = f"{LABEL_PREFIX}.sbom-digest"  # sha256 of the SBOM file the image holds
+SBOM_FILE = "sbom.cdx.json"  # in the context, and at /opt/venv/ in the image
 # Bump when the image recipe changes in a way the fingerprint inputs do not show.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: every image holds its SBOM
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,7 @@ def render(workspace: Workspace, service: Member, plan: ImagePlan) -> str:
         install_stages=stages, copy_dependency_layers="".join(copies[:-1]).rstrip("\n"),
         copy_service_layer=copies[-1].rstrip("\n"), env=env, expose=expose,
         command=json.dumps(list(plan.command)), labels=labels,
+        copy_sbom=f"COPY {SBOM_FILE} {VENV}/{SBOM_FILE}" if SBOM_LABEL in plan.labels else "",
     )
 
 
@@ -255,6 +258,24 @@ def labels_for(workspace: Workspace, service: Member, fingerprint_value: str,
     return labels
 
 
+def service_sbom(session: Session, service: Member, target: Target,
+                 members: Sequence[Wheel]) -> str:
+    """The CycloneDX SBOM of what the image holds: the main dependencies on *target*.
+
+    Reproducible (no timestamp, no member wheel hashes; see governance.sbom),
+    so a code-only change leaves its layer, below the service's, cached.
+    """
+    from orchestrator.governance.sbom import collect, cyclonedx_json
+
+    versions = {w.name: w.version for w in members}
+    return cyclonedx_json(collect(session, service, target=target, versions=versions))
+
+
+def _copies_sbom(workspace: Workspace) -> bool:
+    text = (templates(workspace) / "Dockerfile.tmpl").read_text()
+    return "${copy_sbom}" in text or "$copy_sbom" in text
+
+
 def write_context(session: Session, service: Member, context: Path, *, base: str,
                   fingerprint_value: str, target: Target,
                   repository: str, tags: Sequence[str]) -> ImagePlan:
@@ -269,11 +290,15 @@ def write_context(session: Session, service: Member, context: Path, *, base: str
     libs = member_wheels(session, runtime_members(workspace, service, target), target)
     own = member_wheels(session, [service], target)
     version = own[0].version
+    labels = labels_for(workspace, service, fingerprint_value, session.revision, version)
+    if _copies_sbom(workspace):  # a workspace's own older template may not
+        sbom = service_sbom(session, service, target, [*libs, *own])
+        (context / SBOM_FILE).write_text(sbom)
+        labels[SBOM_LABEL] = "sha256:" + hashlib.sha256(sbom.encode()).hexdigest()
     plan = ImagePlan(
         service=service.name, repository=repository, tags=tuple(tags), base=base,
         fingerprint=fingerprint_value, layers=split_layers(deps, libs, own), command=command,
-        labels=labels_for(workspace, service, fingerprint_value, session.revision, version),
-        version=version)
+        labels=labels, version=version)
     for layer in plan.layers:
         write_layer(layer, context)
     (context / "Dockerfile").write_text(render(workspace, service, plan))

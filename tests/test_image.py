@@ -7,6 +7,7 @@ the public index, and every service is built on the local Debian base image
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -169,6 +170,29 @@ def test_image_is_lean_and_unprivileged(built: Path) -> None:
     assert any(e.startswith("PATH=/opt/venv/bin:") for e in env)
 
 
+def test_the_image_holds_its_sbom_and_its_digest_label(built: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    from orchestrator.lock import read_lock, select
+    from orchestrator.models import Target
+
+    ref = image(built, "orders")
+    text = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "cat",
+                           ref, "/opt/venv/sbom.cdx.json"], capture_output=True, text=True,
+                          check=True, env=docker_infra.docker_env()).stdout
+    labels = inspect(ref)["Config"]["Labels"]
+    assert labels["dev.orchestrator.sbom-digest"] == (
+        "sha256:" + hashlib.sha256(text.encode()).hexdigest())
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    bom = json.loads(text)
+    assert bom["metadata"]["component"]["name"] == "orders"
+    platform = inspect(ref)["Os"] + "/" + inspect(ref)["Architecture"]
+    installed = select(read_lock(built / "services/orders/pylock.toml"),
+                       [Target("3.11", platform)], ())  # what the image installs
+    assert sorted(c["name"] for c in bom["components"]) == sorted(s.name for s in installed)
+
+
 def test_nothing_changed_nothing_rebuilt(built: Path, engine: dict[str, str]) -> None:
     before = {s: inspect(image(built, s))["Id"] for s in ("gateway", "orders", "worker")}
     code, out, err = orch(built, "build", "--base", engine["BASE"])
@@ -243,7 +267,7 @@ def test_dockerfile_context_builds_with_plain_docker(built: Path, tmp_path: Path
                           "--base", engine["BASE"])
     assert code == 0, err
     assert sorted(p.name for p in context.iterdir()) == [
-        ".dockerignore", "Dockerfile", "deps", "libs", "service"]
+        ".dockerignore", "Dockerfile", "deps", "libs", "sbom.cdx.json", "service"]
     assert not list(context.rglob("*.py"))  # wheels only: never the monorepo's sources
     tag = f"orch-test-plain-{os.getpid()}"
     docker("build", "-q", "--network", "none", "-t", tag, str(context))

@@ -169,7 +169,10 @@ def sbom(ctx: click.Context, member: str, fmt: SbomFormat, output: Path | None) 
     assert app is not None
     session = app.session()
     chosen = session.member(member)
-    bom = collect(session, chosen, timestamp=commit_time(session))
+    from datetime import UTC, datetime
+
+    when = commit_time(session) or datetime.now(UTC).replace(microsecond=0)
+    bom = collect(session, chosen, timestamp=when)
     text = render(bom, fmt, f"{session.workspace.name}/{chosen.name}")
     if output is None:
         click.echo(text, nl=False)

@@ -10,10 +10,12 @@ depends on what its requirements name.
 
 Without a target the BOM covers the whole lock (every target, group and
 extra); ``build`` asks for one target and the main dependencies, which is
-exactly what the image holds, with the hashes of the member wheels it built.
-The output is deterministic for the same inputs: the timestamp is passed in
-(``build`` uses the commit's time) and the serial number is derived from the
-content, so an unchanged image gets an SBOM with an unchanged digest.
+exactly what the image holds, with the member versions its wheels report.
+The output is deterministic: the serial number is derived from the content,
+and the timestamp is passed in (`sbom` gives the commit's time) or left out.
+``build`` leaves it out and gives members no wheel hashes, so that the SBOM
+changes only with the lock and the versions: its layer lies below the
+service's, and a code-only change still rebuilds the service layer alone.
 """
 
 from __future__ import annotations
@@ -77,21 +79,21 @@ class Sbom:
 
     subject: SbomComponent
     components: tuple[SbomComponent, ...]
-    timestamp: datetime
+    timestamp: datetime | None  # None: left out (reproducible)
     scope: str  # "the whole lock" or "3.11 linux/amd64, main dependencies"
 
     def digest(self) -> str:
         data = [[c.ref, c.version, c.license.expression, [a.sha256 for a in c.artifacts],
                  list(c.depends_on)] for c in (self.subject, *self.components)]
-        return hashlib.sha256(json.dumps([data, self.timestamp.isoformat(), self.scope])
-                              .encode()).hexdigest()
+        when = self.timestamp.isoformat() if self.timestamp else None
+        return hashlib.sha256(json.dumps([data, when, self.scope]).encode()).hexdigest()
 
 
 def collect(session: Session, member: Member, *, target: Target | None = None,
-            groups: Sequence[str] = (), built: Mapping[str, tuple[str, Artifact]] | None = None,
+            groups: Sequence[str] = (), versions: Mapping[str, str] | None = None,
             timestamp: datetime | None = None) -> Sbom:
     """The BOM of *member* from its lock: the whole lock, or what *target* installs with
-    *groups*. *built*: member name -> (version, wheel) of the member wheels an image holds."""
+    *groups*. *versions*: member name -> version, where a build knows it (dynamic ones)."""
     from orchestrator.lock import read_lock, select
 
     lock = read_lock(member.lockfile)
@@ -120,15 +122,13 @@ def collect(session: Session, member: Member, *, target: Target | None = None,
     for (pkg, files), ref in zip(entries, refs, strict=True):
         deps = sorted({r for d in pkg.dependencies or () if isinstance(d.get("name"), str)
                        for r in by_name.get(str(d["name"]), ())})
-        components.append(_component(session, pkg, ref, files, deps, reader, built or {}))
+        components.append(_component(session, pkg, ref, files, deps, reader, versions or {}))
     subject_deps = sorted({r for name in _names(roots) for r in by_name.get(name, ())})
-    own = (built or {}).get(member.name)
     subject = SbomComponent(
-        f"workspace:{member.name}", member.name, own[0] if own else member.version,
-        member_license(member), (own[1],) if own else (),
+        f"workspace:{member.name}", member.name,
+        (versions or {}).get(member.name, member.version), member_license(member), (),
         tuple(subject_deps), member.relpath)
-    when = timestamp or datetime.now(UTC).replace(microsecond=0)
-    return Sbom(subject, tuple(sorted(components, key=lambda c: c.ref)), when, scope)
+    return Sbom(subject, tuple(sorted(components, key=lambda c: c.ref)), timestamp, scope)
 
 
 def _artifacts(pkg: Package) -> tuple[Artifact, ...]:
@@ -165,15 +165,13 @@ def _names(requirements: Sequence[str]) -> set[str]:
 
 def _component(session: Session, pkg: Package, ref: str, files: tuple[Artifact, ...],
                deps: Sequence[str], reader: LicenseReader,
-               built: Mapping[str, tuple[str, Artifact]]) -> SbomComponent:
+               versions: Mapping[str, str]) -> SbomComponent:
     name = str(pkg.name)
     version = str(pkg.version) if pkg.version else None
     if pkg.directory is None:
         return SbomComponent(ref, name, version, reader.of_entry(pkg), files, tuple(deps))
     member = session.workspace.find(name)
-    made = built.get(name)
-    if made is not None:
-        version, files = made[0], (made[1],)
+    version = versions.get(name, version)
     return SbomComponent(ref, name, version or (member.version if member else None),
                          reader.of_entry(pkg), files, tuple(deps),
                          member.relpath if member else str(pkg.directory.path))
@@ -195,9 +193,12 @@ def cyclonedx_json(sbom: Sbom) -> str:
                                                  type=ComponentType.APPLICATION)])
     bom = Bom(
         serial_number=uuid.uuid5(uuid.NAMESPACE_URL, f"orchestrator-sbom:{sbom.digest()}"),
-        metadata=BomMetaData(component=subject, timestamp=sbom.timestamp, tools=tools,
+        metadata=BomMetaData(component=subject, tools=tools,
                              properties=_properties({"orchestrator:scope": sbom.scope})),
         components=components.values())
+    # The library defaults it to now and types it as a datetime, but its setter takes None,
+    # which leaves the field out of the JSON: what a reproducible SBOM needs.
+    bom.metadata.timestamp = sbom.timestamp  # type: ignore[assignment]
     everything = {sbom.subject.ref: subject, **components}
     for item in (sbom.subject, *sbom.components):
         bom.register_dependency(everything[item.ref],
@@ -262,7 +263,8 @@ def spdx_json(sbom: Sbom, document_name: str) -> str:
         "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
         "name": document_name,
         "documentNamespace": f"https://spdx.org/spdxdocs/orchestrator/{sbom.digest()}",
-        "creationInfo": {"created": sbom.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "creationInfo": {"created": (sbom.timestamp or datetime.now(UTC)).astimezone(UTC)
+                         .strftime("%Y-%m-%dT%H:%M:%SZ"),
                          "creators": [f"Tool: orchestrator-{__version__}"]},
         "packages": packages, "relationships": relationships,
     }
