@@ -111,6 +111,17 @@ def matrix_gitlab(entries: Sequence[dict[str, str]]) -> str:
     return str(yaml.safe_dump({"parallel": {"matrix": rows}}, sort_keys=False))
 
 
+def matrix_bitbucket(entries: Sequence[dict[str, str]]) -> str:
+    """One service name a line: what each step of a Bitbucket pipeline greps for itself."""
+    return "".join(f"{e['service']}\n" for e in entries)
+
+
+def matrix_jenkins(entries: Sequence[dict[str, str]]) -> str:
+    """`service<TAB>path<TAB>image<TAB>version` lines: a Jenkinsfile splits them without plugins."""
+    return "".join("\t".join(e[k] for k in ("service", "path", "image", "version")) + "\n"
+                   for e in entries)
+
+
 def matrix_json(entries: Sequence[dict[str, str]]) -> str:
     return json.dumps(list(entries), indent=2)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from orchestrator import __version__
-from orchestrator.cli import adopt, edit, env, governance, images, locking, plan, publish
+from orchestrator.cli import adopt, ci, edit, env, governance, images, locking, plan, publish
 from orchestrator.cli.app import EXIT_USAGE, EXIT_USER_ERROR, App, OrchestratorGroup
 
 __all__ = ["EXIT_USAGE", "EXIT_USER_ERROR", "cli", "main"]
@@ -38,7 +38,7 @@ def cli(ctx: click.Context, workspace_path: Path | None, verbose: bool, quiet: b
     ctx.obj = App(workspace_path=workspace_path, verbose=verbose, quiet=quiet)
 
 
-for _group in (adopt, plan, locking, edit, env, images, publish, governance):
+for _group in (adopt, plan, locking, edit, env, images, publish, governance, ci):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

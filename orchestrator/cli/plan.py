@@ -84,7 +84,8 @@ def affected_cmd(app: App, since: str, committed_only: bool, fmt: str) -> None:
 @click.option("--since", metavar="REF", help="Only services affected since REF.")
 @click.option("--all", "all_", is_flag=True, help="Every service.")
 @click.option("--committed-only", is_flag=True, help="Ignore uncommitted changes.")
-@click.option("--format", "fmt", type=click.Choice(["github", "gitlab", "json"]),
+@click.option("--format", "fmt",
+              type=click.Choice(["github", "gitlab", "bitbucket", "jenkins", "json"]),
               default="github", show_default=True)
 @pass_app
 def matrix(app: App, since: str | None, all_: bool, committed_only: bool, fmt: str) -> None:
@@ -97,8 +98,11 @@ def matrix(app: App, since: str | None, all_: bool, committed_only: bool, fmt: s
     ws = app.session().workspace
     entries = report.matrix_entries(ws, affected_since(ws, since, committed_only=committed_only))
     render = {"github": report.matrix_github, "gitlab": report.matrix_gitlab,
+              "bitbucket": report.matrix_bitbucket, "jenkins": report.matrix_jenkins,
               "json": report.matrix_json}[fmt]
-    click.echo(render(entries).rstrip("\n"))
+    text = render(entries).rstrip("\n")
+    if text:  # an empty plan prints nothing, not a blank line the CI would read as a service
+        click.echo(text)
 
 
 @click.command()
