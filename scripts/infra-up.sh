@@ -20,6 +20,9 @@ if [[ $(id -u) -eq 0 ]]; then
   pkgs=()
   command -v curl >/dev/null || pkgs+=(curl)
   command -v docker-registry >/dev/null || pkgs+=(docker-registry)
+  # skopeo and umoci check the OCI layouts of `build --engine oci` (tests/test_oci.py).
+  command -v skopeo >/dev/null || pkgs+=(skopeo)
+  command -v umoci >/dev/null || pkgs+=(umoci)
   if ! command -v dockerd >/dev/null && [[ -z ${DOCKER_HOST:-} ]] &&
     ! docker_answers unix:///var/run/docker.sock; then
     pkgs+=(docker.io)

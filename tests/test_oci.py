@@ -1,0 +1,291 @@
+"""`build --engine oci`: reproducible layers and images with no daemon.
+
+Members are built by hatchling, served with its dependencies by a local index
+from the machine's wheelhouse (as tests/test_dynamic_version.py does); the base
+is a small OCI layout written here whose only layer holds ``usr/bin/python3.11``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from orchestrator import image
+from orchestrator.cli import cli
+from orchestrator.oci.layers import write_tar
+from orchestrator.oci.layout import CONFIG, MANIFEST, BlobStore, write_layout
+from tests.conftest import MakeWorkspace, index_manifest
+from tests.support.indexserver import IndexServer
+
+PLACES = (os.environ.get("ORCHESTRATOR_TEST_WHEELHOUSE", ""), "/opt/wheels", "/opt/pypi/files")
+BACKEND = ("hatchling", "packaging", "pathspec", "pluggy", "trove-classifiers", "tomlkit")
+# An ELF header: magic, 64-bit, little-endian, version 1, ET_DYN, then e_machine.
+ELF = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x03\x00"
+MACHINES = {"linux/amd64": (62, "manylinux_2_17_x86_64"),
+            "linux/arm64": (183, "manylinux_2_17_aarch64")}
+
+
+def wheelhouse(project: str) -> Path | None:
+    for place in filter(None, PLACES):
+        if Path(place).is_dir():
+            found = [p for p in Path(place).glob("*.whl")
+                     if canonicalize_name(parse_wheel_filename(p.name)[0]) == project]
+            if found:
+                return max(found, key=lambda p: parse_wheel_filename(p.name)[1])
+    return None
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[IndexServer]:
+    wheels = {name: wheelhouse(name) for name in BACKEND}
+    missing = [name for name, path in wheels.items() if path is None]
+    if missing:
+        pytest.skip(f"no wheel of {', '.join(missing)} on this machine")
+    with IndexServer(tmp_path / "index", pep658=False) as served:
+        for path in wheels.values():
+            assert path is not None
+            served.add_file(path)
+        served.add_wheel("attrs", "24.2.0")
+        served.add_wheel("bigdep", "2.0", files={"bigdep/data.bin": os.urandom(64 * 1024)})
+        for machine, tag in MACHINES.values():
+            served.add_wheel("native", "1.0", tag=f"cp311-cp311-{tag}", files={
+                "native/_speedups.cpython-311.so": ELF + machine.to_bytes(2, "little")
+                + b"\0" * 64})
+        yield served
+
+
+MEMBER = """\
+[project]
+name = "{name}"
+version = "1.0.0"
+requires-python = ">=3.11"
+dependencies = [{deps}]
+
+[project.scripts]
+{name} = "{module}.main:run"
+
+[tool.orchestrator]
+kind = "{kind}"
+ports = [8000]
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+"""
+
+
+def member(root: Path, rel: str, name: str, deps: list[str], kind: str = "service") -> None:
+    module = name.replace("-", "_")
+    (root / rel / "src" / module).mkdir(parents=True)
+    (root / rel / "src" / module / "__init__.py").write_text("")
+    (root / rel / "src" / module / "main.py").write_text("def run() -> None:\n    print('hi')\n")
+    (root / rel / "pyproject.toml").write_text(MEMBER.format(
+        name=name, deps=", ".join(f'"{d}"' for d in deps), module=module, kind=kind))
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   cwd=root, check=True, capture_output=True)
+
+
+def base_layout(root: Path, python: str = "3.11") -> Path:
+    """An OCI layout of a tiny "base image": a python binary's path, and PATH in its config."""
+    tree = root / "tree"
+    (tree / "usr" / "bin").mkdir(parents=True)
+    (tree / "usr" / "bin" / f"python{python}").write_text("#!/bin/false\n")
+    store = BlobStore(root / "layout")
+    buffer = io.BytesIO()
+    blob = write_tar(tree, buffer, mtime=0)
+    layer = store.put_bytes(buffer.getvalue(), blob.media_type)
+    config = store.put_json({"architecture": "amd64", "os": "linux",
+                             "config": {"Env": ["PATH=/usr/bin:/bin"]},
+                             "rootfs": {"type": "layers", "diff_ids": [blob.diff_id]},
+                             "history": [{"created_by": "test base"}]}, CONFIG)
+    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST,
+                               "config": config.as_dict(), "layers": [layer.as_dict()]},
+                              MANIFEST)
+    write_layout(store, root / "layout", manifest, ["base"])
+    return root / "layout"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, server: IndexServer, make_workspace: MakeWorkspace,
+              monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_workspace({}, manifest=index_manifest(
+        server, "[linux/amd64, linux/arm64]") + "image:\n  registry: 127.0.0.1:5000/t\n")
+    member(root, "libs/common", "common", ["attrs"], kind="library")
+    member(root, "services/api", "api", ["common", "bigdep", "native"])
+    member(root, "services/web", "web", ["bigdep"])
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "ws")
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "lock-cache"))
+    run(root, "lock")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "locks")
+    # A 64 KiB wheel counts as big here, so bigdep gets a layer of its own.
+    monkeypatch.setattr(image, "LARGE_WHEEL", 32 * 1024)
+    return root
+
+
+def run(root: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["-w", str(root), *args])
+    assert result.exit_code == 0, result.output + str(result.exception)
+    return result.stdout
+
+
+def build(root: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, base: Path,
+          *extra: str) -> dict[str, dict[str, object]]:
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(cache))
+    out = run(root, "build", "--engine", "oci", "--base", f"oci:{base}:base", "--json", *extra)
+    return {s["service"]: s for s in json.loads(out)["services"]}
+
+
+def layers_of(result: dict[str, object], platform: str = "linux/amd64") -> dict[str, str]:
+    platforms = result["platforms"]
+    assert isinstance(platforms, dict)
+    return {entry["holds"].split(":")[0]: entry["digest"]
+            for entry in platforms[platform]["layers"]}
+
+
+def test_same_commit_two_empty_caches_same_digests(workspace: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    base = base_layout(tmp_path / "base")
+    first = build(workspace, tmp_path / "cache-a", monkeypatch, base,
+                  "--oci-layout", str(tmp_path / "a"))
+    time.sleep(1.1)  # a different wall-clock time must not show in any byte
+    for path in workspace.rglob("*.py"):  # nor a checkout's file times
+        os.utime(path, (time.time(), time.time()))
+    second = build(workspace, tmp_path / "cache-b", monkeypatch, base,
+                   "--oci-layout", str(tmp_path / "b"))
+    assert {s: r["digest"] for s, r in first.items()} == \
+        {s: r["digest"] for s, r in second.items()}
+    assert first["api"]["built"] and second["api"]["built"]
+    assert (tmp_path / "a/index.json").read_bytes() == (tmp_path / "b/index.json").read_bytes()
+
+
+def test_services_share_the_big_wheel_layer(workspace: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    results = build(workspace, tmp_path / "cache", monkeypatch, base_layout(tmp_path / "b"))
+    api, web = layers_of(results["api"]), layers_of(results["web"])
+    assert list(api) == ["venv at /opt/venv for /usr/bin/python3.11", "deps-bigdep", "deps",
+                         "libs", "service"]
+    assert api["deps-bigdep"] == web["deps-bigdep"]
+    assert api["venv at /opt/venv for /usr/bin/python3.11"] == \
+        web["venv at /opt/venv for /usr/bin/python3.11"]
+    assert api["service"] != web["service"]
+
+
+def _layer_tar(store: Path, digest: str) -> tarfile.TarFile:
+    data = gzip.decompress((store / "blobs" / digest.replace(":", "/")).read_bytes())
+    return tarfile.open(fileobj=io.BytesIO(data))
+
+
+def test_layers_are_deterministic_tars(workspace: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = tmp_path / "out"
+    results = build(workspace, tmp_path / "cache", monkeypatch, base_layout(tmp_path / "b"),
+                    "--oci-layout", str(layout))
+    commit = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=workspace, check=True,
+                            capture_output=True, text=True).stdout.strip()
+    service = layers_of(results["api"])["service"]
+    with _layer_tar(layout, service) as tar:
+        members = tar.getmembers()
+        names = [m.name for m in members]
+        assert names == sorted(names)
+        assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == \
+            {(0, 0, "", "", int(commit))}
+        script = tar.extractfile("opt/venv/bin/api")
+        assert script is not None
+        assert script.read().startswith(b"#!/opt/venv/bin/python\n")
+        assert "opt/venv/lib/python3.11/site-packages/api-1.0.0.dist-info/RECORD" in names
+    venv = layers_of(results["api"])["venv at /opt/venv for /usr/bin/python3.11"]
+    with _layer_tar(layout, venv) as tar:
+        assert tar.getmember("opt/venv/bin/python").linkname == "/usr/bin/python3.11"
+        cfg = tar.extractfile("opt/venv/pyvenv.cfg")
+        assert cfg is not None and b"home = /usr/bin\n" in cfg.read()
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs" / index["manifests"][0]["digest"]
+                           .replace(":", "/")).read_text())
+    config = json.loads((layout / "blobs" / manifest["config"]["digest"]
+                         .replace(":", "/")).read_text())
+    assert config["config"]["User"] == "10001:10001"
+    assert config["config"]["Cmd"] == ["api"]
+    assert config["config"]["ExposedPorts"] == {"8000/tcp": {}}
+    assert config["config"]["Env"][0] == "PATH=/opt/venv/bin:/usr/bin:/bin"
+    assert "org.opencontainers.image.base.digest" in config["config"]["Labels"]
+    assert [h["created_by"] for h in config["history"]][-2:] == [
+        "orchestrator: libs: common 1.0.0", "orchestrator: service: api 1.0.0"]
+
+
+def test_no_change_is_found_by_fingerprint(workspace: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    base = base_layout(tmp_path / "b")
+    first = build(workspace, tmp_path / "cache", monkeypatch, base)
+    again = build(workspace, tmp_path / "cache", monkeypatch, base)
+    assert again["api"]["built"] is False
+    assert again["api"]["digest"] == first["api"]["digest"]
+
+
+def test_multi_platform_index_has_aarch64_extensions(workspace: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    base = tmp_path / "b"
+    layout = base_layout(base)
+    results = build(workspace, tmp_path / "cache", monkeypatch, layout,
+                    "--platform", "linux/amd64", "--platform", "linux/arm64",
+                    "--oci-layout", str(tmp_path / "out"))
+    store = tmp_path / "out"
+    index = json.loads((store / "blobs" / str(results["api"]["digest"]).replace(":", "/"))
+                       .read_text())
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"os": "linux", "architecture": "amd64"}, {"os": "linux", "architecture": "arm64"}]
+    for platform, (machine, _tag) in MACHINES.items():
+        deps = layers_of(results["api"], platform)["deps"]
+        with _layer_tar(store, deps) as tar:
+            so = tar.extractfile(
+                "opt/venv/lib/python3.11/site-packages/native/_speedups.cpython-311.so")
+            assert so is not None
+            header = so.read(20)
+        assert header[:4] == b"\x7fELF"
+        assert int.from_bytes(header[18:20], "little") == machine, platform
+
+
+def test_base_with_another_python_is_refused(workspace: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    base = base_layout(tmp_path / "b", python="3.12")
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(cli, ["-w", str(workspace), "build", "web", "--engine", "oci",
+                                      "--base", f"oci:{base}:base"])
+    assert result.exit_code == 1
+    assert (f"error: the base image oci:{base}:base has python 3.12 (/usr/bin/python3.12), "
+            "the workspace targets python 3.11") in result.output
+
+
+@pytest.mark.parametrize("tool", ["skopeo", "umoci"])
+def test_layout_is_accepted_by_oci_tools(workspace: Path, tmp_path: Path, tool: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (scripts/oci-tools.sh installs it)")
+    layout = tmp_path / "out"
+    build(workspace, tmp_path / "cache", monkeypatch, base_layout(tmp_path / "b"),
+          "--oci-layout", str(layout))
+    if tool == "skopeo":
+        proc = subprocess.run(["skopeo", "inspect", f"oci:{layout}:1.0.0"], check=True,
+                              capture_output=True, text=True)
+        assert json.loads(proc.stdout)["Labels"]["dev.orchestrator.service"] in ("api", "web")
+    else:
+        subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:1.0.0",
+                        str(tmp_path / "bundle")], check=True, capture_output=True)
+        assert (tmp_path / "bundle/rootfs/opt/venv/pyvenv.cfg").is_file()
