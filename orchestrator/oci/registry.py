@@ -1,15 +1,16 @@
 """The OCI distribution API over httpx: pull a base image, push an image or an index.
 
 Pushing asks ``HEAD /v2/<repo>/blobs/<digest>`` first and sends only what the
-registry lacks (cross-repository mounts are not tried yet). Big blobs go up in
-chunks (``PATCH``), small ones in one ``PUT``. Credentials come from
+registry lacks; a blob pushed before to another repository of the same host
+(remembered in ``oci-v1/pushed/<host>.json``) is mounted from there
+(``POST ...?mount=&from=``), so the registry stores it once and no byte is
+sent again. Big blobs go up in chunks (``PATCH``), small ones in one ``PUT``. Credentials come from
 ``~/.docker/config.json`` (``auths.<host>.auth``); a ``401`` with a Bearer
 challenge is answered with a token from the realm it names.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -261,24 +262,60 @@ def push(store: BlobStore, image: Descriptor, reference: str,
             documents = [Descriptor(c["mediaType"], c["digest"], c["size"])
                          for c in children] + [image]
         manifests = {d.digest for d in documents}
-        sent = 0
-        for digest in dict.fromkeys(blobs_of(store, image)):
-            if digest in manifests:
-                continue
+        known = _pushed(store, ref.host)
+        sent = mounted = 0
+        blobs = [d for d in dict.fromkeys(blobs_of(store, image)) if d not in manifests]
+        for digest in blobs:
             head = client.request("HEAD", f"{ref.base_url}/blobs/{digest}")
             if head.status_code == 200:
                 continue
+            if _mount(client, digest, known.get(digest)):
+                mounted += 1
+                continue
             _upload(client, store, digest)
             sent += store.path(digest).stat().st_size
+        _remember_pushed(store, ref.host, {d: ref.repository for d in blobs}, known)
         for desc in documents[:-1]:
             _manifest_put(client, store, desc, desc.digest)
         _manifest_put(client, store, image, ref.tag or image.digest)
         if note is not None:
-            note(f"pushed {reference} ({sent} bytes of new blobs)")
+            note(f"pushed {reference}: {sent} bytes uploaded, {mounted} blobs mounted")
         return image.digest
     finally:
         client.close()
 
 
-def encode_basic(user: str, password: str) -> str:
-    return base64.b64encode(f"{user}:{password}".encode()).decode()
+def _pushed_file(store: BlobStore, host: str) -> Path:
+    return store.root / "pushed" / f"{host.replace(':', '_').replace('/', '_')}.json"
+
+
+def _pushed(store: BlobStore, host: str) -> dict[str, str]:
+    """digest -> a repository of *host* that holds it, as earlier pushes left it."""
+    try:
+        data = json.loads(_pushed_file(store, host).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _remember_pushed(store: BlobStore, host: str, new: dict[str, str],
+                     known: dict[str, str]) -> None:
+    from orchestrator import atomic
+
+    merged = {**known, **{d: r for d, r in new.items() if d not in known}}
+    path = _pushed_file(store, host)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, json.dumps(merged, sort_keys=True))
+
+
+def _mount(client: Client, digest: str, source: str | None) -> bool:
+    """Mount *digest* from the repository *source* of the same host; False if not possible."""
+    if source is None or source == client.ref.repository:
+        return False
+    response = client.request(
+        "POST", f"{client.ref.base_url}/blobs/uploads/?mount={digest}&from={source}")
+    if response.status_code == 202:  # the registry opened an upload instead: drop it
+        location = response.headers.get("location")
+        if location:
+            client.request("DELETE", _absolute(client, location))
+    return response.status_code == 201
