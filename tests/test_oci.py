@@ -211,6 +211,10 @@ def test_layers_are_deterministic_tars(workspace: Path, tmp_path: Path,
         assert script is not None
         assert script.read().startswith(b"#!/opt/venv/bin/python\n")
         assert "opt/venv/lib/python3.11/site-packages/api-1.0.0.dist-info/RECORD" in names
+        pyc = tar.extractfile("opt/venv/lib/python3.11/site-packages/api/__pycache__/"
+                              "main.cpython-311.pyc")
+        assert pyc is not None
+        assert pyc.read(8)[4:8] == b"\x01\0\0\0"  # PEP 552: hash-based, not checked
     venv = layers_of(results["api"])["venv at /opt/venv for /usr/bin/python3.11"]
     with _layer_tar(layout, venv) as tar:
         assert tar.getmember("opt/venv/bin/python").linkname == "/usr/bin/python3.11"

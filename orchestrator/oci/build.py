@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +40,14 @@ from orchestrator.image import (
     split_layers,
     third_party_wheels,
 )
-from orchestrator.oci.layers import Blob, Interpreter, stage_venv, stage_wheels, write_tar
+from orchestrator.oci.layers import (
+    Blob,
+    Interpreter,
+    can_compile,
+    stage_venv,
+    stage_wheels,
+    write_tar,
+)
 from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, BlobStore, Descriptor
 
 if TYPE_CHECKING:
@@ -48,7 +56,7 @@ if TYPE_CHECKING:
     from orchestrator.session import Session
 
 STORE = "oci-v1"
-LAYER_RECIPE = 1  # bump when the bytes of a layer for the same inputs change
+LAYER_RECIPE = 2  # bump when the bytes of a layer for the same inputs change
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
 
@@ -111,9 +119,9 @@ def _iso(epoch: int) -> str:
 
 
 def _layer_key(name: str, wheels: Sequence[tuple[str, str]], python: Interpreter,
-               mtime: int) -> str:
+               mtime: int, pyc: str = "") -> str:
     text = json.dumps({"recipe": LAYER_RECIPE, "name": name, "wheels": list(wheels),
-                       "python": [python.path, python.version], "mtime": mtime},
+                       "python": [python.path, python.version], "mtime": mtime, "pyc": pyc},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -198,7 +206,8 @@ def image_config(base: BaseImage, service: Member, command: Sequence[str],
 
 
 def build_platform(session: Session, service: Member, store: BlobStore, base: BaseImage,
-                   platform: str, labels: dict[str, str], mtime: int) -> PlatformImage:
+                   platform: str, labels: dict[str, str], mtime: int,
+                   note: Callable[[str], None] | None = None) -> PlatformImage:
     """Assemble the manifest of *service* for *platform* into *store*."""
     workspace = session.workspace
     target = image_target(workspace, platform)
@@ -211,9 +220,16 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
     venv_key = _layer_key("venv", [], python, mtime)
     blobs = [(f"venv at {VENV} for {python.path}",
               *write_layer(store, venv_key, lambda root: stage_venv(root, python), mtime))]
+    pyc = can_compile(python)
+    if not pyc and note is not None:
+        note(f"{service.name}: no bytecode in the image: this python is not {python.minor}")
+    # Pycs depend on the compiling CPython's exact version: it is part of the key.
+    pyc_key = sys.version.split()[0] if pyc else ""
     for layer in plan:
-        key = _layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime)
-        stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache)
+        key = _layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime,
+                         pyc_key)
+        stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache,
+                                  compile_pyc=pyc)
         blobs.append((_holds(layer), *write_layer(store, key, stage, mtime)))
     created = _iso(mtime)
     config = image_config(base, service, command_for(service), labels,
@@ -277,7 +293,7 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
             labels[BASE_DIGEST_LABEL] = bases[platform].digest
             labels[BASE_NAME_LABEL] = reference
             images.append(build_platform(session, service, store, bases[platform], platform,
-                                         labels, mtime))
+                                         labels, mtime, note))
         found = (_top(store, images), tuple(images))
         _remember(store, fp, found[0], found[1])
     top, images_t = found

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import stat
+import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -79,7 +80,8 @@ def stage_venv(root: Path, python: Interpreter) -> None:
     os.symlink("lib", venv / "lib64")  # what `python -m venv` makes on 64-bit Linux
 
 
-def stage_wheels(layer: Layer, root: Path, *, python: Interpreter, cache: WheelCache) -> None:
+def stage_wheels(layer: Layer, root: Path, *, python: Interpreter, cache: WheelCache,
+                 compile_pyc: bool = False) -> None:
     """Install *layer*'s wheels under *root* as they will sit in ``/opt/venv``.
 
     Files are hardlinked from the cache's unpacked trees (only read, then
@@ -96,6 +98,30 @@ def stage_wheels(layer: Layer, root: Path, *, python: Interpreter, cache: WheelC
     for wheel in layer.wheels:
         unpacked = cache.unpacked(wheel.path, wheel.sha256, unpack)
         install_unpacked(unpacked, scheme, options, origin={"sha256": wheel.sha256.lower()})
+    if compile_pyc:
+        compile_bytecode(root, lib)
+
+
+def can_compile(python: Interpreter) -> bool:
+    """Bytecode is only valid for one minor version: compile when the host's is the target's."""
+    return "{}.{}".format(*sys.version_info[:2]) == python.minor
+
+
+def compile_bytecode(root: Path, directory: Path) -> None:
+    """Unchecked-hash pycs for *directory*, as paths under ``/``, in a fresh interpreter.
+
+    Unchecked-hash pycs hold no mtime, and a fresh process keeps marshal's
+    output free of whatever this one has interned, so the bytes are the same
+    on every machine with the same CPython.
+    """
+    import subprocess
+
+    # A file that does not compile (a template, a py2 test) is left without a pyc, as pip
+    # does: the exit status says only that some file failed.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+         "unchecked-hash", "-s", str(root), "-p", "/", str(directory)],
+        capture_output=True, check=False)
 
 
 # -- writing -------------------------------------------------------------------
