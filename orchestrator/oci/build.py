@@ -281,7 +281,8 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
     tags = tuple(image_tags(session, service, request.extra_tags))
     fp = fingerprint(workspace, service, reference, ",".join(b.digest for b in bases.values()),
                      image_target(workspace, platforms[0]),
-                     {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime)})
+                     {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime),
+                      "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0]})
     found = _known(store, fp)
     built = found is None
     if found is None:
