@@ -15,13 +15,17 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from orchestrator.errors import VenvError
 from orchestrator.names import normalize
+
+if TYPE_CHECKING:
+    import zipfile
 
 _METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
 
@@ -61,37 +65,155 @@ def check_archive_path(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveLimits:
+    """How much an archive may unpack to: generous, but finite (a zip bomb is refused).
+
+    ``ORCHESTRATOR_UNPACK_MAX_BYTES``, ``ORCHESTRATOR_UNPACK_MAX_RATIO`` and
+    ``ORCHESTRATOR_METADATA_MAX_BYTES`` override the defaults.
+    """
+
+    total_bytes: int = 4 << 30  # 4 GiB decompressed per archive
+    ratio: int = 200  # decompressed : compressed, for the archive as a whole
+    metadata_bytes: int = 10 << 20  # 10 MiB of METADATA
+
+    @classmethod
+    def from_env(cls) -> ArchiveLimits:
+        default = cls()
+        return cls(
+            total_bytes=_env_int("ORCHESTRATOR_UNPACK_MAX_BYTES", default.total_bytes),
+            ratio=_env_int("ORCHESTRATOR_UNPACK_MAX_RATIO", default.ratio),
+            metadata_bytes=_env_int("ORCHESTRATOR_METADATA_MAX_BYTES", default.metadata_bytes),
+        )
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise VenvError(
+            f"{name}={text!r} is not a positive whole number",
+            hint=f"set {name} to a number such as {default}, or unset it",
+            key=name,
+        )
+    return value
+
+
+_BAD_ARCHIVE = "the file is malformed or malicious; remove it from the lock or the index"
+
+
+def check_archive_infos(
+    infos: Sequence[zipfile.ZipInfo], archive: Path, limits: ArchiveLimits | None = None
+) -> None:
+    """Refuse symlink members and archives that would decompress past *limits*.
+
+    Wheels carry no symlinks (the spec has no way to record one), so a
+    symlink member is only ever an attempt to write through it. The sizes
+    checked are the ones the archive declares; ``_copy_bounded`` holds the
+    extraction to them, so a member lying about its size cannot get past.
+    """
+    limits = limits or ArchiveLimits.from_env()
+    total = compressed = 0
+    for info in infos:
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise VenvError(
+                f"{archive.name}: {info.filename!r} is a symbolic link; wheels carry no "
+                "links, refusing to install it",
+                hint=_BAD_ARCHIVE, file=archive,
+            )
+        if _METADATA.fullmatch(info.filename) and info.file_size > limits.metadata_bytes:
+            raise VenvError(
+                f"{archive.name}: {info.filename} is {info.file_size} bytes, over the "
+                f"{limits.metadata_bytes}-byte limit for METADATA; refusing to read it",
+                hint="raise ORCHESTRATOR_METADATA_MAX_BYTES if the file is genuine; "
+                + _BAD_ARCHIVE, file=archive,
+            )
+        total += info.file_size
+        compressed += info.compress_size
+    if total > limits.total_bytes:
+        raise VenvError(
+            f"{archive.name} would unpack to {total} bytes, over the {limits.total_bytes}-byte "
+            "limit; refusing to unpack it",
+            hint="raise ORCHESTRATOR_UNPACK_MAX_BYTES if the file is genuine; " + _BAD_ARCHIVE,
+            file=archive,
+        )
+    if total > 1 << 20 and total > limits.ratio * max(compressed, 1):
+        raise VenvError(
+            f"{archive.name} would unpack to {total} bytes from {compressed} compressed "
+            f"(more than {limits.ratio}:1, a zip bomb); refusing to unpack it",
+            hint="raise ORCHESTRATOR_UNPACK_MAX_RATIO if the file is genuine; " + _BAD_ARCHIVE,
+            file=archive,
+        )
+
+
+def _copy_bounded(src: IO[bytes], out: IO[bytes], limit: int, name: str, archive: Path) -> None:
+    """Copy at most *limit* bytes: a member that decompresses past its declared size is refused."""
+    copied = 0
+    while chunk := src.read(1 << 20):
+        copied += len(chunk)
+        if copied > limit:
+            raise VenvError(
+                f"{archive.name}: {name} decompresses past the {limit} bytes the archive "
+                "declares; refusing to install it",
+                hint=_BAD_ARCHIVE, file=archive,
+            )
+        out.write(chunk)
+
+
 def extract(archive: Path, dest: Path, *, reserved: str | None = None) -> list[str]:
     """Extract the zip *archive* into the empty directory *dest*, rejecting unsafe paths.
 
     Every name is checked before anything is written, so a malicious archive
     leaves nothing behind but *dest* itself; so is *reserved*, a top-level
-    directory the caller keeps for itself. Returns the files' paths,
-    relative to *dest* with ``/`` separators.
+    directory the caller keeps for itself, and so are the limits of
+    ``check_archive_infos`` (no symlinks, no zip bombs). Returns the files'
+    paths, relative to *dest* with ``/`` separators.
     """
     import zipfile
 
     with zipfile.ZipFile(archive) as zf:
+        check_archive_infos(zf.infolist(), archive)
         infos = [info for info in zf.infolist() if not info.is_dir()]
         paths = [check_archive_path(info.filename, archive) for info in infos]
         if reserved is not None and any(p.parts[0] == reserved for p in paths):
             raise VenvError(
                 f"{archive.name}: the archive holds {reserved}/, a directory orchestrator "
                 "keeps for itself; refusing to install it",
-                hint="the file is malformed or malicious; remove it from the lock or the index",
+                hint=_BAD_ARCHIVE,
             )
+        _check_no_clash(paths, archive)
         made: set[Path] = set()
         for info, rel in zip(infos, paths, strict=True):
             target = dest.joinpath(*rel.parts)
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
-            with zf.open(info) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            # O_EXCL: a name listed twice is never written through
+            with zf.open(info) as src, open(target, "xb") as out:
+                _copy_bounded(src, out, info.file_size, info.filename, archive)
             # The wheel spec asks installers to keep the executable bit set in the archive.
             if (info.external_attr >> 16) & 0o111:
                 target.chmod(0o755)
     return [p.as_posix() for p in paths]
+
+
+def _check_no_clash(paths: Sequence[PurePosixPath], archive: Path) -> None:
+    """Refuse a name listed twice, or a file that is also another member's directory."""
+    files = [p.as_posix() for p in paths]
+    seen = set(files)
+    dirs = {parent.as_posix() for p in paths for parent in p.parents}
+    clash = sorted((seen & dirs) | {f for f in seen if files.count(f) > 1})
+    if clash:
+        raise VenvError(
+            f"{archive.name}: {clash[0]!r} is listed twice, or as both a file and a "
+            "directory; refusing to install it",
+            hint=_BAD_ARCHIVE, file=archive,
+        )
 
 
 def metadata_member(names: Iterable[str], filename: str) -> str | None:
@@ -117,4 +239,21 @@ def read_metadata(wheel: Path | IO[bytes], filename: str) -> bytes | None:
 
     with zipfile.ZipFile(wheel) as zf:
         name = metadata_member(zf.namelist(), filename)
-        return None if name is None else zf.read(name)
+        if name is None:
+            return None
+        limit = ArchiveLimits.from_env().metadata_bytes
+        if zf.getinfo(name).file_size > limit:
+            raise VenvError(
+                f"{filename}: {name} is {zf.getinfo(name).file_size} bytes, over the "
+                f"{limit}-byte limit for METADATA; refusing to read it",
+                hint="raise ORCHESTRATOR_METADATA_MAX_BYTES if the file is genuine; "
+                + _BAD_ARCHIVE, file=Path(filename),
+            )
+        with zf.open(name) as src:
+            data = src.read(limit + 1)
+        if len(data) > limit:
+            raise VenvError(
+                f"{filename}: {name} decompresses past the {limit}-byte limit for "
+                "METADATA; refusing to read it", hint=_BAD_ARCHIVE, file=Path(filename),
+            )
+        return data
