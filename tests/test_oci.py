@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from orchestrator.cli import cli
 from orchestrator.oci.layers import write_tar
 from orchestrator.oci.layout import CONFIG, MANIFEST, BlobStore, write_layout
 from tests.conftest import MakeWorkspace, index_manifest
+from tests.support import docker_infra
 from tests.support.indexserver import IndexServer
 
 PLACES = (os.environ.get("ORCHESTRATOR_TEST_WHEELHOUSE", ""), "/opt/wheels", "/opt/pypi/files")
@@ -264,6 +266,32 @@ def test_multi_platform_index_has_aarch64_extensions(workspace: Path, tmp_path: 
             header = so.read(20)
         assert header[:4] == b"\x7fELF"
         assert int.from_bytes(header[18:20], "little") == machine, platform
+
+
+def test_multi_platform_index_is_pushed(workspace: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = docker_infra.registry()
+    if registry is None:
+        pytest.skip(docker_infra.skip_reason("registry"))
+    text = (workspace / "workspace.yaml").read_text()
+    prefix = f"{registry}/oci-test-{os.getpid()}-{time.monotonic_ns()}"
+    (workspace / "workspace.yaml").write_text(text.replace("127.0.0.1:5000/t", prefix))
+    base = base_layout(tmp_path / "b")
+    results = build(workspace, tmp_path / "cache", monkeypatch, base,
+                    "api", "--platform", "linux/amd64", "--platform", "linux/arm64", "--push")
+    tag = str(results["api"]["tags"][0])  # type: ignore[index]
+    repository = tag.split("/", 1)[1].rsplit(":", 1)[0]
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{tag.rsplit(':', 1)[1]}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+    with urllib.request.urlopen(request) as response:
+        index = json.loads(response.read())
+        assert response.headers["Docker-Content-Digest"] == results["api"]["digest"]
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+    again = build(workspace, tmp_path / "cache", monkeypatch, base,
+                  "api", "--platform", "linux/amd64", "--platform", "linux/arm64", "--push",
+                  "--rebuild")
+    assert (again["api"]["built"], again["api"]["digest"]) == (True, results["api"]["digest"])
 
 
 def test_base_with_another_python_is_refused(workspace: Path, tmp_path: Path,

@@ -96,7 +96,8 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
     order = {name: i for i, name in enumerate(build_order(build_graph(ws)))}
     chosen.sort(key=lambda m: order[m.name])  # graph order; the pool runs them side by side
     if engine == "oci":
-        _build_oci(app, chosen, tags, push, base, as_json, oci_layout, archive, platforms)
+        _build_oci(app, chosen, tags, push, base, as_json, oci_layout, archive, platforms,
+                   rebuild)
         return
     client = connect()
     request = BuildRequest(base=base, extra_tags=tags, push=push, rebuild=rebuild)
@@ -116,14 +117,14 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
 
 def _build_oci(app: App, chosen: list[Member], tags: tuple[str, ...], push: bool,
                base: str | None, as_json: bool, layout: Path | None, archive: Path | None,
-               platforms: tuple[str, ...]) -> None:
+               platforms: tuple[str, ...], rebuild: bool) -> None:
     from orchestrator.oci.build import OciRequest, build_service
 
     if archive is not None and len(chosen) > 1 and "{service}" not in str(archive):
         raise click.UsageError("--archive for several services needs {service} in its name")
     session = app.session()
     request = OciRequest(base=base, platforms=platforms, layout=layout, archive=archive,
-                         push=push, extra_tags=tags)
+                         push=push, extra_tags=tags, rebuild=rebuild)
     results = []
     for member in chosen:  # one at a time: layers of shared wheels are written once
         result = build_service(session, member, request, note=app.info)
@@ -142,6 +143,8 @@ def _print_build(result: BuildResult) -> None:
     outcome = result.outcome
     state = (f"built in {outcome.seconds:.1f}s, {outcome.layers_reused} steps cached"
              if outcome.built else "up to date (same inputs)")
+    if result.reused_from is not None:
+        state = f"reused from {result.reused_from} (same inputs)"
     click.echo(f"{outcome.service}: {outcome.tags[0]} {size(outcome.size)}, "
                f"{outcome.layers} layers, {state}")
     for tag in outcome.tags[1:]:

@@ -69,6 +69,7 @@ class OciRequest:
     archive: Path | None = None  # write a `docker load` archive (one per service: {service})
     push: bool = False
     extra_tags: tuple[str, ...] = ()
+    rebuild: bool = False  # ignore an image recorded with the same fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +284,7 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
                      image_target(workspace, platforms[0]),
                      {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime),
                       "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0]})
-    found = _known(store, fp)
+    found = None if request.rebuild else _known(store, fp)
     built = found is None
     if found is None:
         images = []
