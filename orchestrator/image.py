@@ -323,13 +323,14 @@ class BuildResult:
 
     outcome: BuildOutcome
     pushed: Mapping[str, str]
+    reused_from: str | None = None  # the registry reference re-tagged instead of building
 
     def as_dict(self) -> dict[str, object]:
         o = self.outcome
         return {"service": o.service, "image_id": o.image_id, "tags": list(o.tags),
                 "size": o.size, "layers": o.layers, "built": o.built,
                 "steps_cached": o.layers_reused, "seconds": round(o.seconds, 3),
-                "pushed": dict(self.pushed)}
+                "pushed": dict(self.pushed), "reused_from": self.reused_from}
 
 
 def image_tags(session: Session, service: Member, extra: Sequence[str]) -> list[str]:
@@ -375,6 +376,11 @@ def build_service(session: Session, client: DockerClient, service: Member,
     tags = tuple(image_tags(session, service, request.extra_tags))
     existing = (None if request.rebuild
                 else engine.find_existing(client, repository, FINGERPRINT_LABEL, fp))
+    if existing is None and request.push and not request.rebuild:
+        remote = _reuse_from_registry(service, repository, fp, tags)
+        if remote is not None:
+            say(f"reused from {remote.reused_from}")
+            return remote
     if existing is not None:
         engine.tag(client, str(existing.id), tags)
         outcome = engine.outcome_of(service.name, existing, tags)
@@ -392,4 +398,26 @@ def build_service(session: Session, client: DockerClient, service: Member,
     if request.push:
         say(f"pushing {len(tags)} tag(s)")
     pushed = {ref: engine.push(client, ref) for ref in tags} if request.push else {}
+    if request.push:  # the tag other runners look for before they build (registry.py)
+        from orchestrator.registry import fingerprint_tag
+
+        fp_ref = f"{repository}:{fingerprint_tag(fp)}"
+        engine.tag(client, outcome.image_id, [fp_ref])
+        engine.push(client, fp_ref)
     return BuildResult(outcome, pushed)
+
+
+def _reuse_from_registry(service: Member, repository: str, fp: str,
+                         tags: Sequence[str]) -> BuildResult | None:
+    """The registry's image with fingerprint *fp*, re-tagged as *tags*, if it has one."""
+    from orchestrator.engine import BuildOutcome
+    from orchestrator.registry import reuse
+
+    found = reuse(repository, fp, tags)
+    if found is None:
+        return None
+    m = found.manifest
+    # A Docker image's ID is its config's digest: the same on every runner.
+    outcome = BuildOutcome(service.name, m.config_digest, tuple(tags), m.size, m.layers, 0,
+                           0.0, False)
+    return BuildResult(outcome, found.pushed, reused_from=found.source)
