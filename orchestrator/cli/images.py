@@ -145,8 +145,6 @@ def _print_build(result: BuildResult) -> None:
              if outcome.built else "up to date (same inputs)")
     if result.reused_from is not None:
         state = f"reused from {result.reused_from} (same inputs)"
-    if result.reused_from is not None:
-        state = f"reused from {result.reused_from} (same inputs)"
     click.echo(f"{outcome.service}: {outcome.tags[0]} {size(outcome.size)}, "
                f"{outcome.layers} layers, {state}")
     for tag in outcome.tags[1:]:
