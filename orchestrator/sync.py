@@ -173,10 +173,11 @@ def sync_member(
     progress: Progress | None = None,
 ) -> SyncReport:
     """Create (if needed) and sync *member*'s venv to its lock; returns the SyncReport."""
-    from orchestrator.venv import create_venv, load_venv, sync_venv
+    from orchestrator.venv import create_venv, hold_venv_lock, load_venv, sync_venv
 
     workspace = session.workspace
     path = venv_path(member)
+    hold_venv_lock(path, session.cache.root)  # until sync_venv is done: one sync at a time
     wanted_python = python or workspace.python
     if (path / "pyvenv.cfg").exists():
         info = load_venv(path)

@@ -33,6 +33,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -537,6 +538,60 @@ def install(
     return install_unpacked(unpacked, venv.scheme, options, origin=origin)
 
 
+# -- one process at a time per venv ----------------------------------------------
+
+_LOCKS = "locks-v1"  # bucket in the cache dir: one advisory lock file per venv path
+_HELD: dict[str, int] = {}  # venv path -> the open lock file this process holds
+_HELD_GUARD = threading.Lock()
+
+
+def hold_venv_lock(path: Path, cache_dir: Path) -> None:
+    """Take the advisory lock of the venv at *path*, waiting for another process's sync.
+
+    Held until ``release_venv_lock`` (``sync_venv`` releases it when done) or
+    the process exits, so a caller can take it before it creates the venv
+    and keep it through the sync. Re-entrant within a process. The lock
+    file lives in the cache (named by a hash of the path), not in the venv,
+    which ``create_venv`` replaces whole, nor beside it, in the member's
+    source tree; a read-only cache falls back to a file beside the venv.
+    """
+    import fcntl
+
+    key = os.path.abspath(path)
+    with _HELD_GUARD:
+        if key in _HELD:
+            return
+        name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
+        candidates = (Path(cache_dir) / _LOCKS / name, Path(key).parent / f".{Path(key).name}.lock")
+        fd = None
+        for candidate in candidates:
+            try:
+                candidate.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(candidate, os.O_RDWR | os.O_CREAT, 0o666)
+                break
+            except OSError as exc:
+                problem = exc
+        if fd is None:
+            raise VenvError(
+                f"cannot create a lock file for {key} in {candidates[0].parent} or beside "
+                f"the venv: {problem.strerror}",
+                hint="make the cache directory (ORCHESTRATOR_CACHE_DIR) writable",
+                file=Path(key),
+            )
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks while another process syncs this venv
+        _HELD[key] = fd
+
+
+def release_venv_lock(path: Path) -> None:
+    import fcntl
+
+    with _HELD_GUARD:
+        fd = _HELD.pop(os.path.abspath(path), None)
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 # -- sync ------------------------------------------------------------------------
 
 
@@ -563,6 +618,22 @@ def sync_venv(
     Removals finish before installs start (a file may move between dists);
     both run in *jobs* threads, since distinct dists write distinct files.
     """
+    hold_venv_lock(venv_path, cache.root)
+    try:
+        return _sync_venv(venv_path, wanted, cache, exact=exact, jobs=jobs, link=link)
+    finally:
+        release_venv_lock(venv_path)
+
+
+def _sync_venv(
+    venv_path: Path,
+    wanted: Sequence[WantedDist],
+    cache: WheelCache,
+    *,
+    exact: bool,
+    jobs: int,
+    link: bool,
+) -> SyncReport:
     info = load_venv(venv_path)
     by_name = _index_wanted(wanted)
     settings = {"exact": exact, "link": link}

@@ -607,8 +607,14 @@ class _MemberLoader(_Reporter):
 
     def _read(self) -> dict[str, Any]:
         try:
-            with (self.directory / "pyproject.toml").open("rb") as fh:
-                return tomllib.load(fh)
+            raw = (self.directory / "pyproject.toml").read_bytes()
+            # TOML is UTF-8; a UTF-8 byte-order mark is harmless, UTF-16 is named
+            return tomllib.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+            self.fail("", "the file is UTF-16, but TOML must be UTF-8" if utf16
+                      else f"the file is not UTF-8 (byte {exc.start} cannot be decoded)",
+                      "save the file as UTF-8 (without a byte-order mark)")
         except tomllib.TOMLDecodeError as exc:
             self.fail("", f"invalid TOML ({exc})")
         except OSError as exc:
