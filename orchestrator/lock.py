@@ -202,15 +202,24 @@ _REASONS = {
 def staleness(workspace: Workspace, member: Member) -> Staleness | None:
     """Why *member*'s lock is out of date, or None when it is current. No network."""
     path = member.lockfile
-    if not path.is_file():
-        return Staleness(member, f"{_rel(workspace, path)} does not exist")
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Staleness(member, f"{_rel(workspace, path)} does not exist")
+    except OSError as exc:
+        return Staleness(member, f"{_rel(workspace, path)} cannot be read ({exc})")
+    current = fingerprint(workspace, member)
+    # The fast path of every no-op (`lock`, `lock --check`, `sync`): parse only the
+    # [tool.orchestrator] table the writer puts last, not the whole lock with its hundreds
+    # of wheel entries. Whoever then installs from the lock parses and validates all of it.
+    tail = _tool_table(raw)
+    if tail is not None and tail.get("fingerprint") == current.combined:
+        return None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return Staleness(member, f"{_rel(workspace, path)} cannot be read ({exc})")
     tool = data.get("tool", {}).get("orchestrator", {})
-    current = fingerprint(workspace, member)
     if tool.get("fingerprint") == current.combined:
         return None
     recorded = tool.get("inputs", {})
@@ -222,6 +231,23 @@ def staleness(workspace: Workspace, member: Member) -> Staleness | None:
                 return Staleness(member, "its dependencies, dependency groups or extras changed")
             return Staleness(member, _REASONS[part])
     return Staleness(member, "the lock's fingerprint does not match its inputs")
+
+
+_TOOL_HEADER = b"\n[tool.orchestrator]\n"
+
+
+def _tool_table(raw: bytes) -> dict[str, object] | None:
+    """The lock's ``[tool.orchestrator]`` table parsed on its own, or None if absent or
+    unreadable (then the caller parses the whole file and says what is wrong)."""
+    start = raw.find(_TOOL_HEADER)
+    if start < 0:
+        return None
+    try:
+        data = tomllib.loads(raw[start + 1:].decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    table = data.get("tool", {}).get("orchestrator")
+    return table if isinstance(table, dict) else None
 
 
 def _rel(workspace: Workspace, path: Path) -> str:
@@ -522,6 +548,15 @@ def existing_pins(member: Member) -> dict[str, str]:
 
 def stale_members(workspace: Workspace, members: Iterable[Member]) -> list[Staleness]:
     return [s for m in members if (s := staleness(workspace, m)) is not None]
+
+
+def unchanged_result(member: Member) -> LockResult:
+    """What `lock` reports for a member whose lock is current (``staleness`` is None):
+    nothing resolved, nothing written. Counts the lock's packages without parsing it."""
+    raw = member.lockfile.read_bytes()
+    packages = raw.count(b"\n[[packages]]\n") + raw.startswith(b"[[packages]]\n")
+    return LockResult(member, LockChanges((), (), ()), False, packages, member.lockfile,
+                      kept=packages)
 
 
 # -- selecting what to install ---------------------------------------------------------

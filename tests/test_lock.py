@@ -97,6 +97,40 @@ def test_check_is_offline_and_names_stale_members(shop: Path, index: IndexServer
     assert index.count() == 0
 
 
+def test_noop_lock_opens_no_connection_and_keeps_the_bytes(shop: Path,
+                                                           index: IndexServer) -> None:
+    assert run(shop, "lock")[0] == 0
+    locks = {p: p.read_bytes() for p in shop.rglob("pylock.toml")}
+    index.reset()
+    code, out, err = run(shop, "lock")
+    assert code == 0, err
+    assert "api: 6 packages, unchanged" in out
+    assert index.count() == 0  # no page, no metadata: nothing was resolved
+    assert {p: p.read_bytes() for p in shop.rglob("pylock.toml")} == locks
+
+
+def test_lock_resolves_only_the_stale_members(shop: Path, index: IndexServer) -> None:
+    assert run(shop, "lock")[0] == 0
+    api = (shop / "services/api/pylock.toml").read_bytes()
+    (shop / "services/api/pyproject.toml").write_text(
+        pyproject("api", ["common", "httpx", "idna"], groups={"test": ["pytest"]}))
+    code, out, err = run(shop, "lock")
+    assert code == 0, err
+    assert "locking 1 of 2 member(s)" in err
+    assert "common: 1 packages, unchanged" in out
+    assert (shop / "services/api/pylock.toml").read_bytes() != api
+    assert run(shop, "lock", "--check")[:2] == (0, "2 lock(s) up to date\n")
+
+
+def test_refresh_and_update_resolve_even_current_locks(shop: Path, index: IndexServer) -> None:
+    assert run(shop, "lock")[0] == 0
+    for args in (("lock", "--refresh"), ("update",)):
+        index.reset()
+        code, _, err = run(shop, *args)
+        assert code == 0, err
+        assert index.count() > 0, args
+
+
 def test_check_missing_lock(shop: Path) -> None:
     code, _, err = run(shop, "lock", "--check", "common")
     assert code == 1

@@ -19,15 +19,25 @@ if TYPE_CHECKING:
 
 def run_lock(app: App, names: Sequence[str], *, upgrade: bool | Sequence[str],
              refresh: bool) -> None:
-    from orchestrator.lock import lock_members
+    from orchestrator.lock import lock_members, staleness, unchanged_result
 
     session = app.session(refresh=refresh)
     ws = session.workspace
     members = session.members(names)
     started = time.monotonic()
-    app.info(f"locking {len(members)} member(s) for "
+    # A lock whose inputs' fingerprint matches is trusted as it is (uv trusts a satisfied
+    # uv.lock the same way): no resolution and no index request for it. `update` and
+    # `--refresh` ask for the index's current state, so they resolve every member.
+    current = set() if upgrade is not False or refresh else {
+        m.name for m in members if staleness(ws, m) is None}
+    stale = [m for m in members if m.name not in current]
+    app.info(f"locking {len(stale)} of {len(members)} member(s) for "
              f"{', '.join(f'{t.python} {t.platform}' for t in ws.targets)}")
-    results = lock_members(ws, members, session.index, upgrade=upgrade, progress=app.info)
+    resolved = {r.member.name: r for r in (
+        lock_members(ws, stale, session.index, upgrade=upgrade, progress=app.info)
+        if stale else [])}
+    results = [resolved[m.name] if m.name in resolved else unchanged_result(m)
+               for m in members]
     for warning in dict.fromkeys(w for r in results for w in r.warnings):
         click.echo(f"warning: {warning}", err=True)
     for result in results:
