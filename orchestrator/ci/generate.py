@@ -96,6 +96,14 @@ def login_host(workspace: Workspace, options: CiOptions) -> str | None:
     return None if host is None or host.startswith(("127.0.0.1", "localhost")) else host
 
 
+def publish_token_variable(workspace: Workspace) -> str:
+    """The variable `publish` reads its API token from, for the first repository."""
+    from orchestrator.publish.credentials import env_prefix
+
+    repository = workspace.publish.repository(None)
+    return env_prefix(repository.name if repository else "pypi") + "_TOKEN"
+
+
 def audit_configured(workspace: Workspace) -> bool:
     return workspace.audit != AuditSpec()
 
@@ -220,7 +228,7 @@ def github(workspace: Workspace, options: CiOptions) -> str:
             "needs": ["plan", "service"],
             "if": "${{ startsWith(github.ref, 'refs/tags/') && !failure() && !cancelled() }}",
             "runs-on": "ubuntu-latest",
-            "env": {"ORCHESTRATOR_PUBLISH_TOKEN": "${{ secrets.PYPI_TOKEN }}"},
+            "env": {publish_token_variable(workspace): "${{ secrets.PUBLISH_TOKEN }}"},
             "steps": [*setup, {"name": "publish", "run": "orchestrator publish"}],
         }
         needs.append("publish")
@@ -456,6 +464,9 @@ def jenkins(workspace: Workspace, options: CiOptions) -> str:
         lines += [
             "        stage('publish') {",
             "            when { buildingTag() }",
+            "            environment {",
+            f"                {publish_token_variable(workspace)} = credentials('publish-token')",
+            "            }",
             "            steps {",
             "                sh 'orchestrator publish'",
             "            }",

@@ -46,8 +46,13 @@ def section(workspace: Workspace) -> str:
              "tool's cache (`ORCHESTRATOR_CACHE_DIR`) is cached keyed on the members' "
              "locks. The file starts with a header naming the command that regenerates it; "
              "`orchestrator ci check` exits 1 when a committed file differs from what "
-             "`generate` writes now (run it in CI, or as a pre-commit hook). The files "
-             "below are what the example workspace gets.", ""]
+             "`generate` writes now (run it in CI, or as a pre-commit hook). Secrets stay "
+             "in the CI system: `REGISTRY_USER` and `REGISTRY_PASSWORD` for a registry "
+             "that is not on loopback, and for `--publish` the token `publish` reads "
+             "(`ORCHESTRATOR_PUBLISH_<NAME>_TOKEN`: GitHub's secret `PUBLISH_TOKEN`, "
+             "Jenkins' credential `publish-token`, a protected variable of that name on "
+             "GitLab and Bitbucket). The files below are what the example workspace gets.",
+             ""]
     for system in SYSTEMS:
         output = DEFAULT_OUTPUT[system]
         text = render(workspace, CiOptions(system, output))
