@@ -8,6 +8,7 @@ is a small OCI layout written here whose only layer holds ``usr/bin/python3.11``
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -183,7 +184,7 @@ def test_services_share_the_big_wheel_layer(workspace: Path, tmp_path: Path,
     results = build(workspace, tmp_path / "cache", monkeypatch, base_layout(tmp_path / "b"))
     api, web = layers_of(results["api"]), layers_of(results["web"])
     assert list(api) == ["venv at /opt/venv for /usr/bin/python3.11", "deps-bigdep", "deps",
-                         "libs", "service"]
+                         "libs", "sbom", "service"]
     assert api["deps-bigdep"] == web["deps-bigdep"]
     assert api["venv at /opt/venv for /usr/bin/python3.11"] == \
         web["venv at /opt/venv for /usr/bin/python3.11"]
@@ -232,8 +233,17 @@ def test_layers_are_deterministic_tars(workspace: Path, tmp_path: Path,
     assert config["config"]["ExposedPorts"] == {"8000/tcp": {}}
     assert config["config"]["Env"][0] == "PATH=/opt/venv/bin:/usr/bin:/bin"
     assert "org.opencontainers.image.base.digest" in config["config"]["Labels"]
-    assert [h["created_by"] for h in config["history"]][-2:] == [
-        "orchestrator: libs: common 1.0.0", "orchestrator: service: api 1.0.0"]
+    assert [h["created_by"] for h in config["history"]][-3:] == [
+        "orchestrator: libs: common 1.0.0", "orchestrator: sbom: /opt/venv/sbom.cdx.json",
+        "orchestrator: service: api 1.0.0"]
+    sbom = layers_of(results["api"])["sbom"]
+    with _layer_tar(layout, sbom) as tar:
+        document = tar.extractfile("opt/venv/sbom.cdx.json")
+        assert document is not None
+        data = document.read()
+    assert config["config"]["Labels"]["dev.orchestrator.sbom-digest"] == \
+        "sha256:" + hashlib.sha256(data).hexdigest()
+    assert {c["name"] for c in json.loads(data)["components"]} >= {"attrs", "bigdep"}
 
 
 def test_no_change_is_found_by_fingerprint(workspace: Path, tmp_path: Path,

@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING
 from orchestrator import atomic
 from orchestrator.errors import BuildError
 from orchestrator.image import (
+    SBOM_FILE,
+    SBOM_LABEL,
     VENV,
     Layer,
+    Wheel,
     check_lock,
     command_for,
     fingerprint,
@@ -37,6 +40,7 @@ from orchestrator.image import (
     labels_for,
     member_wheels,
     runtime_members,
+    service_sbom,
     split_layers,
     third_party_wheels,
 )
@@ -51,7 +55,7 @@ from orchestrator.oci.layers import (
 from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, BlobStore, Descriptor
 
 if TYPE_CHECKING:
-    from orchestrator.models import Member
+    from orchestrator.models import Member, Target
     from orchestrator.oci.base import BaseImage
     from orchestrator.session import Session
 
@@ -166,6 +170,23 @@ def _holds(layer: Layer) -> str:
     return f"{layer.name}: {listed}"
 
 
+def _sbom_layer(session: Session, service: Member, target: Target, members: Sequence[Wheel],
+               store: BlobStore, labels: dict[str, str],
+               mtime: int) -> tuple[str, Blob, bool]:
+    """The CycloneDX SBOM at /opt/venv/sbom.cdx.json, as the engine path puts it there."""
+    text = service_sbom(session, service, target, members)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    labels[SBOM_LABEL] = f"sha256:{digest}"
+
+    def stage(root: Path) -> None:
+        venv = root / VENV.lstrip("/")
+        venv.mkdir(parents=True)
+        (venv / SBOM_FILE).write_text(text)
+
+    key = hashlib.sha256(f"sbom\0{LAYER_RECIPE}\0{mtime}\0{digest}".encode()).hexdigest()
+    return (f"sbom: {VENV}/{SBOM_FILE}", *write_layer(store, key, stage, mtime))
+
+
 # -- config --------------------------------------------------------------------
 
 
@@ -227,6 +248,9 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
     # Pycs depend on the compiling CPython's exact version: it is part of the key.
     pyc_key = sys.version.split()[0] if pyc else ""
     for layer in plan:
+        if layer.name == "service":  # the SBOM sits below: a code-only change leaves it
+            blobs.append(_sbom_layer(session, service, target, [*libs, *own], store, labels,
+                                     mtime))
         key = _layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime,
                          pyc_key)
         stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache,
