@@ -35,6 +35,7 @@ directories only after ``wheelfile.within`` says they stay inside.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,46 @@ BUILT = "built-v1"
 UNPACKED = "unpacked-v1"
 BUCKETS = (WHEELS, BUILT, UNPACKED)
 _STALE_TEMP_SECONDS = 3600  # temp entries older than this are left by dead processes
+
+
+_DISK_HINTS = {
+    errno.ENOSPC: "the disk is full: free space (`orchestrator cache prune` or `cache clean`) "
+    "or set ORCHESTRATOR_CACHE_DIR to a larger disk",
+    errno.EDQUOT: "the disk quota is used up: free space (`orchestrator cache prune`) or set "
+    "ORCHESTRATOR_CACHE_DIR elsewhere",
+    errno.EROFS: "the file system is read-only: set ORCHESTRATOR_CACHE_DIR (or `cache:` in "
+    "workspace.yaml) to a writable directory",
+    errno.ENAMETOOLONG: "the path is too long: set ORCHESTRATOR_CACHE_DIR to a shorter path",
+}
+_WRITABLE_HINT = (
+    "make the directory writable, or set ORCHESTRATOR_CACHE_DIR (or `cache:` in "
+    "workspace.yaml) to a writable directory"
+)
+
+
+def disk_hint(exc: OSError, default: str = _WRITABLE_HINT) -> str:
+    """What to do about an OSError a user can cause (full disk, read-only, too long)."""
+    return _DISK_HINTS.get(exc.errno or 0, default)
+
+
+@contextlib.contextmanager
+def cache_writes(root: Path, what: str) -> Iterator[None]:
+    """Turn an OSError while writing the cache into a CacheError naming the path.
+
+    A temporary entry is removed by whoever made it (or, if that process
+    died, by the next one), so the cache stays consistent: nothing half-written
+    is ever renamed into place.
+    """
+    try:
+        yield
+    except OrchestratorError:
+        raise
+    except OSError as exc:
+        where = exc.filename or root
+        raise CacheError(
+            f"cannot write the cache while {what}: {where}: {exc.strerror or exc}",
+            hint=disk_hint(exc), file=Path(where),
+        ) from exc
 
 
 class Downloader(Protocol):
@@ -186,8 +227,7 @@ class WheelCache:
         except OSError as exc:
             raise CacheError(
                 f"cannot create the cache directory {path}: {exc.strerror}",
-                hint="set ORCHESTRATOR_CACHE_DIR (or `cache:` in workspace.yaml) "
-                "to a writable directory",
+                hint=disk_hint(exc), file=path,
             ) from exc
         return path
 
@@ -260,7 +300,8 @@ class WheelCache:
             if corrupt:
                 batch.emit(file, "corrupt")
             batch.emit(file, "start")
-            path = self._download(file, downloader)
+            with cache_writes(self.root, f"downloading {file.filename}"):
+                path = self._download(file, downloader)
         except OrchestratorError as exc:
             batch.emit(file, "failed", error=str(exc))
             raise
@@ -305,6 +346,10 @@ class WheelCache:
 
     def add(self, path: Path, *, filename: str | None = None) -> tuple[Path, str]:
         """Copy a local file (a built wheel) into the store; returns (path, sha256)."""
+        with cache_writes(self.root, f"adding {path.name}"):
+            return self._add(path, filename)
+
+    def _add(self, path: Path, filename: str | None) -> tuple[Path, str]:
         bucket = self._bucket(WHEELS)
         fd, tmp_name = tempfile.mkstemp(dir=bucket, prefix=".tmp-")
         tmp = Path(tmp_name)
@@ -378,6 +423,10 @@ class WheelCache:
         entry = self.entry_dir(UNPACKED, sha256)
         if entry.is_dir():
             return entry
+        with cache_writes(self.root, f"unpacking {wheel_path.name}"):
+            return self._unpack(wheel_path, entry, unpack)
+
+    def _unpack(self, wheel_path: Path, entry: Path, unpack: Unpacker) -> Path:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self._bucket(UNPACKED), prefix=".tmp-"))
         try:
@@ -423,7 +472,8 @@ class WheelCache:
             bucket = self.root / name
             if bucket.exists():
                 trash = self.root / f".trash-{name}-{os.getpid()}"
-                bucket.rename(trash)
+                with cache_writes(self.root, "cleaning it"):
+                    bucket.rename(trash)
                 shutil.rmtree(trash, ignore_errors=True)
         return PruneReport(sum(b.files for b in before.buckets), before.total_bytes)
 
@@ -432,7 +482,10 @@ class WheelCache:
 
         Wheels built from a kept sdist are kept too.
         """
-        keep = {k.lower() for k in keep} | self._built_wheels(keep)
+        with cache_writes(self.root, "pruning it"):
+            return self._prune({k.lower() for k in keep} | self._built_wheels(keep))
+
+    def _prune(self, keep: set[str]) -> PruneReport:
         removed = freed = 0
         for name in (WHEELS, UNPACKED):
             for entry, sha in self._entries(name):

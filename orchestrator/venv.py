@@ -621,6 +621,19 @@ def sync_venv(
     hold_venv_lock(venv_path, cache.root)
     try:
         return _sync_venv(venv_path, wanted, cache, exact=exact, jobs=jobs, link=link)
+    except OSError as exc:
+        # A full disk or a read-only venv mid-sync: the sync state is already
+        # invalidated and every dist in flight has its PENDING file, so the next
+        # sync repairs exactly what this one left half-done.
+        from orchestrator.cache import disk_hint
+
+        where = exc.filename or venv_path
+        raise VenvError(
+            f"syncing {venv_path} failed writing {where}: {exc.strerror or exc}; the venv "
+            "is marked for repair and the next sync completes it",
+            hint=disk_hint(exc, "make the directory writable, then run sync again"),
+            file=Path(where),
+        ) from exc
     finally:
         release_venv_lock(venv_path)
 
