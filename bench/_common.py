@@ -244,7 +244,7 @@ def add_tables(root: Path, make: Callable[[MemberInfo, dict[str, MemberInfo]], s
 
 
 Run = tuple[tuple[str, ...], Path]  # a command and its working directory
-TOOL_NAMES = ("orchestrator", "uv", "poetry")
+TOOL_NAMES = ("orchestrator", "uv-ws", "uv", "poetry")
 
 
 @dataclass
@@ -309,6 +309,45 @@ def uv_tool(work: Path, source: Path, bin_dir: Path, *, editable: bool) -> Tool:
     return tool
 
 
+def uv_workspace_tables(member: MemberInfo, by_name: dict[str, MemberInfo]) -> str:
+    """``[tool.uv.sources]`` naming the members a member needs as ``{ workspace = true }``."""
+    deps = sorted({d for names in workspace_deps(member, by_name).values() for d in names})
+    if not deps:
+        return ""
+    return "\n[tool.uv.sources]\n" + "".join(f"{d} = {{ workspace = true }}\n" for d in deps)
+
+
+def uv_workspace_root(root: Path, envs: list[str]) -> str:
+    """A virtual root pyproject.toml (no [project]) making every member one uv workspace
+    with one uv.lock, the way a team would use uv on a monorepo."""
+    manifest = yaml.safe_load((root / "workspace.yaml").read_text())
+    return ("[tool.uv]\n"
+            f"environments = {toml_list(envs)}\n\n"
+            "[tool.uv.workspace]\n"
+            f"members = {toml_list(list(manifest.get('members', [])))}\n")
+
+
+def uv_workspace_tool(work: Path, source: Path, bin_dir: Path) -> Tool:
+    """uv in workspace mode: one root, one ``uv.lock``, ``uv sync --package X`` per service.
+
+    UV_PROJECT_ENVIRONMENT=.venv is relative to the working directory, so each service's
+    ``uv sync --package X`` run in its directory fills <service>/.venv as the other tools
+    do, instead of replacing one shared root .venv every time.
+    """
+    plain = uv_tool(work, source, bin_dir, editable=False)  # its env, version and targets
+    home = work / "uv-ws"
+    root = copy_workspace(source, home / "ws")
+    env = {**plain.env, "UV_CACHE_DIR": str(home / "cache"), "UV_PROJECT_ENVIRONMENT": ".venv"}
+    tool = Tool("uv-ws", root, home / "cache", env, plain.exe, version=plain.version)
+    shutil.rmtree(plain.root.parent, ignore_errors=True)  # only its settings were needed
+    (root / "pyproject.toml").write_text(uv_workspace_root(root, target_environments(root)))
+    add_tables(root, uv_workspace_tables)
+    tool.lock_files = ("uv.lock",)
+    tool.lock = [((*tool.exe, "lock"), root)]
+    tool.check = [((*tool.exe, "lock", "--check"), root)]
+    return tool
+
+
 def poetry_env(home: Path) -> dict[str, str]:
     """Poetry's cache, config and data under *home*, with no prompts or PATH or keyring probes."""
     return {
@@ -332,17 +371,20 @@ def poetry_tool(work: Path, source: Path, bin_dir: Path, env: Callable[[Path], d
 def make_tools(names: Sequence[str], work: Path, source: Path, upgrade: bool,
                orchestrator: Callable[[Path, Path], Tool],
                uv: Callable[[Path, Path, Path], Tool],
-               poetry: Callable[[Path, Path, Path], Tool]) -> list[Tool]:
+               poetry: Callable[[Path, Path, Path], Tool],
+               uv_ws: Callable[[Path, Path, Path], Tool] = uv_workspace_tool) -> list[Tool]:
     """The tools in *names*, in that order: each factory gets ``work, source`` and, for
     uv and Poetry, the bin dir they were installed into (first, if missing)."""
     bin_dir = None
-    wanted = [n for n in ("uv", "poetry") if n in names]
+    wanted = sorted({"uv" if n == "uv-ws" else n for n in names if n != "orchestrator"})
     if wanted or upgrade:
         bin_dir = ensure_tools(wanted or ["uv", "poetry"], upgrade=upgrade)
     tools = []
     for name in names:
         if name == "orchestrator":
             tools.append(orchestrator(work, source))
+        elif name == "uv-ws" and bin_dir:
+            tools.append(uv_ws(work, source, bin_dir))
         elif name == "uv" and bin_dir:
             tools.append(uv(work, source, bin_dir))
         elif name == "poetry" and bin_dir:
@@ -452,17 +494,21 @@ def comparison_table(stats: Stats, rows: Sequence[tuple[str, str, str]], orch_ti
                      digits: int = 1) -> str:
     """Markdown: one row per (scenario, orchestrator label, title), uv and poetry beside it,
     and their medians divided by orchestrator's."""
-    head = (f"| scenario | {orch_title} | uv (per service) "
-            "| poetry (per service) | uv ÷ orchestrator | poetry ÷ orchestrator |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    others = ("uv-ws", "uv", "poetry")
+    head = (f"| scenario | {orch_title} | uv workspace | uv (per service) "
+            "| poetry (per service) | orchestrator ÷ uv-ws | uv ÷ orchestrator "
+            "| poetry ÷ orchestrator |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for scenario, orch_label, title in rows:
         by = stats.get(scenario, {})
         orch = by.get(orch_label)
         if orch is None:
             continue
         cells = [title, orch.cell()]
-        for other in ("uv", "poetry"):
+        for other in others:
             cells.append(by[other].cell() if other in by else "-")
+        # the issue's ratio: orchestrator's time as a multiple of uv's workspace mode
+        cells.append(f"{orch.median / by['uv-ws'].median:.2f}x" if "uv-ws" in by else "-")
         for other in ("uv", "poetry"):
             cells.append(f"{by[other].median / orch.median:.{digits}f}x" if other in by else "-")
         lines.append("| " + " | ".join(cells) + " |")
@@ -476,8 +522,10 @@ def add_tool_options(p: argparse.ArgumentParser) -> None:
     """``--tools``, ``--workspace``, ``--upgrade-tools`` and ``--keep``."""
     p.add_argument("--tools", default=",".join(TOOL_NAMES),
                    help="comma-separated subset of " + ",".join(TOOL_NAMES))
-    p.add_argument("--workspace", type=Path, default=REPO_ROOT,
-                   help="workspace root to copy (default: the repository's example workspace)")
+    p.add_argument("--workspace", default="example",
+                   help="example (this repository's, the default), big (7 services and 2 "
+                   "libraries with heavy dependencies, generated by bench/workspaces.py) or "
+                   "the path of a workspace root to copy")
     p.add_argument("--upgrade-tools", action="store_true",
                    help=f"pip install -U uv and poetry in {TOOLS_DIR} first")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (printed at the end)")
