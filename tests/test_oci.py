@@ -331,3 +331,10 @@ def test_layout_is_accepted_by_oci_tools(workspace: Path, tmp_path: Path, tool: 
         subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:1.0.0",
                         str(tmp_path / "bundle")], check=True, capture_output=True)
         assert (tmp_path / "bundle/rootfs/opt/venv/pyvenv.cfg").is_file()
+
+
+def test_oci_outputs_need_the_oci_engine(workspace: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["-w", str(workspace), "build", "--archive",
+                                      str(tmp_path / "x.tar")])
+    assert result.exit_code == 2
+    assert "--oci-layout, --archive and --platform need --engine oci" in result.output

@@ -95,6 +95,8 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
             return
     order = {name: i for i, name in enumerate(build_order(build_graph(ws)))}
     chosen.sort(key=lambda m: order[m.name])  # graph order; the pool runs them side by side
+    if engine != "oci" and (oci_layout or archive or platforms):
+        raise click.UsageError("--oci-layout, --archive and --platform need --engine oci")
     if engine == "oci":
         _build_oci(app, chosen, tags, push, base, as_json, oci_layout, archive, platforms,
                    rebuild)
