@@ -269,11 +269,20 @@ def test_audit_only_when_configured(shop: Path) -> None:
     assert 'orchestrator audit "$SERVICE"' in generated(shop, "github").read_text()
 
 
-def test_registry_login_only_for_a_remote_registry(shop: Path) -> None:
-    text = generated(shop, "github").read_text()
-    assert "docker login ghcr.io " in text
+def test_registry_login_only_for_a_remote_registry(shop: Path, tmp_path: Path) -> None:
+    doc = yaml.safe_load(generated(shop, "github").read_text())
+    script = doc["jobs"]["service"]["steps"][-1]["run"]
+    login = script[script.index("python - <<'PY'"):script.index("\nPY\n") + 4]
+    # The login the job runs writes the Docker config that push and reuse read.
+    env = {"HOME": str(tmp_path), "REGISTRY_USER": "ci", "REGISTRY_PASSWORD": "s3cret",
+           "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", "-c", login], env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    config = (tmp_path / ".docker" / "config.json").read_text()
+    assert config == '{"auths": {"ghcr.io": {"auth": "Y2k6czNjcmV0"}}}'
     local = generated(shop, "github", "--registry", "127.0.0.1:5000").read_text()
-    assert "docker login" not in local and "REGISTRY_PASSWORD" not in local
+    assert "python - <<'PY'" not in local and "REGISTRY_PASSWORD" not in local
 
 
 # -- matrix formats ------------------------------------------------------------------------------

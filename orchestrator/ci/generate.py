@@ -83,7 +83,7 @@ def python_of(workspace: Workspace, options: CiOptions) -> str:
 
 
 def registry_host(workspace: Workspace, options: CiOptions) -> str | None:
-    """The registry `docker login` needs: --registry, else image.registry's host."""
+    """The registry the jobs log in to: --registry, else image.registry's host."""
     if options.registry:
         return options.registry
     registry = workspace.image.registry
@@ -133,10 +133,27 @@ def service_script(workspace: Workspace, options: CiOptions, service: str,
         lines.append(f"orchestrator audit {service}")
     host = login_host(workspace, options)
     if host is not None:
-        lines.append(f'echo "$REGISTRY_PASSWORD" | docker login {host} '
-                     '--username "$REGISTRY_USER" --password-stdin')
+        lines.append(docker_config_script(host))
     lines.append(f"orchestrator build {service} --push")
     return lines
+
+
+def docker_config_script(host: str) -> str:
+    """Write the Docker config's credentials for *host*, which push and reuse read.
+
+    Python rather than `docker login`: the python images GitLab and Bitbucket
+    jobs run in have no docker CLI, and the engine is reached through the SDK.
+    """
+    return block([
+        "python - <<'PY'",
+        "import base64, json, os, pathlib",
+        "user, password = os.environ['REGISTRY_USER'], os.environ['REGISTRY_PASSWORD']",
+        "auth = base64.b64encode(f'{user}:{password}'.encode()).decode()",
+        "config = pathlib.Path.home() / '.docker' / 'config.json'",
+        "config.parent.mkdir(exist_ok=True)",
+        f"config.write_text(json.dumps({{'auths': {{{host!r}: {{'auth': auth}}}}}}))",
+        "PY",
+    ]).rstrip("\n")
 
 
 def plan_script(base_var: str, fmt: str, out: str) -> list[str]:
@@ -444,9 +461,10 @@ def jenkins(workspace: Workspace, options: CiOptions) -> str:
         "                            stage(service) {",
         "                                withEnv([\"SERVICE=${service}\", "
         "\"SERVICE_PATH=${path}\"]) {",
-        "                                    sh \'\'\'",
-        *(line.replace("\\", "\\\\") for line in per_service),
-        "                                    \'\'\'",
+        *_jenkins_credentials([
+            "                                    sh \'\'\'",
+            *(line.replace("\\", "\\\\") for line in per_service),
+            "                                    \'\'\'"], login_host(workspace, options)),
         "                                }",
         "                            }",
         "                        }",
@@ -482,6 +500,17 @@ def jenkins(workspace: Workspace, options: CiOptions) -> str:
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _jenkins_credentials(lines: list[str], host: str | None) -> list[str]:
+    """*lines* inside the registry's username/password credential when it needs one."""
+    if host is None:
+        return lines
+    pad = " " * 36
+    return [f"{pad}withCredentials([usernamePassword(credentialsId: 'registry', "
+            "usernameVariable: 'REGISTRY_USER', passwordVariable: 'REGISTRY_PASSWORD')]) {",
+            *(f"    {line}" if line.startswith(pad) else line for line in lines),
+            f"{pad}}}"]
 
 
 def _groovy(text: str) -> str:
