@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from orchestrator.build import BuiltWheel
     from orchestrator.cache import Progress
     from orchestrator.session import Session
-    from orchestrator.venv import SyncReport, WantedDist
+    from orchestrator.venv import SyncReport, VenvInfo, WantedDist
 
 VENV_DIR = ".venv"
 
@@ -173,24 +173,122 @@ def sync_member(
     progress: Progress | None = None,
 ) -> SyncReport:
     """Create (if needed) and sync *member*'s venv to its lock; returns the SyncReport."""
-    from orchestrator.venv import create_venv, hold_venv_lock, load_venv, sync_venv
+    from orchestrator.venv import (
+        SyncReport,
+        create_venv,
+        hold_venv_lock,
+        load_venv,
+        release_venv_lock,
+        sync_venv,
+    )
 
     workspace = session.workspace
     path = venv_path(member)
-    hold_venv_lock(path, session.cache.root)  # until sync_venv is done: one sync at a time
+    hold_venv_lock(path, session.cache_dir)  # until sync_venv is done: one sync at a time
     wanted_python = python or workspace.python
+    key = _plan_key(session, member, groups, python, only_groups, extras)
     if (path / "pyvenv.cfg").exists():
         info = load_venv(path)
         if python is None and not info.version.startswith(workspace.python + "."):
             # the workspace moved to another Python
             info = create_venv(path, wanted_python, cache_dir=session.cache.root)
+        elif key is not None and (names := _unchanged(info, key)) is not None:
+            release_venv_lock(path)
+            return SyncReport(unchanged=names, fast_path=True)
     else:
         info = create_venv(path, wanted_python, cache_dir=session.cache.root)
     major_minor = ".".join(info.version.split(".")[:2])
     target = host_target(major_minor)
     wanted = plan(session, member, target, groups, only_groups=only_groups, extras=extras,
                   progress=progress)
-    return sync_venv(path, wanted, session.cache)
+    report = sync_venv(path, wanted, session.cache)
+    if key is not None:
+        _record_plan(info, key, tuple(sorted(w.name for w in wanted)))
+    return report
+
+
+# -- the no-op fast path -------------------------------------------------------------
+#
+# A no-op sync used to cost reading and validating the whole lock, selecting its wheels
+# for the target and looking each up in the cache, only for venv.sync_venv to find that
+# its state record matches (about 20 ms a member, and the imports of packaging.pylock,
+# packaging.tags and the cache). `plan` is a function of the lock's bytes, the target,
+# the groups and extras, the workspace's pyproject.toml files and manifest and the cache
+# dir; when none of their stats moved since the last sync, and venv.py's state record
+# and the venv's lib and scripts dirs are as that sync left them, the plan and hence
+# the sync would be the same no-op. Dynamic member versions (git tags) are not stats,
+# so a workspace with any takes the full path.
+
+_PLAN_RECORD = "sync-plan.json"  # beside venv.py's records in <venv>/.orchestrator/
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _plan_key(session: Session, member: Member, groups: Sequence[str], python: str | None,
+              only_groups: bool, extras: Sequence[str]) -> str | None:
+    """A digest of every input of ``plan`` for *member*, by stat; None: no fast path."""
+    import hashlib
+    import json
+
+    workspace = session.workspace
+    if any(m.dynamic_version for m in workspace.members):
+        return None
+    parts = {
+        "lock": [str(member.lockfile), _stat(member.lockfile)],
+        "groups": list(groups), "extras": list(extras), "only_groups": only_groups,
+        "python": [python, workspace.python], "cache": str(session.cache_dir),
+        "host": [platform.system(), platform.machine()],
+        "manifest": [str(workspace.manifest), _stat(workspace.manifest)],
+        "members": [[str(m.pyproject), _stat(m.pyproject)] for m in workspace.members],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _venv_stamp(info: VenvInfo) -> list[list[int] | None]:
+    """venv.py's state record, its interpreter record and the dirs installs change."""
+    from orchestrator.venv import STATE_DIR
+
+    record = info.path / STATE_DIR
+    dirs = (info.scheme.purelib, info.scheme.platlib, info.scheme.scripts)
+    return [_stat(record / "sync-state.json"), _stat(record / "venv.json"),
+            *(_stat(d) for d in dirs)]
+
+
+def _unchanged(info: VenvInfo, key: str) -> tuple[str, ...] | None:
+    """The installed names when the last sync recorded *key* and the venv is untouched."""
+    import json
+
+    from orchestrator.venv import STATE_DIR
+
+    try:
+        data = json.loads((info.path / STATE_DIR / _PLAN_RECORD).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(data, dict) or data.get("key") != key
+            or data.get("venv") != _venv_stamp(info) or data["venv"][0] is None):
+        return None
+    names = data.get("names")
+    return tuple(str(n) for n in names) if isinstance(names, list) else None
+
+
+def _record_plan(info: VenvInfo, key: str, names: tuple[str, ...]) -> None:
+    import json
+
+    from orchestrator.atomic import write_text
+    from orchestrator.venv import STATE_DIR
+
+    stamp = _venv_stamp(info)
+    if stamp[0] is None:  # no state record: the next sync must inspect the venv anyway
+        return
+    # Written after the state record it stats, so it can only vouch for that record.
+    write_text(info.path / STATE_DIR / _PLAN_RECORD,
+               json.dumps({"key": key, "venv": stamp, "names": list(names)}, sort_keys=True))
 
 
 def sync_members(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,37 @@ def test_resync_is_a_noop_then_follows_lock_changes(locked_shop: Path) -> None:
     assert lines[1].endswith("] attrs-23.1.0-py3-none-any.whl")  # the one new download
     assert lines[2:] == ["api: synced services/api/.venv (+0 ~2 -0)"]
     assert "attrs-23.1.0" in dists(locked_shop / "services/api/.venv")
+
+
+def test_noop_sync_reads_no_lock_and_imports_no_installer(locked_shop: Path) -> None:
+    assert run(locked_shop, "sync", "api")[0] == 0
+    # (orchestrator.venv itself still imports the cache and the installer at module level)
+    heavy = ("packaging.pylock", "orchestrator.index", "httpx", "orchestrator.resolver")
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            f"try:\n    main(['-w', {str(locked_shop)!r}, 'sync', 'api'])\n"
+            "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            f"print('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stderr == "api: up to date (7 packages)\n"
+    assert proc.stdout.splitlines()[-1] == "HEAVY="
+
+
+def test_noop_fast_path_gives_way_to_a_touched_venv_or_other_groups(
+        locked_shop: Path) -> None:
+    assert run(locked_shop, "sync", "api")[0] == 0
+    venv = locked_shop / "services/api/.venv"
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    # removed by hand (as `pip uninstall` would): the dir's mtime moves, so inspect again
+    shutil.rmtree(site / "attrs-24.2.0.dist-info")
+    code, _, err = run(locked_shop, "sync", "api")
+    assert (code, err) == (0, "api: synced services/api/.venv (+1 ~0 -0)\n")
+    assert "attrs-24.2.0" in dists(venv)
+    code, _, err = run(locked_shop, "sync", "api", "--no-dev")
+    assert code == 0, err
+    assert "pytest-8.3.0" not in dists(venv)
+    code, _, err = run(locked_shop, "sync", "api")
+    assert (code, err.splitlines()[-1]) == (0, "api: synced services/api/.venv (+2 ~0 -0)")
 
 
 @pytest.fixture
