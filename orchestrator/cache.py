@@ -441,6 +441,36 @@ class WheelCache:
             shutil.rmtree(tmp, ignore_errors=True)
         return entry
 
+    def verify_wheels(self) -> tuple[int, list[str]]:
+        """Re-hash every cached wheel against its address; discard the ones that fail.
+
+        Returns (wheels checked, what was discarded). Stale temporary files of
+        killed runs are removed too.
+        """
+        checked, bad = 0, []
+        with cache_writes(self.root, "verifying it"):
+            for entry, sha in list(self._entries(WHEELS)):
+                for path in sorted(entry.iterdir()):
+                    if path.name.startswith(".") or not path.is_file():
+                        continue
+                    checked += 1
+                    if file_sha256(path) != sha:
+                        bad.append(str(path))
+                        self._discard(entry)
+                        break
+                    self._write_marker(entry, path.name)
+            self._remove_stale_temps()
+        return checked, bad
+
+    def unpacked_entries(self) -> list[tuple[Path, str]]:
+        """Every unpacked tree and the sha256 of its wheel."""
+        return list(self._entries(UNPACKED))
+
+    def discard_unpacked(self, sha256: str) -> None:
+        """Drop the unpacked tree of *sha256* (it failed a check); the next use re-unpacks."""
+        with cache_writes(self.root, "discarding a damaged unpacked tree"):
+            self._discard(self.entry_dir(UNPACKED, sha256))
+
     # -- housekeeping -----------------------------------------------------------
 
     def buckets(self) -> list[str]:

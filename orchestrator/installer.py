@@ -35,9 +35,11 @@ should use a venv synced with ``link=False``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -65,11 +67,12 @@ ORIGIN = "orchestrator.json"  # what was installed: wheel sha256 or editable sou
 OWN_DIR = ".orchestrator"  # in an unpacked wheel's root: orchestrator's files, not the wheel's
 MANIFEST = f"{OWN_DIR}/manifest.json"
 _CONSTANT_FILES = {"INSTALLER": f"{INSTALLER_NAME}\n".encode(), "REQUESTED": b""}
-_MANIFEST_FORMAT = 2  # bump when the manifest's meaning changes; old ones are rebuilt
+_MANIFEST_FORMAT = 3  # bump when the manifest's meaning changes; old ones are rebuilt
 _DIST_INFO_FILES_WRITTEN_HERE = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", ORIGIN}
 _SCHEME_KEYS = ("purelib", "platlib", "scripts", "headers", "data")
 _MANIFEST_KEYS = (
-    "name", "version", "dist_info", "root_is_purelib", "files", "scripts", "entry_points"
+    "name", "version", "dist_info", "root_is_purelib", "files", "scripts", "entry_points",
+    "stats",
 )
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
@@ -132,6 +135,13 @@ class WheelManifest:
     scripts: tuple[tuple[str, str], ...]
     entry_points: tuple[tuple[str, str], ...]  # console and GUI scripts: (name, target)
     stored: bool = True  # kept in the tree, with the constant files to link beside it
+    # (size, mtime_ns) of each of ``files`` once unpacked and verified: the cheap
+    # check before every link that the cache entry was not edited since
+    stats: tuple[tuple[int, int], ...] = ()
+
+
+class TamperedEntryError(VenvError):
+    """A file of an unpacked cache entry changed since it was unpacked and verified."""
 
 
 # -- unpacking -----------------------------------------------------------------
@@ -144,20 +154,84 @@ def unpack(wheel: Path, dest: Path) -> None:
     checked before anything is written (see ``wheelfile.extract``), and a
     wheel holding orchestrator's own ``.orchestrator/`` is refused.
     """
-    write_manifest(dest, extract(wheel, dest, reserved=OWN_DIR))
+    names = extract(wheel, dest, reserved=OWN_DIR)
+    manifest = _build_manifest(dest, names)
+    for archive, _key, _sub, expected, size in manifest.files:
+        path = os.path.join(dest, archive)
+        actual_size = os.path.getsize(path)
+        if (size and str(actual_size) != size) or (
+            expected.startswith("sha256=") and _file_record_hash(path) != expected
+        ):
+            raise VenvError(
+                f"{wheel.name}: {archive} does not match its RECORD entry "
+                f"({expected or '-'}, {size or '-'} bytes; found {actual_size} bytes); "
+                "refusing to install it",
+                hint="the wheel is malformed or was altered; remove it from the lock or "
+                "the index", file=wheel,
+            )
+    # Read-only, so an edit through a venv's hard link fails instead of
+    # changing the cache and every venv sharing the file.
+    for name in names:
+        path = os.path.join(dest, name)
+        os.chmod(path, os.stat(path).st_mode & ~0o222)
+    write_manifest(dest, names, manifest)
+
+
+def _file_record_hash(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def _stats(unpacked: Path, files: Iterable[tuple[str, str, str, str, str]]) -> tuple[
+    tuple[int, int], ...
+]:
+    out = []
+    for archive, *_ in files:
+        st = os.stat(os.path.join(unpacked, archive))
+        out.append((st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def check_entry(unpacked: Path, manifest: WheelManifest, *, rehash: bool = False) -> list[str]:
+    """Files of the unpacked tree that changed since it was unpacked (archive paths).
+
+    The cheap check compares each file's size and mtime with the manifest's;
+    *rehash* also compares its sha256 with the wheel's RECORD.
+    """
+    bad = []
+    stats = manifest.stats or ((-1, -1),) * len(manifest.files)
+    for (archive, _k, _s, expected, _n), (size, mtime) in zip(manifest.files, stats, strict=True):
+        path = os.path.join(unpacked, archive)
+        try:
+            st = os.stat(path)
+        except OSError:
+            bad.append(archive)
+            continue
+        changed = bool(manifest.stats) and (st.st_size, st.st_mtime_ns) != (size, mtime)
+        if changed or (
+            rehash and expected.startswith("sha256=") and _file_record_hash(path) != expected
+        ):
+            bad.append(archive)
+    return bad
 
 
 # -- the manifest of an unpacked wheel ------------------------------------------
 
 
-def write_manifest(unpacked: Path, names: Iterable[str]) -> WheelManifest:
+def write_manifest(
+    unpacked: Path, names: Iterable[str], manifest: WheelManifest | None = None
+) -> WheelManifest:
     """Work out and store the manifest of the wheel unpacked at *unpacked*.
 
     *names* are its files (``wheelfile.extract``'s answer). Raises VenvError for a
     malformed wheel, so a bad one fails when it is unpacked, not halfway
     through an install.
     """
-    manifest = _build_manifest(unpacked, names)
+    manifest = manifest or _build_manifest(unpacked, names)
+    manifest = dataclasses.replace(manifest, stats=_stats(unpacked, manifest.files))
     data = {"format": _MANIFEST_FORMAT, **{k: getattr(manifest, k) for k in _MANIFEST_KEYS}}
     # Atomic, so two processes filling in an old entry's manifest both succeed;
     # the constant files first, so a manifest means they are there to link.
@@ -198,6 +272,7 @@ def _manifest_from_json(data: Mapping[str, Any]) -> WheelManifest:
         files=tuple((a, k, s, h, n) for a, k, s, h, n in data["files"]),
         scripts=tuple((a, s) for a, s in data["scripts"]),
         entry_points=tuple((n, t) for n, t in data["entry_points"]),
+        stats=tuple((int(z), int(m)) for z, m in data["stats"]),
     )
 
 
@@ -328,6 +403,7 @@ def _place(source: str, dest: str, link: bool) -> bool:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(dest)  # copying onto it would write through a hardlink into the cache
     shutil.copy2(source, dest)
+    os.chmod(dest, os.stat(dest).st_mode | 0o200)  # a copy is the venv's own: writable
     return False
 
 
@@ -449,6 +525,13 @@ def install_unpacked(
     can tell whether the same wheel is installed.
     """
     manifest = load_manifest(unpacked)
+    bad = check_entry(unpacked, manifest)
+    if bad:
+        raise TamperedEntryError(
+            f"{unpacked}: {bad[0]} changed since it was unpacked ({len(bad)} file(s))",
+            hint="the cache entry is discarded and unpacked again from the verified wheel",
+            file=unpacked / bad[0],
+        )
     root = str(scheme.purelib if manifest.root_is_purelib else scheme.platlib)
     dist_info = os.path.join(root, manifest.dist_info)
     bases = {key: str(scheme.directory(key, manifest.name)) for key in _SCHEME_KEYS}
@@ -635,6 +718,25 @@ def _read_installed(dist_info: Path) -> InstalledDist:
         Path(editable) if editable else None,
         origin.get("fingerprint"),
     )
+
+
+def changed_files(dist: InstalledDist) -> list[str]:
+    """Files of an installed *dist* whose bytes no longer match its RECORD (re-hashes all)."""
+    try:
+        rows = parse_record((dist.dist_info / "RECORD").read_text("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return ["RECORD"]
+    root = dist.dist_info.parent
+    bad = []
+    for row in rows:
+        if not row.hash.startswith("sha256="):
+            continue
+        try:
+            if _file_record_hash(os.path.join(root, row.path)) != row.hash:
+                bad.append(row.path)
+        except OSError:
+            bad.append(row.path)
+    return bad
 
 
 def uninstall_dist(dist: InstalledDist, scheme: Scheme) -> list[Path]:

@@ -25,6 +25,7 @@ followed by a full one, which finds and repairs half-installed dists.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -48,9 +49,13 @@ from orchestrator.installer import (
     InstalledDist,
     InstallOptions,
     Scheme,
+    TamperedEntryError,
+    changed_files,
+    check_entry,
     install_editable,
     install_unpacked,
     installed_dists,
+    load_manifest,
     uninstall_dist,
     unpack,
 )
@@ -535,7 +540,17 @@ def install(
     assert wanted.wheel is not None and wanted.sha256 is not None  # by __post_init__
     unpacked = cache.unpacked(wanted.wheel, wanted.sha256, unpack)
     origin = {"sha256": wanted.sha256.lower(), "fingerprint": wanted.fingerprint()}
-    return install_unpacked(unpacked, venv.scheme, options, origin=origin)
+    if cache.rehash and check_entry(unpacked, load_manifest(unpacked), rehash=True):
+        cache.discard_unpacked(wanted.sha256)
+        unpacked = cache.unpacked(wanted.wheel, wanted.sha256, unpack)
+    try:
+        return install_unpacked(unpacked, venv.scheme, options, origin=origin)
+    except TamperedEntryError:
+        # Edited in the cache (through some venv's hard link, say): the wheel was
+        # hash-checked when fetched, so unpack it afresh and install from that.
+        cache.discard_unpacked(wanted.sha256)
+        unpacked = cache.unpacked(wanted.wheel, wanted.sha256, unpack)
+        return install_unpacked(unpacked, venv.scheme, options, origin=origin)
 
 
 # -- one process at a time per venv ----------------------------------------------
@@ -651,11 +666,12 @@ def _sync_venv(
     by_name = _index_wanted(wanted)
     settings = {"exact": exact, "link": link}
     state_now = _state(info, by_name, settings)
-    if _read_state(info) == state_now:
+    # cache.rehash (`sync --verify`) distrusts the fast path and every file's bytes
+    if not cache.rehash and _read_state(info) == state_now:
         return SyncReport(unchanged=tuple(sorted(by_name)), fast_path=True)
     _invalidate_state(info)
 
-    plan = _plan(installed(info), by_name, exact)
+    plan = _plan(_verified(installed(info)) if cache.rehash else installed(info), by_name, exact)
 
     def put(w: WantedDist) -> InstalledDist:
         return install(info, w, cache, link=link)
@@ -673,6 +689,43 @@ def _sync_venv(
     _parallel(jobs, todo, put)
     _write_state(info, _state(info, by_name, settings))
     return _report(plan, by_name)
+
+
+def _verified(current: Mapping[str, InstalledDist]) -> dict[str, InstalledDist]:
+    """*current*, with every dist whose files changed since install marked for repair."""
+    return {
+        name: dataclasses.replace(dist, complete=False)
+        if dist.complete and dist.editable is None and changed_files(dist) else dist
+        for name, dist in current.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CacheVerifyReport:
+    wheels: int  # wheel files re-hashed
+    trees: int  # unpacked trees re-hashed
+    discarded: tuple[str, ...]  # entries that failed, removed (fetched or unpacked again on use)
+
+
+def verify_cache(cache: WheelCache) -> CacheVerifyReport:
+    """Re-hash every cached wheel and unpacked tree; discard the ones that fail.
+
+    Lives here, not in cache.py, because only this stage knows both the
+    store and the installer's manifest of an unpacked tree.
+    """
+    wheels, bad = cache.verify_wheels()
+    trees = 0
+    discarded = list(bad)
+    for entry, sha in cache.unpacked_entries():
+        trees += 1
+        try:
+            damaged = check_entry(entry, load_manifest(entry), rehash=True)
+        except VenvError:
+            damaged = ["manifest"]
+        if damaged:
+            cache.discard_unpacked(sha)
+            discarded.append(f"{entry}: {damaged[0]}")
+    return CacheVerifyReport(wheels, trees, tuple(discarded))
 
 
 def _index_wanted(wanted: Sequence[WantedDist]) -> dict[str, WantedDist]:
@@ -780,6 +833,12 @@ def _read_state(info: VenvInfo) -> dict[str, Any] | None:
 
 def _write_state(info: VenvInfo, state: Mapping[str, Any]) -> None:
     atomic.write_text(_state_file(info), json.dumps(state, sort_keys=True))
+
+
+def forget_sync_state(venv: Path) -> None:
+    """Make the next sync of *venv* take the full path (``sync --verify``): no fast path."""
+    with contextlib.suppress(OSError):
+        (venv / STATE_DIR / "sync-state.json").unlink()
 
 
 def _invalidate_state(info: VenvInfo) -> None:

@@ -49,12 +49,23 @@ def sync_and_report(app: App, members: Sequence[Member], *, groups: Sequence[str
 @click.option("--all-extras", is_flag=True, help="Install every extra of the member.")
 @click.option("--frozen", is_flag=True, help="Fail instead of locking when a lock is stale.")
 @click.option("--python", help="Interpreter for new venvs (path or X.Y); default: workspace's.")
+@click.option("--verify", is_flag=True,
+              help="Re-hash cached wheels, unpacked trees and installed files; repair any "
+              "that changed.")
 @pass_app
 def sync(app: App, members: tuple[str, ...], groups: tuple[str, ...],
          only_groups: tuple[str, ...], no_dev: bool, extras: tuple[str, ...], all_extras: bool,
-         frozen: bool, python: str | None) -> None:
+         frozen: bool, python: str | None, verify: bool) -> None:
     """Make each member's .venv match its lock exactly (all groups, no extras by default)."""
-    sync_and_report(app, app.session().members(members), groups=list(groups) or None,
+    chosen = app.session().members(members)
+    if verify:
+        from orchestrator.sync import venv_path
+        from orchestrator.venv import forget_sync_state
+
+        app.session().cache.rehash = True
+        for member in chosen:
+            forget_sync_state(venv_path(member))
+    sync_and_report(app, chosen, groups=list(groups) or None,
                     no_dev=no_dev, extras=extras, all_extras=all_extras, frozen=frozen,
                     only_groups=only_groups, python=python)
 
@@ -188,6 +199,21 @@ def cache_prune(app: App) -> None:
     """Remove cached wheels that no member's lock refers to."""
     report = app.session().prune_cache()
     click.echo(f"removed {report.removed} entries, freed {size(report.freed_bytes)}")
+
+
+@cache.command("verify")
+@pass_app
+def cache_verify(app: App) -> None:
+    """Re-hash every cached wheel and unpacked tree; discard any that changed."""
+    from orchestrator.venv import verify_cache
+
+    report = verify_cache(app.session().cache)
+    for what in report.discarded:
+        app.info(f"discarded {what}: changed since it was cached")
+    click.echo(f"verified {report.wheels} wheels and {report.trees} unpacked trees: "
+               f"{len(report.discarded)} damaged"
+               + (" (discarded; fetched or unpacked again when next needed)"
+                  if report.discarded else ""))
 
 
 COMMANDS = (sync, run, show, cache)
