@@ -31,6 +31,7 @@ services and 2 libraries with heavy dependencies (bench/workspaces.py).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -72,9 +73,13 @@ MAX_NETWORK_REPS = 20  # be polite to the public index
 # -- tools ---------------------------------------------------------------------------------------
 
 
-def make_orchestrator(work: Path, source: Path) -> Tool:
+def make_orchestrator(work: Path, source: Path, rev: str | None = None) -> Tool:
     tool = new_tool("orchestrator", work, source, orchestrator_cmd(),
                     lambda home: base_env({"ORCHESTRATOR_CACHE_DIR": str(home / "cache")}))
+    if rev:  # the exported package on PYTHONPATH comes before the editable install's finder
+        from sync import export_orchestrator
+
+        tool.env["PYTHONPATH"] = str(export_orchestrator(rev, work / "orchestrator" / "src"))
     tool.lock_files = ("pylock.toml",)
     tool.lock = [((*tool.exe, "-q", "-w", str(tool.root), "lock"), tool.root)]
     tool.check = [((*tool.exe, "-q", "-w", str(tool.root), "lock", "--check"), tool.root)]
@@ -242,6 +247,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cold", type=int, default=3, help="cold-cache repetitions (default 3)")
     p.add_argument("--warm", type=int, default=5, help="warm-cache repetitions (default 5)")
     p.add_argument("--check", type=int, default=10, help="lock --check repetitions (default 10)")
+    p.add_argument("--orchestrator-rev", metavar="REV",
+                   help="run orchestrator from `git archive REV` (say, the commit before a "
+                   "change) instead of the working tree")
     add_tool_options(p)
     args = p.parse_args(argv)
     for name in ("cold", "warm"):
@@ -265,6 +273,7 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples) ->
         "command": " ".join([sys.executable, *sys.argv]),
         "machine": machine_info(),
         "versions": {t.name: t.version for t in tools},
+        "orchestrator_rev": args.orchestrator_rev,
         "repetitions": {"cold": args.cold, "warm": args.warm, "check": args.check},
         "samples": samples,
         "summary": {sc: {t: summary_dict(s) for t, s in by.items()} for sc, by in stats.items()},
@@ -281,8 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, work: Path) -> None:
     source = workspace_source(args.workspace, work)
+    orchestrator = functools.partial(make_orchestrator, rev=args.orchestrator_rev)
     tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools,
-                       make_orchestrator, make_uv, make_poetry)
+                       orchestrator, make_uv, make_poetry)
     for tool in tools:
         print(f"{tool.name}: {tool.version}", file=sys.stderr)
     samples: Samples = {}
