@@ -82,6 +82,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, base_archive: Path,
     results = {s["service"]: s for s in json.loads(done.stdout)["services"]}
     for service, result in results.items():
         result["archive"] = str(root / "out" / f"{service}.tar")
+        result["root"] = str(root)
     return results
 
 
@@ -144,3 +145,22 @@ def test_skopeo_copies_the_pushed_image(built: dict[str, dict[str, object]],
     subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{tags[0]}",
                     f"oci:{tmp_path / 'copy'}:x"], check=True, capture_output=True)
     assert (tmp_path / "copy/index.json").is_file()
+
+
+def test_base_from_the_registry(built: dict[str, dict[str, object]], registry: str,
+                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = docker_infra.base_image()
+    assert base is not None
+    remote = f"{registry}/oci{os.getpid()}/base:3.11"
+    docker("tag", base, remote)
+    docker("push", "-q", remote)
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    done = CliRunner().invoke(cli, ["-w", str(built["gateway"]["root"]), "build", "gateway",
+                                    "--engine", "oci", "--base", remote, "--push", "--json"])
+    assert done.exit_code == 0, done.output
+    (result,) = json.loads(done.stdout)["services"]
+    ref = f"{str(result['tags'][0]).rsplit(':', 1)[0]}@{result['digest']}"
+    docker("pull", "-q", ref)
+    labels = json.loads(docker("image", "inspect", ref))[0]["Config"]["Labels"]
+    assert labels["org.opencontainers.image.base.name"] == remote
+    _health(ref, "gateway")
