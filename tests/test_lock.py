@@ -22,7 +22,7 @@ from packaging.version import Version
 from orchestrator.cli import cli
 from orchestrator.errors import LockError
 from orchestrator.index import client as index_client
-from orchestrator.lock import read_lock, render, select
+from orchestrator.lock import read_lock, render, select, toml_dict
 from orchestrator.models import Target
 from orchestrator.resolver.environment import TargetEnvironment
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
@@ -435,6 +435,8 @@ def test_render_round_trips_any_lock(lock: Pylock) -> None:
     data = tomllib.loads(text)
     assert data == lock.to_dict()
     assert Pylock.from_dict(data) == lock
+    assert toml_dict(lock) == lock.to_dict()  # render's copy-free walk
+    assert list(toml_dict(lock)) == list(lock.to_dict())
 
 
 def test_a_member_without_dependencies_gets_a_readable_lock(
