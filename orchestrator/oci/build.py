@@ -4,8 +4,9 @@ The layer plan is the engine path's (``image.split_layers``): the venv, one
 layer per large wheel, the other dependencies, the workspace libraries, the
 service. Each layer blob is remembered in ``oci-v1/layers/<key>.json`` under a
 key of its wheels' hashes, the interpreter and the mtime, so a code-only
-rebuild writes one small tar; an image whose fingerprint was built before is
-found in ``oci-v1/images/`` without building any wheel.
+rebuild writes one small tar, and a new commit only a new config; an image
+whose fingerprint was built before is found in ``oci-v1/images/`` without
+building any wheel.
 """
 
 from __future__ import annotations
@@ -104,7 +105,18 @@ class OciResult:
                 "pushed": dict(self.pushed)}
 
 
-def source_date_epoch(git: Mapping[str, str]) -> int:
+def layer_mtime() -> int:
+    """The mtime of every file in a layer: SOURCE_DATE_EPOCH when set, else 0.
+
+    Not the commit time: that would change every layer's digest at every
+    commit, so no layer would be shared between commits and each would be
+    pushed again. The commit time goes into the config (``created``).
+    """
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def created_epoch(git: Mapping[str, str]) -> int:
     """SOURCE_DATE_EPOCH, else the commit's time, else 0: never the wall clock."""
     value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if value.isdigit():
@@ -228,7 +240,7 @@ def image_config(base: BaseImage, service: Member, command: Sequence[str],
 
 
 def build_platform(session: Session, service: Member, store: BlobStore, base: BaseImage,
-                   platform: str, labels: dict[str, str], mtime: int,
+                   platform: str, labels: dict[str, str], mtime: int, created: str,
                    note: Callable[[str], None] | None = None) -> PlatformImage:
     """Assemble the manifest of *service* for *platform* into *store*."""
     workspace = session.workspace
@@ -256,7 +268,9 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
         stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache,
                                   compile_pyc=pyc)
         blobs.append((_holds(layer), *write_layer(store, key, stage, mtime)))
-    created = _iso(mtime)
+    for holds, blob, written in blobs:
+        if written and note is not None:  # progress: what each new layer holds, its bytes
+            note(f"{service.name}: {platform} layer {holds.split(':')[0]}: {blob.size} bytes")
     config = image_config(base, service, command_for(service), labels,
                           [b.diff_id for _, b, _ in blobs], [h for h, _, _ in blobs],
                           created, platform)
@@ -302,11 +316,15 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
     reference = request.base or workspace.image.base
     bases = {p: load_base(reference, store, p, workspace.python) for p in platforms}
     revision = session.revision
-    mtime = source_date_epoch(revision)
+    mtime = layer_mtime()
+    created = _iso(created_epoch(revision))
     tags = tuple(image_tags(session, service, request.extra_tags))
+    # The revision is an input: at a new commit the config (labels, created) is new, while
+    # every layer whose inputs did not change is found in oci-v1/layers/ and reused.
     fp = fingerprint(workspace, service, reference, ",".join(b.digest for b in bases.values()),
                      image_target(workspace, platforms[0]),
                      {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime),
+                      "created": created, "revision": revision.get("revision", ""),
                       "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0]})
     found = None if request.rebuild else _known(store, fp)
     built = found is None
@@ -319,7 +337,7 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
             labels[BASE_DIGEST_LABEL] = bases[platform].digest
             labels[BASE_NAME_LABEL] = reference
             images.append(build_platform(session, service, store, bases[platform], platform,
-                                         labels, mtime, note))
+                                         labels, mtime, created, note))
         found = (_top(store, images), tuple(images))
         _remember(store, fp, found[0], found[1])
     top, images_t = found

@@ -4,7 +4,7 @@ A layer is staged as a real directory tree (``<staging>/opt/venv/...``) by the
 project's own installer (RECORD, entry-point scripts with
 ``#!/opt/venv/bin/python``, ``.data`` schemes), then written as a tar whose
 bytes depend only on that tree: entries sorted by path, one fixed mtime
-(``SOURCE_DATE_EPOCH``, the commit's time, or 0), uid/gid 0 with no user or
+(``SOURCE_DATE_EPOCH`` when set, else 0), uid/gid 0 with no user or
 group names, modes reduced to 0644/0755, hardlinks written as plain files, PAX
 headers only where a name needs them. The gzip stream has mtime 0 and no file
 name, so the same tree gives the same blob digest on every machine.
