@@ -37,14 +37,15 @@ from orchestrator.index.remotezip import (
     metadata_from_zip,
 )
 from orchestrator.index.transport import (
-    CHUNK,
     RETRIES,
     DownloadInterruptedError,
     content_range_start,
     content_range_total,
     content_type_of,
     get_with_retries,
+    iter_body,
     make_http_client,
+    read_body,
     sleep_before_retry,
     status_error,
     unreachable_error,
@@ -363,7 +364,7 @@ class IndexClient:
             if response.status_code == 304 and cached is not None:
                 page = cached.revalidated(now, control)
             elif response.status_code in (200, 404):
-                body = response.read() if response.status_code == 200 else b""
+                body = read_body(index, response) if response.status_code == 200 else b""
                 page = CachedPage(
                     url=url,
                     status=response.status_code,
@@ -419,7 +420,7 @@ class IndexClient:
                 return None  # the page promised more than the index serves
             if response.status_code != 200:
                 raise status_error(index, url, response.status_code)
-            data = response.read()
+            data = read_body(index, response)
         if file.metadata_sha256:
             actual = hashlib.sha256(data).hexdigest()
             if actual != file.metadata_sha256:
@@ -441,7 +442,7 @@ class IndexClient:
                 return self._metadata_from_body(index, file, response)
             if response.status_code != 206:
                 raise status_error(index, file.url, response.status_code)
-            tail = response.read()
+            tail = read_body(index, response)
             size = content_range_total(response.headers.get("Content-Range"))
         if size is None:
             size = len(tail)  # no total: assume the suffix covered the whole file
@@ -457,11 +458,11 @@ class IndexClient:
         response = self._get(index, file.url, {"Range": f"bytes={start}-{end - 1}"})
         with contextlib.closing(response):
             if response.status_code == 200:
-                return response.read()[start:end]
+                return read_body(index, response)[start:end]
             if response.status_code != 206:
                 raise status_error(index, file.url, response.status_code)
             got = content_range_start(response.headers.get("Content-Range"))
-            data = response.read()
+            data = read_body(index, response)
         if got != start or len(data) != end - start:
             raise ZipFormatError("the server answered a different range than asked")
         return data
@@ -477,8 +478,11 @@ class IndexClient:
         self, index: ResolvedIndex, file: DistFile, response: httpx.Response
     ) -> bytes:
         with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as spool:
-            for chunk in response.iter_bytes(CHUNK):
-                spool.write(chunk)
+            try:
+                for chunk in iter_body(index, response):
+                    spool.write(chunk)
+            except DownloadInterruptedError as exc:
+                raise unreachable_error(index, file.url, exc.cause) from None
             spool.seek(0)
             try:
                 return metadata_from_zip(spool, file.filename)
@@ -532,20 +536,19 @@ class IndexClient:
             )
 
     def _copy(self, index: ResolvedIndex, file: DistFile, out: IO[bytes]) -> str:
-        """One download attempt; returns the sha256 of what was written."""
-        import httpx
+        """One download attempt; returns the sha256 of what was written.
 
+        A connection broken mid-body is DownloadInterruptedError (restarted);
+        a deadline passed is a PackageIndexError (not: the index is stuck).
+        """
         response = self._get(index, file.url, {})
         with contextlib.closing(response):
             if response.status_code != 200:
                 raise status_error(index, file.url, response.status_code)
             digest = hashlib.sha256()
-            try:
-                for chunk in response.iter_bytes(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            except httpx.TransportError as exc:
-                raise DownloadInterruptedError(exc) from exc
+            for chunk in iter_body(index, response):
+                digest.update(chunk)
+                out.write(chunk)
         return digest.hexdigest()
 
     # -- HTTP -------------------------------------------------------------------------

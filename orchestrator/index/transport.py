@@ -6,9 +6,12 @@ httpx is imported only when a request is made: a warm run may make none.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import PackageIndexError
@@ -29,6 +32,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRIES = 3  # attempts after the first
 BACKOFF = 0.25  # seconds before the first retry; doubles each time
 MAX_RETRY_AFTER = 10.0
+_CONNECT = 10.0  # seconds to connect, at most
 CHUNK = 256 * 1024
 
 
@@ -40,35 +44,118 @@ class DownloadInterruptedError(Exception):
         self.cause = cause
 
 
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """How long one request may take: to connect, for each read, and in all.
+
+    *total* bounds everything a request does, its retries and its body
+    included, so an index that drips one byte at a time or never answers
+    fails within it. ``ORCHESTRATOR_HTTP_TIMEOUT`` sets *total* (seconds).
+    """
+
+    total: float = 30.0
+    connect: float = _CONNECT
+
+    @classmethod
+    def from_env(cls) -> Deadlines:
+        text = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not text:
+            return cls()
+        try:
+            total = float(text)
+        except ValueError:
+            total = 0.0
+        if not 0 < total < 86400:
+            raise PackageIndexError(
+                f"{TIMEOUT_ENV}={text!r} is not a number of seconds",
+                hint=f"set {TIMEOUT_ENV} to a number such as 30, or unset it", key=TIMEOUT_ENV,
+            )
+        return cls(total=total, connect=min(_CONNECT, total))
+
+    def describe(self) -> str:
+        return f"{self.total:g} s ({TIMEOUT_ENV})"
+
+
+TIMEOUT_ENV = "ORCHESTRATOR_HTTP_TIMEOUT"
+_DEADLINE = "orchestrator.deadline"  # response.extensions key: (monotonic end, Deadlines)
+
+
 def get_with_retries(
     http: httpx.Client, index: ResolvedIndex, url: str, headers: Mapping[str, str]
 ) -> httpx.Response:
     """A streamed GET with retries; the caller closes the response.
 
-    Credentials go only to the index's own origin.  Connection errors and
-    5xx/429 answers are retried with exponential backoff.
+    Credentials go only to the index's own origin. Only failures that say
+    nothing was served are retried (connection errors, 5xx and 429), with
+    jittered exponential backoff, and only while the request's deadline
+    allows; a server that goes silent mid-answer is not asked again. Read
+    the body with ``read_body``/``iter_body``, which keep to the deadline.
     """
     import httpx
 
+    limits = Deadlines.from_env()
+    started = time.monotonic()
+    end = started + limits.total
     sent = dict(headers)
     if index.auth is not None and origin_of(url) == index.origin:
         sent["Authorization"] = basic_auth(*index.auth)
-    request = http.build_request("GET", url, headers=sent)
     for attempt in range(RETRIES + 1):
+        remaining = end - time.monotonic()
+        timeout = httpx.Timeout(max(remaining, 0.01), connect=min(limits.connect, remaining))
+        request = http.build_request("GET", url, headers=sent, timeout=timeout)
         try:
             response = http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout) and _may_retry(attempt, end):
+                sleep_before_retry(attempt, None)
+                continue
+            raise timeout_error(index, url, limits, started, attempt + 1) from None
         except httpx.TransportError as exc:
-            if attempt == RETRIES:
-                raise unreachable_error(index, url, exc) from None
+            if not _may_retry(attempt, end):
+                raise unreachable_error(index, url, exc, attempt + 1, started) from None
             sleep_before_retry(attempt, None)
             continue
-        if response.status_code in RETRY_STATUSES and attempt < RETRIES:
+        if response.status_code in RETRY_STATUSES and _may_retry(attempt, end):
             response.close()
             sleep_before_retry(attempt, response.headers.get("Retry-After"))
             continue
         log.debug("GET %s -> %s", url, response.status_code)
+        response.extensions[_DEADLINE] = (end, limits, started, attempt + 1)
         return response
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _may_retry(attempt: int, end: float) -> bool:
+    return attempt < RETRIES and end - time.monotonic() > BACKOFF * (2**attempt) * 1.5
+
+
+def iter_body(index: ResolvedIndex, response: httpx.Response) -> Iterator[bytes]:
+    """The response's body in chunks, failing once the request's deadline has passed."""
+    import httpx
+
+    end, limits, started, attempts = response.extensions.get(
+        _DEADLINE, (float("inf"), Deadlines(), time.monotonic(), 1)
+    )
+    url = str(response.request.url)
+    try:
+        # No chunk size: httpx would buffer a dripping body until a chunk fills,
+        # and the deadline must be checked as the bytes arrive.
+        for chunk in response.iter_bytes():
+            if time.monotonic() > end:
+                raise timeout_error(index, url, limits, started, attempts)
+            yield chunk
+    except httpx.TimeoutException:
+        raise timeout_error(index, url, limits, started, attempts) from None
+    except httpx.TransportError as exc:
+        raise DownloadInterruptedError(exc) from exc
+
+
+def read_body(index: ResolvedIndex, response: httpx.Response) -> bytes:
+    """The whole body (``iter_body``); a broken-off body is an unreachable-index error."""
+    try:
+        return b"".join(iter_body(index, response))
+    except DownloadInterruptedError as exc:
+        raise unreachable_error(index, str(response.request.url), exc.cause) from None
 
 
 def make_http_client(max_workers: int) -> httpx.Client:
@@ -88,7 +175,8 @@ def make_http_client(max_workers: int) -> httpx.Client:
 
 
 def sleep_before_retry(attempt: int, retry_after: str | None) -> None:
-    delay = BACKOFF * (2**attempt)
+    # jittered, so clients that failed together do not come back together
+    delay = BACKOFF * (2**attempt) * random.uniform(0.5, 1.5)
     if retry_after is not None and retry_after.strip().isdigit():
         delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
     time.sleep(delay)
@@ -139,12 +227,29 @@ def status_error(index: ResolvedIndex, url: str, status: int) -> PackageIndexErr
     )
 
 
-def unreachable_error(index: ResolvedIndex, url: str, exc: Exception) -> PackageIndexError:
+def unreachable_error(
+    index: ResolvedIndex, url: str, exc: Exception, attempts: int = RETRIES + 1,
+    started: float | None = None,
+) -> PackageIndexError:
     reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    waited = "" if started is None else f" over {time.monotonic() - started:.1f} s"
     return PackageIndexError(
         f"cannot reach index {index.describe()} at {strip_credentials(url)} "
-        f"after {RETRIES + 1} attempts ({reason})",
+        f"after {attempts} attempts{waited} ({reason})",
         hint="check the URL in workspace.yaml, your network and proxy settings; "
         "use --offline to work from the cache",
+        index=index.name,
+    )
+
+
+def timeout_error(
+    index: ResolvedIndex, url: str, limits: Deadlines, started: float, attempts: int
+) -> PackageIndexError:
+    return PackageIndexError(
+        f"index {index.describe()} did not answer {strip_credentials(url)} within "
+        f"{limits.describe()}: gave up after {time.monotonic() - started:.1f} s "
+        f"and {attempts} attempt{'s' if attempts > 1 else ''}",
+        hint=f"the index is slow or stuck; try again later, raise {TIMEOUT_ENV}, "
+        "or use --offline to work from the cache",
         index=index.name,
     )

@@ -200,7 +200,7 @@ def _unavailable_text(
     if error is not None:
         return (
             f"{where}: {name} is not available\n{shown}\n{error.message}",
-            f"check the spelling of {name}, or the indexes in workspace.yaml",
+            error.hint or f"check the spelling of {name}, or the indexes in workspace.yaml",
         )
     reasons = _release_reasons(provider, requirement)
     if not reasons:
@@ -230,7 +230,9 @@ def _release_reasons(provider: Provider, requirement: Requirement) -> list[str]:
         files = release.files
         live = [f for f in files if f.file.yanked is None or requirement.pins_exactly]
         fitting = [f for f in live if env.allows_python(f.file.requires_python)]
-        if not live:
+        if not files:  # every file it lists has a malformed name: nothing was yanked
+            why = "no usable file (none of its files has a valid wheel or sdist name)"
+        elif not live:
             why = "yanked (pin it with == to use it anyway)"
         elif not fitting:
             why = f"requires Python {live[0].file.requires_python}"

@@ -1,0 +1,135 @@
+"""A hostile index: silent and slow-drip servers fail within the deadline, named."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import PackageIndexError
+from orchestrator.index import IndexClient, transport
+from orchestrator.models import IndexSpec
+
+Behaviour = Callable[[socket.socket], None]
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that treats every connection with *behaviour*."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.stop = threading.Event()
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/simple"
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                self.behaviour(conn)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def silent(conn: socket.socket) -> None:
+    time.sleep(30)  # reads the request, never answers
+
+
+def slow_drip(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.pypi.simple.v1+json\r\n"
+                 b"Content-Length: 100000\r\n\r\n")
+    for _ in range(200):  # one byte at a time: each read is quick, the whole is endless
+        conn.sendall(b" ")
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def raw_server(request: pytest.FixtureRequest) -> Iterator[Callable[[Behaviour], RawServer]]:
+    servers: list[RawServer] = []
+
+    def make(behaviour: Behaviour) -> RawServer:
+        servers.append(RawServer(behaviour))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize("behaviour", [silent, slow_drip], ids=["silent", "slow-drip"])
+def test_a_stuck_index_fails_within_the_configured_deadline(
+    behaviour: Behaviour, raw_server: Callable[[Behaviour], RawServer], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_HTTP_TIMEOUT", "2")
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    server = raw_server(behaviour)
+    started = time.monotonic()
+    with IndexClient([IndexSpec("main", server.url)], tmp_path / "cache") as client, \
+            pytest.raises(PackageIndexError) as caught:
+        client.files("demo")
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.5
+    message = str(caught.value)
+    assert message.startswith(
+        f"index 'main' ({server.url}) did not answer {server.url}/demo/ within 2 s "
+        "(ORCHESTRATOR_HTTP_TIMEOUT): gave up after "
+    )
+    assert "hint: the index is slow or stuck; try again later, raise ORCHESTRATOR_HTTP_TIMEOUT" \
+        in message
+    assert server.connections == 1  # a server that went silent is not asked again
+
+
+def test_the_default_deadline_is_30_seconds_and_a_bad_value_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_HTTP_TIMEOUT", raising=False)
+    assert transport.Deadlines.from_env() == transport.Deadlines(total=30.0, connect=10.0)
+    monkeypatch.setenv("ORCHESTRATOR_HTTP_TIMEOUT", "soon")
+    with pytest.raises(PackageIndexError, match="ORCHESTRATOR_HTTP_TIMEOUT='soon' is not a "
+                       "number of seconds"):
+        transport.Deadlines.from_env()
+
+
+def test_retries_stop_at_the_deadline_and_say_how_long_they_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_HTTP_TIMEOUT", "1")
+    monkeypatch.setattr(transport, "BACKOFF", 0.2)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/simple"
+    sock.close()  # nothing listens: connection refused, which is retried
+    started = time.monotonic()
+    with IndexClient([IndexSpec("main", url)], tmp_path / "cache") as client, \
+            pytest.raises(PackageIndexError) as caught:
+        client.files("demo")
+    assert time.monotonic() - started < 1.5
+    assert " s (ConnectError" in str(caught.value)
+    assert str(caught.value).startswith(f"cannot reach index 'main' ({url}) at {url}/demo/ after ")
