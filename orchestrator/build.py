@@ -45,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.utils import parse_wheel_filename
 
@@ -55,6 +55,9 @@ from orchestrator.errors import BuildError, VenvError
 from orchestrator.models import CoreMetadata, DistFile, Target, platform_for
 from orchestrator.venv import WantedDist, create_venv, find_python, install, interpreter_facts
 from orchestrator.wheelfile import extract, read_metadata, within
+
+if TYPE_CHECKING:
+    from orchestrator.ci.remote_cache import RemoteWheels
 
 _PIP_ENV_KEPT = frozenset(
     {"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_DEFAULT_TIMEOUT", "PIP_TIMEOUT"}
@@ -110,6 +113,7 @@ class SdistBuilder:
         index_urls: Sequence[str],
         *,
         python: str | Path | None = None,
+        remote: RemoteWheels | None = None,
     ) -> None:
         if not index_urls:
             raise BuildError(
@@ -119,6 +123,7 @@ class SdistBuilder:
         self.cache = cache
         self.index_urls = tuple(index_urls)
         self.python = python
+        self.remote = remote  # the runners' shared wheels (cache.remote), asked before building
 
     # -- public ---------------------------------------------------------------
 
@@ -128,10 +133,16 @@ class SdistBuilder:
         cached = self._cached_build(sdist_sha, target)
         if cached is not None:
             return cached
+        key = f"{BUILT}/{sdist_sha}/{target.key}"
         with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            fetched = self.remote.fetch(key, Path(tmp)) if self.remote is not None else None
+            if fetched is not None:
+                return self._store(fetched, sdist_sha, target)
             session = _BuildSession(self, sdist, Path(tmp), target)
             wheel = session.build_wheel()
             self._check_target(sdist, wheel, target)
+            if self.remote is not None:
+                self.remote.store(key, wheel)
             return self._store(wheel, sdist_sha, target)
 
     def prepare_metadata(
@@ -505,8 +516,14 @@ class MemberBuilder:
         cached = self._cached_wheel(record)
         if cached is not None:
             return cached
+        remote, key = self.sdists.remote, f"members-v1/{record.stem}"
         with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
+            fetched = remote.fetch(key, Path(tmp)) if remote is not None else None
+            if fetched is not None:
+                return self._store(fetched, record)
             wheel = self._session(member_dir, Path(tmp), target).build_wheel()
+            if remote is not None:
+                remote.store(key, wheel)
             return self._store(wheel, record)
 
     def metadata(self, member_dir: Path) -> CoreMetadata:

@@ -152,6 +152,7 @@ class Workspace:
     members: tuple[Member, ...]
     image: ImageSpec
     cache_dir: Path | None = None  # from the manifest's `cache:` key
+    cache_remote: str | None = None  # `cache.remote`: oci://HOST/REPO, the runners' wheels
     # The lambda defers the name: PublishSpec is defined at the end of this module.
     publish: PublishSpec = field(default_factory=lambda: PublishSpec())
     # `audit:`, `license:` and `policy:` (the governance gate); defined at the end too.

@@ -192,7 +192,12 @@ class Session:
         """Builds sdist-only packages into cached wheels (and reads their metadata)."""
         from orchestrator.build import SdistBuilder
 
-        return SdistBuilder(self.cache, [i.url for i in self.workspace.indexes])
+        remote = None
+        if self.workspace.cache_remote:
+            from orchestrator.ci.remote_cache import RemoteWheels
+
+            remote = RemoteWheels.parse(self.workspace.cache_remote)
+        return SdistBuilder(self.cache, [i.url for i in self.workspace.indexes], remote=remote)
 
     @_made_once
     def member_builder(self) -> MemberBuilder:

@@ -177,6 +177,7 @@ class _Loader(_Reporter):
         indexes = self._indexes(data.get("indexes"))
         image = self._image(data.get("image", {}), python)
         cache_dir = self._cache(data.get("cache"))
+        cache_remote = self._cache_remote(data.get("cache"))
         publish = self._publish(data.get("publish"))
         audit = self._audit(data.get("audit"))
         license_policy = self._license(data.get("license"))
@@ -190,7 +191,8 @@ class _Loader(_Reporter):
         workspace = Workspace(
             root=self.root, manifest=self.manifest, name=name, python=python,
             platforms=platforms, indexes=indexes, members=tuple(members), image=image,
-            cache_dir=cache_dir, warnings=tuple(warnings), publish=publish,
+            cache_dir=cache_dir, cache_remote=cache_remote, warnings=tuple(warnings),
+            publish=publish,
             audit=audit, license=license_policy, policy=policy,
         )
         return Inspection(workspace, tuple(self.problems), frozenset(broken))
@@ -330,11 +332,22 @@ class _Loader(_Reporter):
             return None
         if not isinstance(value, dict):
             self.expect("cache", "a mapping with dir", _describe(value))
-        for where, hint in _unknown_keys(value, {"dir"}, "cache"):
+        for where, hint in _unknown_keys(value, {"dir", "remote"}, "cache"):
             self.fail(where, "unknown key", hint)
-        raw = self._str(value, "dir", required=True, path="cache.dir")
+        raw = self._str(value, "dir", required="remote" not in value, path="cache.dir")
+        if not raw:
+            return None
         path = Path(raw).expanduser()
         return path if path.is_absolute() else self.root / path
+
+    def _cache_remote(self, value: object) -> str | None:
+        """`cache.remote`, checked to be an oci:// address (the shape `_cache` checked)."""
+        if not isinstance(value, dict) or "remote" not in value:
+            return None
+        remote = self._str(value, "remote", required=True, path="cache.remote")
+        if not remote.startswith("oci://") or "/" not in remote[len("oci://"):]:
+            self.expect("cache.remote", "an oci://HOST/REPO address", repr(remote))
+        return remote
 
     def _publish(self, value: object) -> PublishSpec:
         if value is None:
