@@ -133,3 +133,64 @@ def test_retries_stop_at_the_deadline_and_say_how_long_they_waited(
     assert time.monotonic() - started < 1.5
     assert " s (ConnectError" in str(caught.value)
     assert str(caught.value).startswith(f"cannot reach index 'main' ({url}) at {url}/demo/ after ")
+
+
+def answer(body: bytes, content_type: str, status: str = "200 OK") -> Behaviour:
+    def behave(conn: socket.socket) -> None:
+        conn.sendall(f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: "
+                     f"{len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    return behave
+
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "problem", "hint"),
+    [
+        (b"<<<garbage>>> not a page", "text/html",
+         "the page is not a simple-API page (no links, and not an HTML document)",
+         "check that the index URL in workspace.yaml is the simple API's"),
+        (b'{"meta": {"api-version": "2.0"}, "name": "demo", "files": []}', JSON,
+         "unsupported simple-API version 2.0 (this orchestrator reads 1.x)",
+         "upgrade orchestrator, or ask the index for version 1 of the API"),
+        (b'<html><head><meta name="pypi:repository-version" content="3.1"></head></html>',
+         "text/html", "unsupported simple-API version 3.1 (this orchestrator reads 1.x)",
+         "upgrade orchestrator"),
+        (b'{"meta": {"api-version": "1.1"}, "name": "demo", "files": [{"url": 7, '
+         b'"filename": "demo-1.0.tar.gz"}]}', JSON,
+         "malformed page at key files[0].url: expected a string, got a number",
+         "retry with --refresh"),
+        (b'{"name": "demo", "files": [{"url": "demo-1.0.tar.gz", "filename": '
+         b'"demo-1.0.tar.gz", "hashes": {"sha256": 5}}]}', JSON,
+         "malformed page at key files[0].hashes.sha256: expected a string, got a number",
+         "retry with --refresh"),
+        (b'{"name": "demo", "files": {}}', JSON,
+         "malformed page at key files: expected an array, got an object", "retry"),
+        (b"[1, 2]", JSON, "malformed page at key (top level): expected an object, got an array",
+         "retry"),
+    ],
+    ids=["html-garbage", "json-v2", "html-v3", "url-int", "sha-int", "files-object", "array"],
+)
+def test_pages_that_are_not_simple_api_pages_are_named(
+    body: bytes, content_type: str, problem: str, hint: str,
+    raw_server: Callable[[Behaviour], RawServer], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    server = raw_server(answer(body, content_type))
+    with IndexClient([IndexSpec("main", server.url)], tmp_path / "cache") as client, \
+            pytest.raises(PackageIndexError) as caught:
+        client.files("demo")
+    assert str(caught.value).startswith(
+        f"index 'main' ({server.url}) sent an unreadable page for 'demo' "
+        f"({server.url}/demo/): {problem}\nhint: {hint}"
+    )
+
+
+def test_an_empty_html_project_page_is_still_a_page(
+    raw_server: Callable[[Behaviour], RawServer], tmp_path: Path,
+) -> None:
+    server = raw_server(answer(b"<!DOCTYPE html><html><body></body></html>", "text/html"))
+    with IndexClient([IndexSpec("main", server.url)], tmp_path / "cache") as client:
+        assert list(client.files("demo")) == []

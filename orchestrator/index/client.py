@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 from orchestrator.atomic import write_bytes
 from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
-from orchestrator.index.auth import ResolvedIndex, resolve_index
+from orchestrator.index.auth import ResolvedIndex, resolve_index, strip_credentials
 from orchestrator.index.listing import LISTING_KIND, ProjectFiles, decode_listing, encode_listing
 from orchestrator.index.metadata import (
     check_metadata_matches,
@@ -29,7 +29,13 @@ from orchestrator.index.metadata import (
     metadata_to_json,
     parse_core_metadata,
 )
-from orchestrator.index.pages import ACCEPT, ProjectPage, html_rows, json_rows
+from orchestrator.index.pages import (
+    ACCEPT,
+    PageFormatError,
+    ProjectPage,
+    html_rows,
+    json_rows,
+)
 from orchestrator.index.remotezip import (
     TAIL_BYTES,
     ZipFormatError,
@@ -322,6 +328,12 @@ class IndexClient:
                 _name, rows, versions = json_rows(body, page.url)
             else:
                 rows, versions = html_rows(body, page.url), ()
+        except PageFormatError as exc:
+            raise PackageIndexError(
+                f"index {index.describe()} sent an unreadable page for '{name}' "
+                f"({strip_credentials(page.url)}): {exc}",
+                hint=exc.hint, package=name, index=index.name,
+            ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PackageIndexError(
                 f"index {index.describe()} sent an unreadable page for '{name}': {exc}",

@@ -7,6 +7,7 @@ PEP 658/714 (core-metadata) fields.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin
@@ -64,30 +65,104 @@ def parse_json_page(body: bytes, page_url: str, index: str) -> ProjectPage:
     return ProjectPage(normalize(name), index, tuple(dist_file(r, index) for r in rows), versions)
 
 
+class PageFormatError(ValueError):
+    """A page that is not a simple-API page this client reads; *hint* says what to do."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        super().__init__(problem)
+        self.hint = hint
+
+
+_REFRESH_HINT = "retry with --refresh; if it persists, the index is misbehaving"
+_NOT_SIMPLE_HINT = (
+    "check that the index URL in workspace.yaml is the simple API's (it usually ends "
+    "in /simple)"
+)
+
+
+def _type_name(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null"}.get(type(value), "a value")
+
+
+def _malformed(key: str, expected: str, value: object) -> PageFormatError:
+    return PageFormatError(
+        f"malformed page at key {key}: expected {expected}, got {_type_name(value)}",
+        _REFRESH_HINT,
+    )
+
+
+def _check_api_version(version: object) -> None:
+    major = str(version).split(".", 1)[0].strip()
+    if major != "1":
+        raise PageFormatError(
+            f"unsupported simple-API version {version} (this orchestrator reads 1.x)",
+            "upgrade orchestrator, or ask the index for version 1 of the API",
+        )
+
+
+def _str_or_none(entry: Mapping[str, object], key: str, where: str) -> str | None:
+    value = entry.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _malformed(f"{where}.{key}", "a string", value)
+    return value or None
+
+
 def json_rows(body: bytes, page_url: str) -> tuple[str, list[Row], tuple[str, ...]]:
-    """(name, file rows, PEP 700 versions) of a PEP 691 page."""
-    data = json.loads(body)
+    """(name, file rows, PEP 700 versions) of a PEP 691 page.
+
+    A value of the wrong type raises PageFormatError naming its key
+    (``files[3].url``), and an API version other than 1.x is named as such.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise PageFormatError(f"the page is not valid JSON ({exc})", _REFRESH_HINT) from None
+    if not isinstance(data, dict):
+        raise _malformed("(top level)", "an object", data)
+    meta = data.get("meta", {})
+    if isinstance(meta, dict) and "api-version" in meta:
+        _check_api_version(meta["api-version"])
+    files = data.get("files", [])
+    if not isinstance(files, list):
+        raise _malformed("files", "an array", files)
     rows: list[Row] = []
-    for entry in data.get("files", ()):
+    for i, entry in enumerate(files):
+        where = f"files[{i}]"
+        if not isinstance(entry, dict):
+            raise _malformed(where, "an object", entry)
+        for key in ("url", "filename"):
+            if not isinstance(entry.get(key), str):
+                raise _malformed(f"{where}.{key}", "a string", entry.get(key))
         url, fragment_sha = _absolute_url(entry["url"], page_url)
         hashes = entry.get("hashes") or {}
-        meta = entry.get("core-metadata", entry.get("dist-info-metadata", False))
-        has_metadata, metadata_sha = _metadata_flag(meta)
+        if not isinstance(hashes, dict):
+            raise _malformed(f"{where}.hashes", "an object", hashes)
+        sha256 = hashes.get("sha256")
+        if sha256 is not None and not isinstance(sha256, str):
+            raise _malformed(f"{where}.hashes.sha256", "a string", sha256)
+        meta_flag = entry.get("core-metadata", entry.get("dist-info-metadata", False))
+        has_metadata, metadata_sha = _metadata_flag(meta_flag)
         yanked = entry.get("yanked", False)
         size = entry.get("size")
         rows.append((
-            str(entry["filename"]),
+            entry["filename"],
             url,
-            hashes.get("sha256") or fragment_sha or None,
-            size if isinstance(size, int) else None,
-            entry.get("requires-python") or None,
+            sha256 or fragment_sha or None,
+            size if isinstance(size, int) and not isinstance(size, bool) else None,
+            _str_or_none(entry, "requires-python", where),
             yanked if isinstance(yanked, str) else "" if yanked else None,
-            entry.get("upload-time"),
+            _str_or_none(entry, "upload-time", where),
             metadata_sha,
             has_metadata,
         ))
-    versions = tuple(str(v) for v in data.get("versions", ()))
-    return str(data.get("name", "")), rows, versions
+    versions = data.get("versions", [])
+    if not isinstance(versions, list):
+        raise _malformed("versions", "an array", versions)
+    name = data.get("name", "")
+    if not isinstance(name, str):
+        raise _malformed("name", "a string", name)
+    return name, rows, tuple(str(v) for v in versions)
 
 
 def _parse_links(text: str) -> tuple[list[dict[str, str | None]], str | None]:
@@ -127,8 +202,24 @@ def parse_html_page(body: bytes, page_url: str, index: str, name: str) -> Projec
     return ProjectPage(name, index, tuple(dist_file(r, index) for r in html_rows(body, page_url)))
 
 
+_REPOSITORY_VERSION = re.compile(
+    r"""<meta\s+name=["']pypi:repository-version["']\s+content=["']([^"']*)["']""", re.I
+)
+
+
 def html_rows(body: bytes, page_url: str) -> list[Row]:
-    links, base = _parse_links(body.decode("utf-8", errors="replace"))
+    """The file rows of a PEP 503 page; PageFormatError for HTML that is no such page."""
+    text = body.decode("utf-8", errors="replace")
+    version = _REPOSITORY_VERSION.search(text)
+    if version is not None:
+        _check_api_version(version.group(1))
+    links, base = _parse_links(text)
+    if not links and text.strip() and not re.search(r"<(html|body|!doctype)\b", text, re.I):
+        # An empty project page is still an HTML page; this is something else
+        raise PageFormatError(
+            "the page is not a simple-API page (no links, and not an HTML document)",
+            _NOT_SIMPLE_HINT,
+        )
     base_url = urljoin(page_url, base) if base else page_url
     rows: list[Row] = []
     for attrs in links:
