@@ -326,8 +326,10 @@ class WheelCache:
     @staticmethod
     def _check_hash(file: DistFile, actual: str, size: int) -> None:
         if file.sha256 and actual != file.sha256.lower():
+            from orchestrator.index.auth import redact_url  # never a token in a message
+
             raise HashMismatchError(
-                f"{file.filename} from index {file.index!r} ({file.url}) has sha256 "
+                f"{file.filename} from index {file.index!r} ({redact_url(file.url)}) has sha256 "
                 f"{actual} ({size} bytes), but the lock records {file.sha256.lower()}",
                 hint="the file changed on the index since it was locked; if that is "
                 "expected, re-lock (`orchestrator lock --update PACKAGE`), otherwise "

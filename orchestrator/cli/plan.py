@@ -131,7 +131,9 @@ def _print_report(app: App, report: Report) -> None:
         services = len(ws.services)
         click.echo(f"workspace {ws.name} ({ws.manifest})")
         click.echo(f"  python {ws.python} on {', '.join(ws.platforms)}")
-        click.echo(f"  indexes: {', '.join(f'{i.name} ({i.url})' for i in ws.indexes)}")
+        from orchestrator.index.auth import redact_url  # tokens in an index URL are masked
+
+        click.echo(f"  indexes: {', '.join(f'{i.name} ({redact_url(i.url)})' for i in ws.indexes)}")
         click.echo(f"  members: {len(ws.members)} ({services} services, "
                    f"{len(ws.members) - services} libraries)")
         if report.broken:

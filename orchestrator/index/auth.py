@@ -27,7 +27,7 @@ class ResolvedIndex:
     auth: tuple[str, str] | None
 
     def describe(self) -> str:
-        return f"'{self.name}' ({self.url})"
+        return f"'{self.name}' ({redact_url(self.url)})"
 
 
 def origin_of(url: str) -> tuple[str, str]:
@@ -45,6 +45,36 @@ def strip_credentials(url: str) -> str:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+_TOKEN_SEGMENT = re.compile(r"pypi-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w+")
+
+
+def redact_url(url: str) -> str:
+    """*url* as it may be shown or logged: no credentials, and path tokens masked.
+
+    Private indexes often take their token in the path
+    (``https://host/pypi-AgEI…/simple``); a segment with a token's shape, or
+    a long mix of letters and digits, is shown as ``****``.
+    """
+    url = strip_credentials(url)
+    parts = urlsplit(url)
+    segments = parts.path.split("/")
+    masked = ["****" if _looks_like_token(unquote(seg)) else seg for seg in segments]
+    if masked == segments and not parts.query:
+        return url
+    query = "****" if parts.query else ""
+    return urlunsplit(parts._replace(path="/".join(masked), query=query))
+
+
+def _looks_like_token(segment: str) -> bool:
+    if _TOKEN_SEGMENT.fullmatch(segment):
+        return True
+    if len(segment) < 20 or "." in segment:  # file names keep their dots
+        return False
+    has_digit = any(c.isdigit() for c in segment)
+    has_alpha = any(c.isalpha() for c in segment)
+    return has_digit and has_alpha and len(set(segment)) >= 12
 
 
 def env_prefix(index_name: str) -> str:

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 from orchestrator.atomic import write_bytes
 from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
-from orchestrator.index.auth import ResolvedIndex, resolve_index, strip_credentials
+from orchestrator.index.auth import ResolvedIndex, redact_url, resolve_index
 from orchestrator.index.listing import LISTING_KIND, ProjectFiles, decode_listing, encode_listing
 from orchestrator.index.metadata import (
     check_metadata_matches,
@@ -331,7 +331,7 @@ class IndexClient:
         except PageFormatError as exc:
             raise PackageIndexError(
                 f"index {index.describe()} sent an unreadable page for '{name}' "
-                f"({strip_credentials(page.url)}): {exc}",
+                f"({redact_url(page.url)}): {exc}",
                 hint=exc.hint, package=name, index=index.name,
             ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -20,7 +20,7 @@ from orchestrator.index.auth import (
     basic_auth,
     env_prefix,
     origin_of,
-    strip_credentials,
+    redact_url,
 )
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def get_with_retries(
             response.close()
             sleep_before_retry(attempt, response.headers.get("Retry-After"))
             continue
-        log.debug("GET %s -> %s", url, response.status_code)
+        log.debug("GET %s -> %s", redact_url(url), response.status_code)
         response.extensions[_DEADLINE] = (end, limits, started, attempt + 1)
         return response
     raise AssertionError("unreachable")  # the loop returns or raises
@@ -198,7 +198,7 @@ def content_range_start(header: str | None) -> int | None:
 
 
 def status_error(index: ResolvedIndex, url: str, status: int) -> PackageIndexError:
-    url = strip_credentials(url)
+    url = redact_url(url)
     prefix = env_prefix(index.name)
     if status == 401:
         state = "rejected the credentials" if index.auth else "requires credentials"
@@ -234,7 +234,7 @@ def unreachable_error(
     reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
     waited = "" if started is None else f" over {time.monotonic() - started:.1f} s"
     return PackageIndexError(
-        f"cannot reach index {index.describe()} at {strip_credentials(url)} "
+        f"cannot reach index {index.describe()} at {redact_url(url)} "
         f"after {attempts} attempts{waited} ({reason})",
         hint="check the URL in workspace.yaml, your network and proxy settings; "
         "use --offline to work from the cache",
@@ -246,7 +246,7 @@ def timeout_error(
     index: ResolvedIndex, url: str, limits: Deadlines, started: float, attempts: int
 ) -> PackageIndexError:
     return PackageIndexError(
-        f"index {index.describe()} did not answer {strip_credentials(url)} within "
+        f"index {index.describe()} did not answer {redact_url(url)} within "
         f"{limits.describe()}: gave up after {time.monotonic() - started:.1f} s "
         f"and {attempts} attempt{'s' if attempts > 1 else ''}",
         hint=f"the index is slow or stuck; try again later, raise {TIMEOUT_ENV}, "

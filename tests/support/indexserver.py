@@ -140,8 +140,10 @@ class IndexServer:
         auth: tuple[str, str] | None = None,
         file_base_url: str | None = None,
         latency: float = 0.0,
+        path_prefix: str = "",
     ) -> None:
         self.root = root
+        self.path_prefix = path_prefix.rstrip("/")  # "/pypi-AgE…": a token in the path
         self.json_api = json_api
         self.pep658 = pep658
         self.ranges = ranges
@@ -198,7 +200,7 @@ class IndexServer:
         """``http://127.0.0.1:PORT`` (the server must have been started)."""
         if self._port is None:
             raise RuntimeError("IndexServer was never started; use it as a context manager")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self._port}{self.path_prefix}"
 
     @property
     def url(self) -> str:
@@ -217,15 +219,22 @@ class IndexServer:
         requires_python: str | None = None,
         yanked: str | None = None,
         upload_time: str | None = None,
+        project: str | None = None,
     ) -> ServedFile:
-        """Serve an existing wheel or sdist file."""
+        """Serve an existing wheel or sdist file.
+
+        A file whose name is no valid wheel or sdist name is served under
+        *project* (as a hostile or broken index would); without it, refused.
+        """
         try:
             if path.name.endswith(".whl"):
-                project: str = parse_wheel_filename(path.name)[0]
+                project = parse_wheel_filename(path.name)[0]
             else:
                 project = parse_sdist_filename(path.name)[0]
-        except (InvalidWheelFilename, InvalidSdistFilename) as exc:
-            raise ValueError(f"{path}: not a wheel or sdist filename") from exc
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion) as exc:
+            if project is None:
+                raise ValueError(f"{path}: not a wheel or sdist filename") from exc
+            project = normalize(project)
         served = ServedFile(
             path.name,
             project,
@@ -418,6 +427,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.index.record(RecordedRequest(self.command, path, headers, status))
 
     def _route(self, index: IndexServer, path: str) -> int:
+        if index.path_prefix:
+            if not path.startswith(index.path_prefix + "/"):
+                return self._send(404, b"not found\n", "text/plain")
+            path = path[len(index.path_prefix) :]
         failure = index.next_failure()
         if failure is not None:
             return self._send(failure, b"injected failure\n", "text/plain")
@@ -605,7 +618,8 @@ def _file_entries(index: IndexServer, files: list[ServedFile]) -> Iterator[dict[
 
 def _json_page(index: IndexServer, name: str, files: list[ServedFile]) -> dict[str, Any]:
     entries = list(_file_entries(index, files))
-    versions = sorted({_version_of(f.filename) for f in files}, key=lambda v: (Version(v), v))
+    found = {_version_of(f.filename) for f in files}
+    versions = sorted({v for v in found if v is not None}, key=lambda v: (Version(v), v))
     return {
         "meta": {"api-version": "1.1"},
         "name": name,
@@ -614,10 +628,18 @@ def _json_page(index: IndexServer, name: str, files: list[ServedFile]) -> dict[s
     }
 
 
-def _version_of(filename: str) -> str:
-    if filename.endswith(".whl"):
-        return str(parse_wheel_filename(filename)[1])
-    return str(parse_sdist_filename(filename)[1])
+def _version_of(filename: str) -> str | None:
+    """The file's version; None for a name that is no valid wheel or sdist name.
+
+    Such files are still listed (a hostile index serves them): only the
+    PEP 700 ``versions`` key leaves them out, instead of the handler raising.
+    """
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
 
 
 def _html_page(index: IndexServer, name: str, files: list[ServedFile]) -> str:

@@ -1,0 +1,69 @@
+"""Secrets: a token in an index URL's path never reaches output or a cache file name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from orchestrator.cli import cli
+from orchestrator.index.auth import redact_url
+from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.indexserver import IndexServer
+
+TOKEN = "pypi-AgEIcHlwaS5vcmcCJGQ4ZjM5YTk3LWY3Y2ItNDc2MC1iYzFkLTQ1ZDcwNzQ5"
+
+
+@pytest.fixture
+def token_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("orchestrator.index.transport.BACKOFF", 0.01)
+    with IndexServer(tmp_path / "index", path_prefix=f"/{TOKEN}") as server:
+        server.add_wheel("attrs", "24.2.0")
+        yield server
+
+
+def run(root: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["-w", str(root), *args])
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_redact_url_masks_path_tokens_and_credentials() -> None:
+    assert redact_url(f"https://bob:pw@host/{TOKEN}/simple") == "https://host/****/simple"
+    assert redact_url("https://host/simple") == "https://host/simple"
+    assert redact_url("https://host/files/attrs-24.2.0-py3-none-any.whl") == (
+        "https://host/files/attrs-24.2.0-py3-none-any.whl"
+    )
+    assert redact_url("https://host/a/3f9c2b7e8d1a4f6b9c0e2d5a7b8c9d0e/simple") == (
+        "https://host/a/****/simple"
+    )
+
+
+def test_a_path_token_is_in_no_output_and_no_cache_file_name(
+    make_workspace: MakeWorkspace, token_index: IndexServer, tmp_path: Path
+) -> None:
+    assert TOKEN in token_index.url
+    root = make_workspace({"services/api": pyproject("api", ["attrs"])},
+                          manifest=index_manifest(token_index))
+    code, out = run(root, "check")  # which rightly calls the token in workspace.yaml an error
+    assert code == 1
+    assert "indexes[0].url: a PyPI API token is stored in the file (pypi-... (65 characters))" \
+        in out
+    outputs = [out]
+    for args in (["lock"], ["sync", "api"], ["show", "api"], ["cache", "info"]):
+        code, out = run(root, *args)
+        assert code == 0, out
+        outputs.append(out)
+    token_index.fail_next(100)  # a persistent 503: the error names the index, masked
+    code, out = run(root, "lock", "--refresh")
+    assert code == 1
+    assert "answered HTTP 503" in out or "503" in out, out
+    outputs.append(out)
+    assert "/****/simple" in "".join(outputs)
+    assert TOKEN not in "".join(outputs)
+    for dirpath, dirnames, filenames in os.walk(tmp_path / "cache"):
+        for name in dirnames + filenames:
+            assert TOKEN[:12] not in name, os.path.join(dirpath, name)
