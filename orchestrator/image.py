@@ -148,11 +148,37 @@ def fingerprint(workspace: Workspace, service: Member, base: str, base_id: str |
 
 
 def check_lock(workspace: Workspace, service: Member) -> None:
+    """Refuse to build *service* from a stale lock, or with a secret in its ``env``."""
+    check_env_secrets(workspace, service)
     stale = staleness(workspace, service)
     if stale is not None:
         raise LockError(f"cannot build {service.name}: its lock is out of date ({stale.reason})",
                         hint=f"run `orchestrator lock {service.name}` first",
                         member=service.name)
+
+
+def check_env_secrets(workspace: Workspace, service: Member) -> None:
+    """Refuse an ``env`` value that looks like a secret: an ENV is readable in every layer.
+
+    The detector is the governance check's; ``image.allow-env-secrets`` lists
+    the keys a workspace bakes in on purpose.
+    """
+    from orchestrator.governance.secrets import secret_in
+
+    allowed = set(workspace.image.allow_env_secrets)
+    for key, value in sorted(service.options.env.items()):
+        found = None if key in allowed else secret_in(key, str(value))
+        if found is not None:
+            kind, masked = found
+            raise BuildError(
+                f"cannot build {service.name}: tool.orchestrator.env.{key} holds a {kind} "
+                f"({masked}), which the image would carry in every layer",
+                hint="pass it at run time (docker run -e, a secret manager) or as a build "
+                "secret; if it is not a secret, list it under image.allow-env-secrets in "
+                "workspace.yaml",
+                file=service.pyproject, key=f"tool.orchestrator.env.{key}",
+                member=service.name,
+            )
 
 
 def third_party_wheels(session: Session, service: Member, target: Target) -> list[Wheel]:

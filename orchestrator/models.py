@@ -42,6 +42,8 @@ class ImageSpec:
 
     base: str = "python:3.11-slim"
     registry: str | None = None
+    # env keys whose secret-looking values may be baked into images anyway
+    allow_env_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -320,12 +320,18 @@ class _Loader(_Reporter):
     def _image(self, value: object, python: str) -> ImageSpec:
         if not isinstance(value, dict):
             self.expect("image", "a mapping with base and registry", _describe(value))
-        for where, hint in _unknown_keys(value, {"base", "registry"}, "image"):
+        for where, hint in _unknown_keys(value, {"base", "registry", "allow-env-secrets"},
+                                         "image"):
             self.fail(where, "unknown key", hint)
         base = self._str(value, "base", required=False, path="image.base")
         registry = self._str(value, "registry", required=False, path="image.registry")
+        allowed = value.get("allow-env-secrets", [])
+        if not isinstance(allowed, list) or not all(isinstance(k, str) for k in allowed):
+            self.expect("image.allow-env-secrets", "a list of env variable names",
+                        _describe(allowed))
         return ImageSpec(base=base or f"python:{python}-slim",
-                         registry=registry.rstrip("/") or None)
+                         registry=registry.rstrip("/") or None,
+                         allow_env_secrets=tuple(allowed))
 
     def _cache(self, value: object) -> Path | None:
         if value is None:

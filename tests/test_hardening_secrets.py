@@ -67,3 +67,48 @@ def test_a_path_token_is_in_no_output_and_no_cache_file_name(
     for dirpath, dirnames, filenames in os.walk(tmp_path / "cache"):
         for name in dirnames + filenames:
             assert TOKEN[:12] not in name, os.path.join(dirpath, name)
+
+
+GHP = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+@pytest.fixture
+def secret_env_shop(make_workspace: MakeWorkspace, index: IndexServer) -> Path:
+    tool = (f'kind = "service"\ncommand = ["python"]\n'
+            f'env = {{API_TOKEN = "{GHP}", LOG_LEVEL = "info"}}\n')
+    root = make_workspace({"services/api": pyproject("api", ["attrs"], tool=tool)},
+                          manifest=index_manifest(index))
+    code, out = run(root, "lock")
+    assert code == 0, out
+    return root
+
+
+def test_dockerfile_refuses_a_secret_looking_env_value(
+    secret_env_shop: Path, tmp_path: Path
+) -> None:
+    context = tmp_path / "ctx"
+    code, out = run(secret_env_shop, "dockerfile", "api", "--context", str(context),
+                    "--base", "python:3.11-slim")
+    assert code == 1
+    assert "internal error" not in out
+    assert out.startswith(
+        "error: cannot build api: tool.orchestrator.env.API_TOKEN holds a GitHub token "
+        "(ghp_... (40 characters)), which the image would carry in every layer\n"
+        "hint: pass it at run time (docker run -e, a secret manager) or as a build secret; "
+        "if it is not a secret, list it under image.allow-env-secrets in workspace.yaml"
+    )
+    assert GHP not in out
+    assert not context.exists() or not any(context.iterdir())
+
+
+def test_allow_env_secrets_lets_a_listed_key_through(
+    secret_env_shop: Path, tmp_path: Path
+) -> None:
+    manifest = secret_env_shop / "workspace.yaml"
+    manifest.write_text(manifest.read_text() + "image:\n  allow-env-secrets: [API_TOKEN]\n")
+    context = tmp_path / "ctx"
+    _code, out = run(secret_env_shop, "dockerfile", "api", "--context", str(context),
+                    "--base", "python:3.11-slim")
+    # past the check: it goes on to build the member (which this index cannot serve)
+    assert "tool.orchestrator.env.API_TOKEN" not in out
+    assert "installing the [build-system] requirements" in out

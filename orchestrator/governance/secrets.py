@@ -65,6 +65,13 @@ def scan_file(path: Path) -> list[Secret]:
     return sorted(found.values(), key=lambda s: (s.line, s.key or ""))
 
 
+def secret_in(key: str, value: str) -> tuple[str, str] | None:
+    """(kind, masked form) of the first secret in *value* stored under *key*, else None."""
+    for kind, _secret, masked in _in_value(key, value):
+        return kind, masked
+    return None
+
+
 def _values(text: str, suffix: str) -> list[tuple[str, str]]:
     """(key path, string value) for every string in the document."""
     try:
