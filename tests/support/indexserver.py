@@ -92,11 +92,14 @@ class ServedFile:
     def metadata(self) -> bytes | None:
         """The core metadata a PEP 658 file carries; None for sdists."""
         if self._metadata is None and self.filename.endswith(".whl"):
-            with zipfile.ZipFile(io.BytesIO(self.data)) as zf:
-                # the top-level dist-info's, not a vendored package's inside the wheel
-                name = next(n for n in zf.namelist()
-                            if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
-                self._metadata = zf.read(name)
+            try:
+                with zipfile.ZipFile(io.BytesIO(self.data)) as zf:
+                    # the top-level dist-info's, not a vendored package's inside the wheel
+                    name = next(n for n in zf.namelist()
+                                if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
+                    self._metadata = zf.read(name)
+            except (zipfile.BadZipFile, StopIteration):
+                return None  # a broken file is served as it is, without PEP 658 metadata
         return self._metadata
 
     @property
