@@ -330,14 +330,14 @@ def uv_workspace_root(root: Path, envs: list[str]) -> str:
 def uv_workspace_tool(work: Path, source: Path, bin_dir: Path) -> Tool:
     """uv in workspace mode: one root, one ``uv.lock``, ``uv sync --package X`` per service.
 
-    UV_PROJECT_ENVIRONMENT=.venv is relative to the working directory, so each service's
-    ``uv sync --package X`` run in its directory fills <service>/.venv as the other tools
-    do, instead of replacing one shared root .venv every time.
+    bench/sync.py points UV_PROJECT_ENVIRONMENT at each service's .venv, so each
+    ``uv sync --package X`` fills <service>/.venv as the other tools do, instead of
+    replacing one shared root .venv every time.
     """
     plain = uv_tool(work, source, bin_dir, editable=False)  # its env, version and targets
     home = work / "uv-ws"
     root = copy_workspace(source, home / "ws")
-    env = {**plain.env, "UV_CACHE_DIR": str(home / "cache"), "UV_PROJECT_ENVIRONMENT": ".venv"}
+    env = {**plain.env, "UV_CACHE_DIR": str(home / "cache")}
     tool = Tool("uv-ws", root, home / "cache", env, plain.exe, version=plain.version)
     shutil.rmtree(plain.root.parent, ignore_errors=True)  # only its settings were needed
     (root / "pyproject.toml").write_text(uv_workspace_root(root, target_environments(root)))

@@ -26,8 +26,8 @@ What it does:
    and writes JSON to bench/results/.
 
 ``uv-ws`` is uv's workspace mode (one root uv.lock; ``uv sync --package X --all-groups
---locked`` per service, in its directory, into <service>/.venv). ``--workspace big`` uses
-the generated 7-service workspace of bench/workspaces.py.
+--locked`` per service into <service>/.venv, named by UV_PROJECT_ENVIRONMENT).
+``--workspace big`` uses the generated 7-service workspace of bench/workspaces.py.
 
 uv and Poetry sync each *service* separately (one process per service, in its directory);
 orchestrator syncs the three services in one process (``orchestrator sync gateway orders
@@ -143,7 +143,10 @@ def make_uv_ws(work: Path, source: Path, bin_dir: Path) -> Tool:
     tool = uv_workspace_tool(work, source, bin_dir)
     for key in ("UV_LINK_MODE", "UV_COMPILE_BYTECODE", "VIRTUAL_ENV"):  # uv's defaults
         tool.env.pop(key, None)
-    tool.sync = [((*tool.exe, "sync", "--package", m.name, "--all-groups", "--locked"), m.path)
+    # uv resolves a relative UV_PROJECT_ENVIRONMENT against the workspace root, so each
+    # command names its service's venv absolutely (through env(1): one env per Tool)
+    tool.sync = [(("env", f"UV_PROJECT_ENVIRONMENT={m.path / '.venv'}", *tool.exe, "sync",
+                   "--package", m.name, "--all-groups", "--locked"), m.path)
                  for m in services(tool.root)]
     return tool
 
