@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from orchestrator import image
 from orchestrator.cli import cli
 from orchestrator.oci.layers import write_tar
-from orchestrator.oci.layout import CONFIG, MANIFEST, BlobStore, write_layout
+from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, BlobStore, write_layout
 from tests.conftest import MakeWorkspace, index_manifest
 from tests.support import docker_infra
 from tests.support.indexserver import IndexServer
@@ -104,7 +104,7 @@ def git(root: Path, *args: str) -> None:
 
 
 def base_layout(root: Path, python: str = "3.11") -> Path:
-    """An OCI layout of a tiny "base image": a python binary's path, and PATH in its config."""
+    """An OCI layout of a tiny two-platform "base image": a python binary's path, and PATH."""
     tree = root / "tree"
     (tree / "usr" / "bin").mkdir(parents=True)
     (tree / "usr" / "bin" / f"python{python}").write_text("#!/bin/false\n")
@@ -112,14 +112,20 @@ def base_layout(root: Path, python: str = "3.11") -> Path:
     buffer = io.BytesIO()
     blob = write_tar(tree, buffer, mtime=0)
     layer = store.put_bytes(buffer.getvalue(), blob.media_type)
-    config = store.put_json({"architecture": "amd64", "os": "linux",
-                             "config": {"Env": ["PATH=/usr/bin:/bin"]},
-                             "rootfs": {"type": "layers", "diff_ids": [blob.diff_id]},
-                             "history": [{"created_by": "test base"}]}, CONFIG)
-    manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST,
-                               "config": config.as_dict(), "layers": [layer.as_dict()]},
-                              MANIFEST)
-    write_layout(store, root / "layout", manifest, ["base"])
+    manifests = []
+    for arch in ("amd64", "arm64"):
+        config = store.put_json({"architecture": arch, "os": "linux",
+                                 "config": {"Env": ["PATH=/usr/bin:/bin"]},
+                                 "rootfs": {"type": "layers", "diff_ids": [blob.diff_id]},
+                                 "history": [{"created_by": "test base"}]}, CONFIG)
+        manifest = store.put_json({"schemaVersion": 2, "mediaType": MANIFEST,
+                                   "config": config.as_dict(), "layers": [layer.as_dict()]},
+                                  MANIFEST)
+        manifests.append({**manifest.as_dict(),
+                          "platform": {"os": "linux", "architecture": arch}})
+    index = store.put_json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests},
+                           INDEX)
+    write_layout(store, root / "layout", index, ["base"])
     return root / "layout"
 
 
@@ -358,3 +364,20 @@ def test_source_date_epoch_and_a_new_commit(workspace: Path, tmp_path: Path,
                    "--oci-layout", str(layout))
     with _layer_tar(layout, layers_of(pinned["web"])["service"]) as tar:
         assert {m.mtime for m in tar.getmembers()} == {1700000000}
+
+
+def test_a_base_for_another_architecture_is_refused(workspace: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = base_layout(tmp_path / "b")
+    index = json.loads((layout / "index.json").read_text())["manifests"][0]
+    children = json.loads((layout / "blobs" / index["digest"].replace(":", "/")).read_text())
+    amd64 = children["manifests"][0]
+    one = tmp_path / "amd64-only"
+    shutil.copytree(layout, one)
+    (one / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {**amd64, "annotations": {"org.opencontainers.image.ref.name": "base"}}]}))
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(cli, ["-w", str(workspace), "build", "web", "--engine", "oci",
+                                      "--base", f"oci:{one}:base", "--platform", "linux/arm64"])
+    assert result.exit_code == 1
+    assert f"error: the base image oci:{one}:base is for amd64, not linux/arm64" in result.output

@@ -48,10 +48,10 @@ def load_base(reference: str, store: BlobStore, platform: str, python_minor: str
         from orchestrator.oci.registry import pull
 
         manifest = pull(reference, store, platform)
-    return _describe(reference, manifest, store, python_minor)
+    return _describe(reference, manifest, store, platform, python_minor)
 
 
-def _describe(reference: str, manifest: Descriptor, store: BlobStore,
+def _describe(reference: str, manifest: Descriptor, store: BlobStore, platform: str,
               python_minor: str) -> BaseImage:
     document = store.read_json(manifest.digest)
     config_ref = document["config"]
@@ -61,6 +61,12 @@ def _describe(reference: str, manifest: Descriptor, store: BlobStore,
                    for d in document["layers"])  # type: ignore[attr-defined]
     rootfs = config.get("rootfs")
     diff_ids = tuple(rootfs["diff_ids"]) if isinstance(rootfs, dict) else ()
+    arch = config.get("architecture")
+    wanted = platform.partition("/")[2]
+    if isinstance(arch, str) and arch != wanted:
+        raise BuildError(f"the base image {reference} is for {arch}, not {platform}",
+                         hint="pick a multi-platform base (an image index), or one built for "
+                         f"{platform}", expected=wanted, actual=arch)
     python = _python(reference, config, layers, store, config_ref["digest"])
     if python.minor != python_minor:
         raise BuildError(
@@ -168,7 +174,7 @@ def _import_archive(path: Path, store: BlobStore) -> Descriptor:
 
 
 def _import_layout(spec: str, store: BlobStore, platform: str) -> Descriptor:
-    directory, _, tag = spec.partition(":") if not Path(spec).is_dir() else (spec, "", "")
+    directory, _, tag = spec.rpartition(":") if not Path(spec).is_dir() else (spec, "", "")
     root = Path(directory)
     index_path = root / "index.json"
     if not index_path.is_file():
