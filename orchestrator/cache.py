@@ -108,6 +108,7 @@ class Downloader(Protocol):
 
 
 FetchStatus = Literal["start", "hit", "downloaded", "corrupt", "failed"]
+LinkMode = Literal["hardlink", "copy", "reflink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +194,14 @@ class _HashingWriter:
 class WheelCache:
     """Content-addressed wheels and their unpacked trees under *root*."""
 
-    def __init__(self, root: Path, *, rehash: bool = False) -> None:
+    def __init__(
+        self, root: Path, *, rehash: bool = False, link_mode: LinkMode = "hardlink"
+    ) -> None:
         self.root = root
         self.rehash = rehash
+        # How installs take files from unpacked trees: hard links (the default,
+        # read-only and shared), copies, or reflinks (copy-on-write clones).
+        self.link_mode: LinkMode = link_mode
 
     # -- addressing -----------------------------------------------------------
 

@@ -118,6 +118,7 @@ class InstallOptions:
     link: bool = True  # hardlink from the unpacked tree; False always copies
     direct_url: str | None = None  # direct_url.json content (PEP 610), if any
     requested: bool = True  # write REQUESTED (asked for by the user, not a dependency)
+    reflink: bool = False  # when copying, clone the blocks where the filesystem can (FICLONE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +386,7 @@ def _check_inside(path: str, prefix: Path, what: str) -> None:
 # -- placing files ------------------------------------------------------------
 
 
-def _place(source: str, dest: str, link: bool) -> bool:
+def _place(source: str, dest: str, link: bool, reflink: bool = False) -> bool:
     """Link (or copy) *source* to *dest*; returns whether linking still works."""
     if link:
         try:
@@ -402,9 +403,26 @@ def _place(source: str, dest: str, link: bool) -> bool:
                 raise
     with contextlib.suppress(FileNotFoundError):
         os.unlink(dest)  # copying onto it would write through a hardlink into the cache
-    shutil.copy2(source, dest)
-    os.chmod(dest, os.stat(dest).st_mode | 0o200)  # a copy is the venv's own: writable
+    if not (reflink and _clone(source, dest)):
+        shutil.copy2(source, dest)
+    os.chmod(dest, os.stat(source).st_mode | 0o200)  # a copy is the venv's own: writable
     return False
+
+
+_FICLONE = 0x40049409  # linux/fs.h: share the source's blocks, copy-on-write
+
+
+def _clone(source: str, dest: str) -> bool:
+    """A reflink copy (btrfs, XFS, bcachefs); False where the filesystem cannot."""
+    import fcntl
+
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        try:
+            fcntl.ioctl(out.fileno(), _FICLONE, src.fileno())
+        except OSError:
+            return False
+    shutil.copystat(source, dest)
+    return True
 
 
 def _make_dirs(directories: Iterable[str]) -> None:
@@ -555,7 +573,8 @@ def install_unpacked(
             writes.append((f"{dist_info}/{name}", data, False))
     writes += _entry_point_writes(manifest.entry_points, scheme, python, manifest.name)
     writes += _dist_info_writes(dist_info, options, origin)
-    _apply(_Install(dist_info, links, rows, writes), scheme, options.link, manifest.dist_info)
+    _apply(_Install(dist_info, links, rows, writes), scheme, options.link, manifest.dist_info,
+           options.reflink)
     return InstalledDist(
         normalize(manifest.name),
         manifest.version,
@@ -580,7 +599,7 @@ def _dist_info_writes(
     return [(os.path.join(dist_info, name), data, False) for name, data in files.items()]
 
 
-def _apply(job: _Install, scheme: Scheme, link: bool, what: str) -> None:
+def _apply(job: _Install, scheme: Scheme, link: bool, what: str, reflink: bool = False) -> None:
     """Put *job* in place under the PENDING protocol (see the module docstring)."""
     root, name = os.path.split(job.dist_info)
     dests = [dest for _, dest in job.links] + [dest for dest, _, _ in job.writes]
@@ -598,7 +617,7 @@ def _apply(job: _Install, scheme: Scheme, link: bool, what: str) -> None:
     # The dist-info was just made, and so was its parent: no mkdir needed for either.
     _make_dirs({os.path.dirname(dest) for dest in dests} - {job.dist_info, root})
     for source, dest in job.links:
-        link = _place(source, dest, link)
+        link = _place(source, dest, link, reflink)
     for dest, data, executable in job.writes:
         _write_new(dest, data, executable=executable)
     # PENDING already holds the final RECORD: the rename completes the install at once.

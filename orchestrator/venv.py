@@ -524,8 +524,14 @@ def uninstall(venv: Path | VenvInfo, name: str) -> list[Path]:
 def install(
     venv: VenvInfo, wanted: WantedDist, cache: WheelCache, *, link: bool = True
 ) -> InstalledDist:
-    """Install one distribution (the caller removes any older version first)."""
-    options = InstallOptions(str(venv.python), link, wanted.direct_url, requested=True)
+    """Install one distribution (the caller removes any older version first).
+
+    Files are hard-linked from the cache's unpacked tree unless *link* is
+    False or the cache's ``link_mode`` says ``copy`` or ``reflink``.
+    """
+    options = InstallOptions(str(venv.python), link and cache.link_mode == "hardlink",
+                             wanted.direct_url, requested=True,
+                             reflink=cache.link_mode == "reflink")
     if wanted.editable is not None:
         return install_editable(
             wanted.name,
@@ -664,7 +670,7 @@ def _sync_venv(
 ) -> SyncReport:
     info = load_venv(venv_path)
     by_name = _index_wanted(wanted)
-    settings = {"exact": exact, "link": link}
+    settings = {"exact": exact, "link": link, "link_mode": cache.link_mode}
     state_now = _state(info, by_name, settings)
     # cache.rehash (`sync --verify`) distrusts the fast path and every file's bytes
     if not cache.rehash and _read_state(info) == state_now:

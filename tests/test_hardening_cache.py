@@ -128,3 +128,20 @@ def test_a_wheel_whose_record_lies_is_refused_when_unpacked(tmp_path: Path) -> N
     assert str(refused.value).startswith(
         "liar-1.0-py3-none-any.whl: liar/__init__.py does not match its RECORD entry"
     )
+
+
+@pytest.mark.parametrize("mode", ["copy", "reflink"])
+def test_link_mode_copy_and_reflink_give_the_venv_its_own_writable_files(
+    make_workspace: MakeWorkspace, index: IndexServer, mode: str
+) -> None:
+    root = make_workspace({"services/a": pyproject("a", ["attrs==24.2.0"])},
+                          manifest=index_manifest(index))
+    code, _, err = run(root, "sync", "a", "--link-mode", mode)
+    assert code == 0, err
+    installed = _module(root / "services/a/.venv")
+    st = installed.stat()
+    assert st.st_nlink == 1  # not shared with the cache (a reflink shares blocks, not inodes)
+    assert st.st_mode & 0o200
+    assert installed.read_text() == ORIGINAL
+    installed.write_text("mine = True\n")  # editing it touches nothing else
+    assert run(root, "cache", "verify")[1].endswith(": 0 damaged\n")

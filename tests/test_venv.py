@@ -392,12 +392,12 @@ def test_interrupted_install_is_repaired_by_the_next_sync(
     real_place = installer._place
     calls = 0
 
-    def crash_after_two(source: str, dest: str, link: bool) -> bool:
+    def crash_after_two(source: str, dest: str, link: bool, reflink: bool = False) -> bool:
         nonlocal calls
         calls += 1
         if calls > 2:
             raise KeyboardInterrupt  # what Ctrl-C does halfway through an install
-        return real_place(source, dest, link)
+        return real_place(source, dest, link, reflink)
 
     monkeypatch.setattr(installer, "_place", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
@@ -424,12 +424,12 @@ venv, cache, wheel, sha, kill_after = sys.argv[1:]
 real = installer._place
 calls = 0
 
-def place(source, dest, link):
+def place(source, dest, link, reflink=False):
     global calls
     calls += 1
     if calls > int(kill_after):
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(source, dest, link)
+    return real(source, dest, link, reflink)
 
 installer._place = place
 sync_venv(Path(venv), [WantedDist("demo-pkg", "2.0", wheel=Path(wheel), sha256=sha)],

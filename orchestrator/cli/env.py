@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import click
 
@@ -52,12 +53,18 @@ def sync_and_report(app: App, members: Sequence[Member], *, groups: Sequence[str
 @click.option("--verify", is_flag=True,
               help="Re-hash cached wheels, unpacked trees and installed files; repair any "
               "that changed.")
+@click.option("--link-mode", type=click.Choice(["hardlink", "copy", "reflink"]),
+              default="hardlink", show_default=True,
+              help="How files leave the cache: shared read-only hard links, private copies, "
+              "or copy-on-write reflinks (copies where the filesystem has none).")
 @pass_app
 def sync(app: App, members: tuple[str, ...], groups: tuple[str, ...],
          only_groups: tuple[str, ...], no_dev: bool, extras: tuple[str, ...], all_extras: bool,
-         frozen: bool, python: str | None, verify: bool) -> None:
+         frozen: bool, python: str | None, verify: bool,
+         link_mode: Literal["hardlink", "copy", "reflink"]) -> None:
     """Make each member's .venv match its lock exactly (all groups, no extras by default)."""
     chosen = app.session().members(members)
+    app.session().cache.link_mode = link_mode
     if verify:
         from orchestrator.sync import venv_path
         from orchestrator.venv import forget_sync_state
