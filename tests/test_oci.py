@@ -381,3 +381,20 @@ def test_a_base_for_another_architecture_is_refused(workspace: Path, tmp_path: P
                                       "--base", f"oci:{one}:base", "--platform", "linux/arm64"])
     assert result.exit_code == 1
     assert f"error: the base image oci:{one}:base is for amd64, not linux/arm64" in result.output
+
+
+def test_layers_are_capped_by_merging_the_smallest_big_wheels(tmp_path: Path) -> None:
+    from orchestrator.image import Layer, Wheel
+    from orchestrator.oci.build import cap_layers
+
+    def wheel(name: str, size: int) -> Wheel:
+        path = tmp_path / f"{name}.whl"
+        path.write_bytes(b"x" * size)
+        return Wheel(name, "1", "0" * 64, path)
+
+    plan = (Layer("deps-a", (wheel("a", 30),)), Layer("deps-b", (wheel("b", 10),)),
+            Layer("deps-c", (wheel("c", 20),)), Layer("service", (wheel("s", 1),)))
+    capped = cap_layers(plan, 3)
+    assert [(x.name, [w.name for w in x.wheels]) for x in capped] == [
+        ("deps-a", ["a"]), ("deps", ["b", "c"]), ("service", ["s"])]
+    assert cap_layers(plan, 10) == plan

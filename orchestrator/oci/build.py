@@ -64,6 +64,7 @@ STORE = "oci-v1"
 LAYER_RECIPE = 2  # bump when the bytes of a layer for the same inputs change
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+MAX_LAYERS = 100  # the whole image's, base included
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,30 @@ def write_layer(store: BlobStore, key: str, stage: Callable[[Path], None],
     return blob, True
 
 
+def cap_layers(plan: Sequence[Layer], limit: int) -> tuple[Layer, ...]:
+    """*plan* with at most *limit* layers: the smallest big-wheel layers join ``deps``.
+
+    overlayfs stacks at most ~128 layers; the base's count against it too.
+    """
+    layers = list(plan)
+    while len(layers) > max(limit, 1):
+        single = [x for x in layers if x.name.startswith("deps-")]
+        if not single:
+            break
+        smallest = min(single, key=lambda x: (sum(w.size for w in x.wheels), x.name))
+        layers.remove(smallest)
+        rest = next((x for x in layers if x.name == "deps"), None)
+        wheels = tuple(sorted([*(rest.wheels if rest else ()), *smallest.wheels],
+                              key=lambda w: w.name))
+        merged = Layer("deps", wheels)
+        if rest is None:
+            at = next(i for i, x in enumerate(layers) if not x.name.startswith("deps-"))
+            layers.insert(at, merged)
+        else:
+            layers[layers.index(rest)] = merged
+    return tuple(layers)
+
+
 def _holds(layer: Layer) -> str:
     listed = ", ".join(f"{w.name} {w.version}" for w in layer.wheels)
     return f"{layer.name}: {listed}"
@@ -250,7 +275,8 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
     own = member_wheels(session, [service], target)
     labels["org.opencontainers.image.version"] = own[0].version
     python = base.python
-    plan = split_layers(deps, libs, own)
+    # The venv and the SBOM are two layers more than the plan.
+    plan = cap_layers(split_layers(deps, libs, own), MAX_LAYERS - len(base.layers) - 2)
     venv_key = _layer_key("venv", [], python, mtime)
     blobs = [(f"venv at {VENV} for {python.path}",
               *write_layer(store, venv_key, lambda root: stage_venv(root, python), mtime))]
