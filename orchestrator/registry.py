@@ -8,22 +8,27 @@ under the new tags and builds nothing, since identical inputs give an
 identical image. The manifest bytes are kept as they are, so the digests stay
 equal.
 
-Plain http for a loopback registry (127.0.0.1, localhost), https otherwise;
-credentials from the Docker config (``auths.<host>.auth``), as the engine's
-push uses, with the registry's Bearer token flow when it asks for one.
+The connection (plain http for a loopback registry, https otherwise; Docker
+config credentials; the Bearer token flow) is ``oci.registry.Client``, the
+same one the daemonless builder pushes with.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import PublishError
+from orchestrator.oci.registry import (
+    Client,
+    Reference,
+    get_manifest,
+    has_registry_host,
+    parse_reference,
+    put_manifest,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -34,7 +39,6 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
-TIMEOUT = 30.0
 
 
 def fingerprint_tag(fingerprint: str) -> str:
@@ -42,32 +46,9 @@ def fingerprint_tag(fingerprint: str) -> str:
     return "fp-" + fingerprint.split(":", 1)[-1][:16]
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """`host[:port]/path/name:tag`, split."""
-
-    host: str
-    repository: str
-    tag: str
-
-    @property
-    def base_url(self) -> str:
-        local = re.match(r"^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$", self.host)
-        return f"{'http' if local else 'https'}://{self.host}"
-
-    def __str__(self) -> str:
-        return f"{self.host}/{self.repository}:{self.tag}"
-
-
 def parse(ref: str) -> Reference | None:
     """A registry reference, or None for a name without a registry host (Docker Hub's)."""
-    name, _, tag = ref.rpartition(":")
-    if "/" in tag or not name:
-        name, tag = ref, "latest"
-    host, _, repository = name.partition("/")
-    if not repository or not ("." in host or ":" in host or host == "localhost"):
-        return None
-    return Reference(host, repository, tag)
+    return parse_reference(ref) if has_registry_host(ref) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,79 +71,41 @@ class Manifest:
         return str(json.loads(self.body).get("config", {}).get("digest", self.digest))
 
 
-def _docker_auth(host: str) -> str | None:
-    """The `auth` (base64 user:password) the Docker config holds for *host*."""
-    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "config.json"
-    try:
-        auths = json.loads(config.read_text()).get("auths", {})
-    except (OSError, ValueError):
-        return None
-    entry = auths.get(host) or auths.get(f"https://{host}") or {}
-    auth = entry.get("auth")
-    return str(auth) if auth else None
-
-
 class RegistryClient:
-    """Manifests over the distribution API for one registry host."""
+    """Manifests of one registry host, through the distribution client of ``oci.registry``.
 
-    def __init__(self, host: str, client: httpx.Client | None = None) -> None:
-        import httpx
+    One authenticated client per repository, since a Bearer token is scoped to one.
+    """
 
+    def __init__(self, host: str) -> None:
         self.host = host
-        self._http = client or httpx.Client(timeout=TIMEOUT)
-        self._headers: dict[str, str] = {}
-        basic = _docker_auth(host)
-        if basic:
-            self._headers["Authorization"] = f"Basic {basic}"
+        self._clients: dict[str, Client] = {}
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
-    def _request(self, method: str, ref: Reference, *, content: bytes | None = None,
-                 headers: Mapping[str, str] | None = None) -> httpx.Response:
+    def client(self, ref: Reference) -> Client:
+        if ref.repository not in self._clients:
+            self._clients[ref.repository] = Client(ref)
+        return self._clients[ref.repository]
+
+    def _call(self, ref: Reference, send: Callable[[Client], httpx.Response]) -> httpx.Response:
         import httpx
 
-        url = f"{ref.base_url}/v2/{ref.repository}/manifests/{ref.tag}"
-        merged = {**self._headers, **(headers or {})}
         try:
-            response = self._http.request(method, url, content=content, headers=merged)
-            if response.status_code == 401 and self._authenticate(response, ref):
-                merged = {**self._headers, **(headers or {})}
-                response = self._http.request(method, url, content=content, headers=merged)
+            return send(self.client(ref))
         except httpx.HTTPError as exc:
             raise PublishError(f"the registry {ref.host} cannot be reached: {exc}",
                                hint="check that the registry is up and the name in "
                                "image.registry is right") from exc
-        return response
-
-    def _authenticate(self, response: httpx.Response, ref: Reference) -> bool:
-        """Follow a Bearer challenge for a token with push and pull on the repository."""
-        challenge = response.headers.get("www-authenticate", "")
-        if not challenge.lower().startswith("bearer "):
-            return False
-        fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        if "realm" not in fields:
-            return False
-        params = {"service": fields.get("service", ""),
-                  "scope": f"repository:{ref.repository}:pull,push"}
-        headers = {k: v for k, v in self._headers.items() if v.startswith("Basic ")}
-        token = self._http.get(fields["realm"], params=params, headers=headers)
-        if token.status_code != 200:
-            return False
-        data = token.json()
-        value = data.get("token") or data.get("access_token")
-        if not value:
-            return False
-        self._headers["Authorization"] = f"Bearer {value}"
-        return True
 
     def manifest(self, ref: Reference) -> Manifest | None:
         """The manifest *ref* names, bytes untouched; None when the registry has none."""
-        response = self._request("GET", ref, headers={"Accept": ", ".join(MANIFEST_TYPES)})
-        if response.status_code == 404:
-            return None
+        response = self._call(ref, lambda c: get_manifest(c, ref.ref))
         if response.status_code != 200:
-            # Cannot tell: build as if there were none (the push reports real problems).
+            # 404, or cannot tell: build as if there were none (the push reports real problems).
             return None
         media_type = response.headers.get("content-type", MANIFEST_TYPES[0]).split(";")[0]
         digest = response.headers.get("docker-content-digest") or _digest(response.content)
@@ -170,8 +113,8 @@ class RegistryClient:
 
     def put(self, ref: Reference, manifest: Manifest) -> str:
         """Tag *manifest* as *ref* in the registry; returns the digest it reports."""
-        response = self._request("PUT", ref, content=manifest.body,
-                                 headers={"Content-Type": manifest.media_type})
+        response = self._call(ref, lambda c: put_manifest(c, ref.ref, manifest.body,
+                                                          manifest.media_type))
         if response.status_code not in (200, 201):
             raise PublishError(
                 f"tagging {ref} in the registry failed: HTTP {response.status_code} "

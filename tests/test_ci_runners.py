@@ -20,7 +20,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.registry import Reference, RegistryClient, fingerprint_tag, parse
+from orchestrator.oci.registry import Reference
+from orchestrator.registry import RegistryClient, fingerprint_tag, parse
 from tests.support import docker_infra
 
 REPO = Path(__file__).parents[1]
@@ -127,7 +128,7 @@ def test_runner_b_reuses_what_runner_a_pushed(tmp_path: Path, infra: tuple[str, 
 
 
 def _registry_tags(client: RegistryClient, ref: Reference) -> list[str]:
-    response = client._http.get(f"{ref.base_url}/v2/{ref.repository}/tags/list")
+    response = client.client(ref).request("GET", f"{ref.base_url}/tags/list")
     assert response.status_code == 200, response.text
     return list(response.json()["tags"])
 
@@ -135,8 +136,9 @@ def _registry_tags(client: RegistryClient, ref: Reference) -> list[str]:
 def test_fingerprint_tag_and_references() -> None:
     assert fingerprint_tag("sha256:" + "ab" * 32) == "fp-" + "ab" * 8
     ref = parse("127.0.0.1:5000/acme/orders:0.4.1")
-    assert ref == Reference("127.0.0.1:5000", "acme/orders", "0.4.1")
-    assert ref.base_url == "http://127.0.0.1:5000"
+    assert ref == Reference("127.0.0.1:5000", "acme/orders", "0.4.1", None)
+    assert ref.base_url == "http://127.0.0.1:5000/v2/acme/orders"
+    assert str(ref) == "127.0.0.1:5000/acme/orders:0.4.1"
     remote = parse("ghcr.io/acme/orders:1")
-    assert remote is not None and remote.base_url == "https://ghcr.io"
+    assert remote is not None and remote.base_url == "https://ghcr.io/v2/acme/orders"
     assert parse("orders:1") is None  # Docker Hub: no reuse, build as before

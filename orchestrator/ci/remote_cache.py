@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import WorkspaceError
+from orchestrator.errors import PublishError, WorkspaceError
 
 if TYPE_CHECKING:
-    import httpx
+    from orchestrator.oci.registry import Client
 
 ARTIFACT_TYPE = "application/vnd.orchestrator.wheel.v1"
 LAYER_TYPE = "application/vnd.orchestrator.wheel.v1+zip"
@@ -56,10 +56,10 @@ class RemoteWheels:
                                  key="cache.remote", expected="oci://HOST/REPO", actual=url)
         return cls(match.group(1), match.group(2))
 
-    @property
-    def base(self) -> str:
-        local = re.match(r"^(127\.\d+\.\d+\.\d+|localhost)(:\d+)?$", self.host)
-        return f"{'http' if local else 'https'}://{self.host}/v2/{self.repository}"
+    def _client(self) -> Client:
+        from orchestrator.oci.registry import Client, Reference
+
+        return Client(Reference(self.host, self.repository, None, None))
 
     @staticmethod
     def tag(key: str) -> str:
@@ -70,19 +70,22 @@ class RemoteWheels:
         """The wheel stored under *key*, written into the directory *into*; None on a miss."""
         import httpx
 
+        from orchestrator.oci.registry import get_manifest
+
+        client = self._client()
         try:
-            with httpx.Client(timeout=60) as http:
-                got = http.get(f"{self.base}/manifests/{self.tag(key)}",
-                               headers={"Accept": MANIFEST_TYPE})
-                if got.status_code != 200:
-                    return None
-                layer = json.loads(got.content)["layers"][0]
-                name = str(layer["annotations"][TITLE])
-                if not _WHEEL_NAME.match(name):  # a name from the registry, never a path
-                    return None
-                blob = http.get(f"{self.base}/blobs/{layer['digest']}", follow_redirects=True)
+            got = get_manifest(client, self.tag(key))
+            if got.status_code != 200:
+                return None
+            layer = json.loads(got.content)["layers"][0]
+            name = str(layer["annotations"][TITLE])
+            if not _WHEEL_NAME.match(name):  # a name from the registry, never a path
+                return None
+            blob = client.request("GET", f"{client.ref.base_url}/blobs/{layer['digest']}")
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
             return None
+        finally:
+            client.close()
         if blob.status_code != 200 or _sha256(blob.content) != layer["digest"]:
             return None
         path = into / name
@@ -93,34 +96,24 @@ class RemoteWheels:
         """Push *wheel* under *key*; False when the registry refuses or cannot be reached."""
         import httpx
 
-        data = wheel.read_bytes()
-        try:
-            with httpx.Client(timeout=60) as http:
-                for blob in (EMPTY_CONFIG, data):
-                    self._upload(http, blob)
-                manifest = json.dumps({
-                    "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-                    "artifactType": ARTIFACT_TYPE,
-                    "config": {"mediaType": EMPTY_TYPE, "digest": _sha256(EMPTY_CONFIG),
-                               "size": len(EMPTY_CONFIG)},
-                    "layers": [{"mediaType": LAYER_TYPE, "digest": _sha256(data),
-                                "size": len(data), "annotations": {TITLE: wheel.name}}],
-                }, sort_keys=True).encode()
-                put = http.put(f"{self.base}/manifests/{self.tag(key)}", content=manifest,
-                               headers={"Content-Type": MANIFEST_TYPE})
-                return put.status_code in (200, 201)
-        except httpx.HTTPError:
-            return False
+        from orchestrator.oci.registry import put_manifest, upload_bytes
 
-    def _upload(self, http: httpx.Client, data: bytes) -> None:
-        digest = _sha256(data)
-        if http.head(f"{self.base}/blobs/{digest}").status_code == 200:
-            return  # content-addressed: already there
-        start = http.post(f"{self.base}/blobs/uploads/")
-        start.raise_for_status()
-        location = start.headers["location"]
-        url = location if location.startswith("http") else \
-            f"{self.base.split('/v2/', 1)[0]}{location}"
-        url += ("&" if "?" in url else "?") + f"digest={digest}"
-        http.put(url, content=data,
-                 headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+        data = wheel.read_bytes()
+        client = self._client()
+        try:
+            for blob in (EMPTY_CONFIG, data):
+                upload_bytes(client, blob)
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+                "artifactType": ARTIFACT_TYPE,
+                "config": {"mediaType": EMPTY_TYPE, "digest": _sha256(EMPTY_CONFIG),
+                           "size": len(EMPTY_CONFIG)},
+                "layers": [{"mediaType": LAYER_TYPE, "digest": _sha256(data),
+                            "size": len(data), "annotations": {TITLE: wheel.name}}],
+            }, sort_keys=True).encode()
+            put = put_manifest(client, self.tag(key), manifest, MANIFEST_TYPE)
+            return put.status_code in (200, 201)
+        except (httpx.HTTPError, PublishError):
+            return False
+        finally:
+            client.close()

@@ -48,6 +48,19 @@ class Reference:
     def ref(self) -> str:
         return self.digest or self.tag or "latest"
 
+    def __str__(self) -> str:
+        sep = "@" if self.digest else ":"
+        return f"{self.host}/{self.repository}{sep}{self.ref}"
+
+    def with_tag(self, tag: str) -> Reference:
+        return Reference(self.host, self.repository, tag, None)
+
+
+def has_registry_host(text: str) -> bool:
+    """Whether *text* names its registry host (``host[:port]/repo``); a bare name is Hub's."""
+    first, _, rest = text.partition("@")[0].partition("/")
+    return bool(rest) and ("." in first or ":" in first or first == "localhost")
+
 
 def parse_reference(text: str) -> Reference:
     """``host[:port]/repo[:tag][@digest]``; a bare name means Docker Hub's ``library/``."""
@@ -57,7 +70,7 @@ def parse_reference(text: str) -> Reference:
     if ":" in last:
         name, tag = name.rsplit(":", 1)
     first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
+    if has_registry_host(name):
         host, repository = first, rest
     else:
         host, repository = "registry-1.docker.io", name if rest else f"library/{name}"
@@ -130,6 +143,34 @@ class Client:
         body = got.json()
         self.token = body.get("token") or body.get("access_token")
         return bool(self.token)
+
+
+def get_manifest(client: Client, ref: str) -> httpx.Response:
+    """``GET /v2/<repo>/manifests/<ref>`` accepting every manifest and index type."""
+    return client.request("GET", f"{client.ref.base_url}/manifests/{ref}",
+                          headers={"Accept": ACCEPT})
+
+
+def put_manifest(client: Client, ref: str, body: bytes, media_type: str) -> httpx.Response:
+    """``PUT`` *body* as the manifest *ref* (a tag or digest) of the client's repository."""
+    return client.request("PUT", f"{client.ref.base_url}/manifests/{ref}", content=body,
+                          headers={"Content-Type": media_type})
+
+
+def upload_bytes(client: Client, data: bytes) -> str:
+    """Send *data* as one blob unless the registry has it already; returns its digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    url = client.ref.base_url
+    if client.request("HEAD", f"{url}/blobs/{digest}").status_code == 200:
+        return digest
+    started = client.request("POST", f"{url}/blobs/uploads/")
+    _check(started, "starting an upload", client.ref)
+    location = _absolute(client, started.headers["location"])
+    joiner = "&" if "?" in location else "?"
+    done = client.request("PUT", f"{location}{joiner}digest={digest}", content=data,
+                          headers={"Content-Type": "application/octet-stream"})
+    _check(done, f"uploading {digest}", client.ref)
+    return digest
 
 
 def _check(response: httpx.Response, what: str, ref: Reference) -> None:
@@ -243,9 +284,7 @@ def _absolute(client: Client, location: str) -> str:
 
 
 def _manifest_put(client: Client, store: BlobStore, desc: Descriptor, ref: str) -> None:
-    response = client.request("PUT", f"{client.ref.base_url}/manifests/{ref}",
-                              content=store.path(desc.digest).read_bytes(),
-                              headers={"Content-Type": desc.media_type})
+    response = put_manifest(client, ref, store.path(desc.digest).read_bytes(), desc.media_type)
     _check(response, f"putting the manifest {ref}", client.ref)
 
 
