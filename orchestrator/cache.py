@@ -44,6 +44,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,6 +59,7 @@ WHEELS = "wheels-v1"
 BUILT = "built-v1"
 UNPACKED = "unpacked-v1"
 BUCKETS = (WHEELS, BUILT, UNPACKED)
+LOCKS = "locks-v1"  # advisory lock files: per bucket (here) and per venv (venv.py)
 _STALE_TEMP_SECONDS = 3600  # temp entries older than this are left by dead processes
 
 
@@ -202,6 +204,8 @@ class WheelCache:
         # How installs take files from unpacked trees: hard links (the default,
         # read-only and shared), copies, or reflinks (copy-on-write clones).
         self.link_mode: LinkMode = link_mode
+        self._bucket_locks: dict[str, int] = {}  # bucket -> its lock file, held shared
+        self._bucket_guard = threading.Lock()
 
     # -- addressing -----------------------------------------------------------
 
@@ -235,7 +239,37 @@ class WheelCache:
                 f"cannot create the cache directory {path}: {exc.strerror}",
                 hint=disk_hint(exc), file=path,
             ) from exc
+        self._hold_bucket(name, path)
         return path
+
+    def _hold_bucket(self, name: str, path: Path) -> None:
+        """Hold *path*'s lock shared while this cache writes there; clean up first if alone.
+
+        Every process writing a bucket holds its lock shared, and a kill
+        releases it; so a process that gets it exclusively knows that no
+        live process has temporary files there, and removes every one a
+        killed run left (``.tmp-*``, ``.trash-*``), whatever its age.
+        """
+        import fcntl
+
+        with self._bucket_guard:
+            if name in self._bucket_locks:
+                return
+            try:
+                # Beside the buckets, not in one: read-only, so a remount stays possible
+                (self.root / LOCKS).mkdir(exist_ok=True)
+                fd = os.open(self.root / LOCKS / f"{name}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+            except OSError:
+                return  # a read-only cache: nothing to write, nothing to clean
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pass  # another process is at work here: its temporary files are live
+            else:
+                _remove_temps(path)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            self._bucket_locks[name] = fd
+            weakref.finalize(self, os.close, fd)  # released with this cache, or at exit
 
     # -- lookup ---------------------------------------------------------------
 
@@ -488,7 +522,8 @@ class WheelCache:
             names = [p.name for p in self.root.iterdir() if p.is_dir()]
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if re.fullmatch(r"[a-z]+-v\d+", n))
+        # not the lock files: live processes hold them, and they are empty
+        return sorted(n for n in names if re.fullmatch(r"[a-z]+-v\d+", n) and n != LOCKS)
 
     def info(self) -> CacheInfo:
         """Sizes per bucket (counts regular files; hardlinked installs are not counted)."""
@@ -606,6 +641,18 @@ def _dedupe_by_hash(files: Iterable[DistFile]) -> list[DistFile]:
             seen.add(key)
             out.append(file)
     return out
+
+
+def _remove_temps(bucket: Path) -> None:
+    """Remove the temporary files and directories at the top of *bucket*."""
+    with contextlib.suppress(OSError), os.scandir(bucket) as entries:
+        for entry in entries:
+            if entry.name.startswith((".tmp-", ".trash-")):
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
 
 
 def _tree_size(path: Path) -> int:

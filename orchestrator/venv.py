@@ -588,7 +588,7 @@ def hold_venv_lock(path: Path, cache_dir: Path) -> None:
         for candidate in candidates:
             try:
                 candidate.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(candidate, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = os.open(candidate, os.O_RDONLY | os.O_CREAT, 0o666)
                 break
             except OSError as exc:
                 problem = exc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -145,3 +147,30 @@ def test_link_mode_copy_and_reflink_give_the_venv_its_own_writable_files(
     assert installed.read_text() == ORIGINAL
     installed.write_text("mine = True\n")  # editing it touches nothing else
     assert run(root, "cache", "verify")[1].endswith(": 0 damaged\n")
+
+
+def test_temp_files_of_killed_runs_go_when_no_live_process_writes_the_bucket(
+    make_workspace: MakeWorkspace, index: IndexServer, tmp_path: Path
+) -> None:
+    from orchestrator.cache import WheelCache
+
+    cache = tmp_path / "cache"
+    root = make_workspace({"services/a": pyproject("a", ["attrs==24.2.0"])},
+                          manifest=index_manifest(index))
+    assert run(root, "lock")[0] == 0
+    live = WheelCache(cache)
+    live._bucket("wheels-v1")  # a live process writing wheels-v1: its temp files stay
+    (cache / "wheels-v1" / ".tmp-live").mkdir()  # fresh: age does not matter, liveness does
+    (cache / "unpacked-v1" / ".tmp-killed").mkdir(parents=True)
+    code, _, err = run(root, "sync", "a")
+    assert code == 0, err
+    assert (cache / "wheels-v1" / ".tmp-live").exists()
+    assert not (cache / "unpacked-v1" / ".tmp-killed").exists()
+    del live  # that process is gone now: the next run that writes wheels-v1 cleans up
+    gc.collect()  # and so are the earlier in-process runs' caches (each CLI run is a process)
+    shutil.rmtree(root / "services/a/.venv")
+    for entry in (cache / "wheels-v1").glob("??/*"):
+        shutil.rmtree(entry)
+    code, _, err = run(root, "sync", "a")
+    assert code == 0, err
+    assert not (cache / "wheels-v1" / ".tmp-live").exists()
