@@ -52,3 +52,5 @@ def test_two_syncs_of_one_member_started_together_20_times(locked_shop: Path) ->
     assert probe.returncode == 0, probe.stderr
     check = CliRunner().invoke(cli, ["-w", str(locked_shop), "sync", "api"])
     assert check.stderr == "api: up to date (7 packages)\n"
+    verify = CliRunner().invoke(cli, ["-w", str(locked_shop), "cache", "verify"])
+    assert verify.exit_code == 0 and verify.stdout.endswith(": 0 damaged\n"), verify.stdout

@@ -84,6 +84,8 @@ def test_a_full_cache_disk_is_a_clear_error_and_leaves_no_temp_file(
     assert _temps(cache) == []
     venv = big_shop / "services/api/.venv"
     assert not list(venv.glob("lib/python3*/site-packages/big*"))
+    verify = CliRunner().invoke(cli, ["-w", str(big_shop), "cache", "verify"])
+    assert verify.exit_code == 0 and verify.stdout.endswith(": 0 damaged\n"), verify.stdout
 
 
 def test_a_read_only_cache_is_a_clear_error_and_clean_too(
@@ -136,6 +138,9 @@ def test_a_full_venv_disk_mid_sync_is_marked_for_repair_and_repaired(
     remount(member, "size=64m")
     code, err = run(big_shop, "sync", "api")
     assert code == 0, err
+    assert "repaired" in err
+    verify = CliRunner().invoke(cli, ["-w", str(big_shop), "cache", "verify"])
+    assert verify.exit_code == 0 and verify.stdout.endswith(": 0 damaged\n"), verify.stdout
     probe = subprocess.run([str(member / ".venv/bin/python"), "-c", "import big, attrs"],
                            capture_output=True, text=True, check=False)
     assert probe.returncode == 0, probe.stderr
