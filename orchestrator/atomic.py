@@ -12,7 +12,19 @@ from pathlib import Path
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Replace *path* with *data* atomically, keeping its permissions if it exists."""
+    """Replace *path* with *data* atomically, keeping its permissions if it exists.
+
+    An OSError names *path*, not the temporary file: that is the one the user knows.
+    """
+    try:
+        _write_bytes(path, data)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -144,3 +144,20 @@ def test_a_full_venv_disk_mid_sync_is_marked_for_repair_and_repaired(
     probe = subprocess.run([str(member / ".venv/bin/python"), "-c", "import big, attrs"],
                            capture_output=True, text=True, check=False)
     assert probe.returncode == 0, probe.stderr
+
+
+def test_a_read_only_member_directory_is_a_clear_error_when_locking(
+    make_workspace: MakeWorkspace, index: IndexServer, mount: Mount
+) -> None:
+    root = make_workspace({}, manifest=index_manifest(index))
+    member = mount(root / "services/api", "1m")
+    (member / "pyproject.toml").write_text(pyproject("api", ["attrs"]))
+    remount(member, "ro")
+    code, err = run(root, "lock")
+    assert code == 1
+    assert "internal error" not in err
+    assert f"error: cannot write {member}/pylock.toml: Read-only file system\n" in err
+    assert err.endswith(
+        "hint: the file system is read-only: run where the workspace is writable\n"
+    )
+    assert sorted(p.name for p in member.iterdir()) == ["pyproject.toml"]

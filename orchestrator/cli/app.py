@@ -7,6 +7,7 @@ Only the cli package talks to the terminal and decides exit codes: 0 success,
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import threading
@@ -87,6 +88,18 @@ class _FetchProgress:
                 click.echo(f"  [{event.done}/{event.total}] {name}", err=True)
 
 
+_USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.ENAMETOOLONG})
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space, then run again",
+    errno.EDQUOT: "the disk quota is used up: free space, then run again",
+    errno.EROFS: "the file system is read-only: run where the workspace is writable",
+    errno.ENAMETOOLONG: "the path is too long: move the workspace to a shorter path",
+}
+
+
 class OrchestratorGroup(click.Group):
     """Maps library errors to a short message and exit code 1."""
 
@@ -101,6 +114,17 @@ class OrchestratorGroup(click.Group):
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except OSError as exc:
+            # A full disk, a read-only or forbidden directory, a too-long path met
+            # where no stage names it better: the user's to fix, not a bug
+            if exc.errno not in _USER_ERRNOS:
+                raise
+            app = ctx.find_object(App)
+            where = exc.filename or "a file"
+            hint = _OS_HINTS.get(exc.errno or 0, "make the directory writable, then run again")
+            fail(OrchestratorError(f"cannot write {where}: {exc.strerror or exc}", hint=hint,
+                                   file=Path(exc.filename) if exc.filename else None),
+                 verbose=bool(app and app.verbose))
         except Exception as exc:  # a bug: still no traceback unless asked for
             app = ctx.find_object(App)
             if app and app.verbose:
