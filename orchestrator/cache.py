@@ -23,6 +23,18 @@ fails the re-hash is discarded. This makes a warm lookup one ``stat`` instead
 of reading every byte; ``WheelCache(root, rehash=True)`` re-hashes always, for
 caches on storage that can rot without touching mtimes.
 
+Unpacked trees are checked too (by the installer, which owns their format):
+unpacking compares every file with the wheel's RECORD, makes it read-only
+(``a-w``, so an edit through a venv's hard link fails instead of spreading)
+and records its size and mtime; every install compares those first and has
+a changed tree discarded (``discard_unpacked``) and unpacked again from the
+hash-checked wheel. ``sync --verify`` and ``cache verify`` re-hash it all.
+
+Locks: a process writing a bucket holds ``locks-v1/<bucket>.lock`` shared;
+one that gets it exclusively is alone, so every ``.tmp-*``/``.trash-*`` there
+is a killed run's and is removed. Writes that fail for the user's reasons
+(full disk, read-only, too long a path) are CacheErrors naming the path.
+
 Import direction: this module knows addresses, hashes and atomic renames,
 never a file format. What goes inside an unpacked tree is the installer's
 business, so ``unpacked`` takes the function that fills it from its caller
