@@ -194,3 +194,32 @@ def test_an_empty_html_project_page_is_still_a_page(
     server = raw_server(answer(b"<!DOCTYPE html><html><body></body></html>", "text/html"))
     with IndexClient([IndexSpec("main", server.url)], tmp_path / "cache") as client:
         assert list(client.files("demo")) == []
+
+
+def test_a_release_whose_files_all_have_invalid_names_is_no_usable_file_not_yanked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import cli
+    from tests.conftest import index_manifest, pyproject
+    from tests.support.indexserver import IndexServer
+
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    with IndexServer(tmp_path / "index") as server:
+        for name in ("demo-1.0.whl", "demo-1.0-py3-none-any.zip"):
+            (junk / name).write_bytes(b"not an archive")
+            server.add_file(junk / name, project="demo")  # served, as a broken index would
+        root = tmp_path / "ws"
+        (root / "services/api").mkdir(parents=True)
+        (root / "workspace.yaml").write_text(index_manifest(server))
+        (root / "services/api/pyproject.toml").write_text(pyproject("api", ["demo"]))
+        result = CliRunner().invoke(cli, ["-w", str(root), "lock"])
+    assert result.exit_code == 1
+    assert "yanked" not in result.stderr and "internal error" not in result.stderr
+    assert ("the index lists no usable file of it; skipped 2 whose names are no valid wheel or "
+            "sdist name: demo-1.0-py3-none-any.zip, demo-1.0.whl\n") in result.stderr
+    assert result.stderr.endswith(
+        "hint: ask the index's maintainers to fix the file names of demo\n")

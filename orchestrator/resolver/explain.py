@@ -207,7 +207,8 @@ def _unavailable_text(
         return (
             f"{where}: no release of {name} matches {requirement.specifier or 'any version'}\n"
             f"{shown}\n{_available(provider, name)}",
-            f"loosen the requirement on {name}",
+            f"ask the index's maintainers to fix the file names of {name}"
+            if _unusable(provider, name) else f"loosen the requirement on {name}",
         )
     listed = "\n".join(f"  {line}" for line in reasons[:SHOWN_RELEASES])
     more = len(reasons) - SHOWN_RELEASES
@@ -248,7 +249,22 @@ def _available(provider: Provider, name: str) -> str:
     except PackageIndexError:
         versions = []
     if not versions:
-        return "the index lists no releases of it"
+        return _unusable(provider, name) or "the index lists no releases of it"
     shown = ", ".join(versions[:SHOWN_RELEASES])
     more = f" and {len(versions) - SHOWN_RELEASES} older" if len(versions) > SHOWN_RELEASES else ""
     return f"available: {shown}{more}"
+
+
+def _unusable(provider: Provider, name: str) -> str | None:
+    """The files listed for *name* that no release could use: names carrying no version."""
+    try:
+        if provider.catalog.releases(name):
+            return None  # some release is usable: the specifier is what excludes them
+        names = [f.filename for f in provider.catalog.finder.files(name)]
+    except PackageIndexError:
+        return None
+    if not names:
+        return None
+    shown = ", ".join(names[:SHOWN_RELEASES]) + (" ..." if len(names) > SHOWN_RELEASES else "")
+    return (f"the index lists no usable file of it; skipped {len(names)} whose names are "
+            f"no valid wheel or sdist name: {shown}")
