@@ -477,8 +477,35 @@ class WheelCache:
         entry = self.entry_dir(UNPACKED, sha256)
         if entry.is_dir():
             return entry
-        with cache_writes(self.root, f"unpacking {wheel_path.name}"):
+        with cache_writes(self.root, f"unpacking {wheel_path.name}"), \
+                self._entry_lock(UNPACKED, sha256):
+            if entry.is_dir():  # another process unpacked it while this one waited
+                return entry
             return self._unpack(wheel_path, entry, unpack)
+
+    @contextlib.contextmanager
+    def _entry_lock(self, bucket: str, sha256: str) -> Iterator[None]:
+        """Hold the lock of an entry's stripe, so one process fills an entry, once.
+
+        One of 256 lock files per bucket (by the hash's first byte): a lock
+        file per entry would never be removable without a race. Without a
+        writable lock directory it locks nothing; the atomic rename still
+        keeps the entry whole.
+        """
+        import fcntl
+
+        try:
+            (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCKS / f"{bucket}-{sha256[:2].lower()}.lock",
+                         os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _unpack(self, wheel_path: Path, entry: Path, unpack: Unpacker) -> Path:
         entry.parent.mkdir(parents=True, exist_ok=True)

@@ -54,3 +54,33 @@ def test_two_syncs_of_one_member_started_together_20_times(locked_shop: Path) ->
     assert check.stderr == "api: up to date (7 packages)\n"
     verify = CliRunner().invoke(cli, ["-w", str(locked_shop), "cache", "verify"])
     assert verify.exit_code == 0 and verify.stdout.endswith(": 0 damaged\n"), verify.stdout
+
+
+UNPACK_SCRIPT = """
+import sys, time
+from pathlib import Path
+from orchestrator.cache import WheelCache
+
+root, wheel, sha, log = sys.argv[1:]
+
+def slow_unpack(archive, dest):
+    with open(log, "a") as f:
+        f.write("unpacked\\n")
+    time.sleep(0.5)  # long enough for the other process to arrive meanwhile
+    (dest / "file.py").write_text("x = 1\\n")
+
+print(WheelCache(Path(root)).unpacked(Path(wheel), sha, slow_unpack))
+"""
+
+
+def test_two_processes_unpack_one_entry_once(tmp_path: Path) -> None:
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not read by this unpacker")
+    sha, log = "ab" * 32, tmp_path / "log"
+    procs = [subprocess.Popen([sys.executable, "-c", UNPACK_SCRIPT, str(tmp_path / "cache"),
+                               str(wheel), sha, str(log)], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [proc.communicate(timeout=60)[0].strip() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert outs[0] == outs[1]
+    assert log.read_text() == "unpacked\n"
