@@ -223,3 +223,24 @@ def test_a_release_whose_files_all_have_invalid_names_is_no_usable_file_not_yank
             "sdist name: demo-1.0-py3-none-any.zip, demo-1.0.whl\n") in result.stderr
     assert result.stderr.endswith(
         "hint: ask the index's maintainers to fix the file names of demo\n")
+
+
+@pytest.mark.parametrize("pep658", [True, False], ids=["pep658", "ranged"])
+def test_metadata_over_the_limit_is_refused_naming_the_file(
+    pep658: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.indexserver import IndexServer
+
+    monkeypatch.setenv("ORCHESTRATOR_METADATA_MAX_BYTES", "2048")
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    with IndexServer(tmp_path / "index", pep658=pep658) as server:
+        server.add_wheel("fat", "1.0", extra_metadata=[f"Summary: {'x' * 4096}"])
+        with IndexClient([IndexSpec("main", server.url)], tmp_path / "cache") as client:
+            (file,) = client.files("fat")
+            with pytest.raises(PackageIndexError) as caught:
+                client.metadata(file)
+    message = str(caught.value)
+    assert message.startswith(
+        f"the METADATA of fat-1.0-py3-none-any.whl from index 'main' ({server.url}) is "
+    )
+    assert "bytes, over the 2048-byte limit; refusing to read it" in message

@@ -410,7 +410,9 @@ class IndexClient:
         self._require_online(f"read the metadata of {file.filename}")
         index = self._index_named(file.index)
         if file.is_wheel:
-            meta = parse_core_metadata(self._wheel_metadata(index, file), file.filename)
+            data = self._wheel_metadata(index, file)
+            _check_metadata_size(index, file, len(data))
+            meta = parse_core_metadata(data, file.filename)
             check_metadata_matches(meta, file)
         else:
             meta = self._sdist_core_metadata(index, file)
@@ -432,6 +434,7 @@ class IndexClient:
                 return None  # the page promised more than the index serves
             if response.status_code != 200:
                 raise status_error(index, url, response.status_code)
+            _check_metadata_size(index, file, int(response.headers.get("Content-Length") or 0))
             data = read_body(index, response)
         if file.metadata_sha256:
             actual = hashlib.sha256(data).hexdigest()
@@ -607,6 +610,21 @@ def _not_found(name: str, indexes: Sequence[ResolvedIndex], *, pinned: bool) -> 
         "add that index to `indexes:` in workspace.yaml",
         package=name,
     )
+
+
+def _check_metadata_size(index: ResolvedIndex, file: DistFile, size: int) -> None:
+    """Refuse METADATA over the limit (``ORCHESTRATOR_METADATA_MAX_BYTES``, 10 MiB)."""
+    from orchestrator.wheelfile import ArchiveLimits
+
+    limit = ArchiveLimits.from_env().metadata_bytes
+    if size > limit:
+        raise PackageIndexError(
+            f"the METADATA of {file.filename} from index {index.describe()} is {size} bytes, "
+            f"over the {limit}-byte limit; refusing to read it",
+            hint="raise ORCHESTRATOR_METADATA_MAX_BYTES if it is genuine; otherwise the "
+            "file is malformed or malicious: pin another version",
+            index=index.name, package=normalize(file.filename.split("-", 1)[0]),
+        )
 
 
 def _closed_error(key: tuple[str, str]) -> PackageIndexError:
