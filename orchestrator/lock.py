@@ -602,7 +602,8 @@ def unchanged_result(member: Member) -> LockResult:
     """What `lock` reports for a member whose lock is current (``staleness`` is None):
     nothing resolved, nothing written. Counts the lock's packages without parsing it."""
     raw = member.lockfile.read_bytes()
-    packages = raw.count(b"\n[[packages]]\n") + raw.startswith(b"[[packages]]\n")
+    # one header line per entry, as render writes them (CRLF: a checkout with autocrlf)
+    packages = len(re.findall(rb"^\[\[packages\]\]\r?$", raw, flags=re.MULTILINE))
     return LockResult(member, LockChanges((), (), ()), False, packages, member.lockfile,
                       kept=packages)
 
