@@ -163,8 +163,18 @@ def check_env_secrets(workspace: Workspace, service: Member) -> None:
     The detector is the governance check's; ``image.allow-env-secrets`` lists
     the keys a workspace bakes in on purpose.
     """
-    from orchestrator.governance.secrets import secret_in
+    from orchestrator.governance.secrets import scan_file, secret_in
 
+    # [project] goes into the service wheel's METADATA, and so into the image
+    for found_in_project in scan_file(service.pyproject):
+        if found_in_project.key and found_in_project.key.startswith("project."):
+            raise BuildError(
+                f"cannot build {service.name}: {found_in_project.key} holds a "
+                f"{found_in_project.kind} ({found_in_project.masked}), which the service "
+                "wheel's METADATA would carry into the image",
+                hint="remove it from pyproject.toml and rotate it",
+                file=service.pyproject, key=found_in_project.key, member=service.name,
+            )
     allowed = set(workspace.image.allow_env_secrets)
     for key, value in sorted(service.options.env.items()):
         found = None if key in allowed else secret_in(key, str(value))

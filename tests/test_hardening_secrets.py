@@ -112,3 +112,20 @@ def test_allow_env_secrets_lets_a_listed_key_through(
     # past the check: it goes on to build the member (which this index cannot serve)
     assert "tool.orchestrator.env.API_TOKEN" not in out
     assert "installing the [build-system] requirements" in out
+
+
+def test_a_token_in_project_urls_is_refused_before_it_reaches_the_wheel(
+    make_workspace: MakeWorkspace, index: IndexServer, tmp_path: Path
+) -> None:
+    text = pyproject("api", ["attrs"], tool='kind = "service"\ncommand = ["python"]\n')
+    text = text.replace("dependencies = [", f'urls = {{Docs = "https://x.io/?t={GHP}"}}\n'
+                        "dependencies = [", 1)
+    root = make_workspace({"services/api": text}, manifest=index_manifest(index))
+    assert run(root, "lock")[0] == 0
+    code, out = run(root, "dockerfile", "api", "--context", str(tmp_path / "ctx"),
+                    "--base", "python:3.11-slim")
+    assert code == 1
+    assert out.startswith("error: cannot build api: project.urls.Docs holds a GitHub token "
+                          "(ghp_... (40 characters)), which the service wheel's METADATA would "
+                          "carry into the image\n")
+    assert GHP not in out
