@@ -611,7 +611,10 @@ class WheelCache:
                 freed += _tree_size(entry)
                 self._discard(entry)
                 removed += 1
-        self._remove_stale_temps()
+        self._remove_stale_temps()  # an hour old: left by dead processes
+        for name in BUCKETS:  # and any age, where no live process writes the bucket
+            if (self.root / name).is_dir():
+                self._hold_bucket(name, self.root / name)
         return PruneReport(removed, freed)
 
     def _built_wheels(self, sdists: set[str]) -> set[str]:

@@ -174,3 +174,15 @@ def test_temp_files_of_killed_runs_go_when_no_live_process_writes_the_bucket(
     code, _, err = run(root, "sync", "a")
     assert code == 0, err
     assert not (cache / "wheels-v1" / ".tmp-live").exists()
+
+
+def test_cache_prune_removes_temp_files_of_killed_runs(two_services: Path, tmp_path: Path) -> None:
+    gc.collect()  # the earlier in-process runs' caches (each CLI run is its own process)
+    cache = tmp_path / "cache"
+    (cache / "wheels-v1" / ".tmp-killed").write_bytes(b"half a download")
+    (cache / "unpacked-v1" / ".tmp-killed").mkdir()
+    code, _, err = run(two_services, "cache", "prune")
+    assert code == 0, err
+    assert not (cache / "wheels-v1" / ".tmp-killed").exists()
+    assert not (cache / "unpacked-v1" / ".tmp-killed").exists()
+    assert run(two_services, "cache", "verify")[1].endswith(": 0 damaged\n")
