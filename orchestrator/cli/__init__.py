@@ -3,7 +3,8 @@
 One module per command group: ``plan`` (list, graph, affected, matrix,
 check), ``locking`` (lock, update, export), ``env`` (sync, run, show,
 cache), ``edit`` (add, remove, version, new), ``images`` (dockerfile,
-build) and ``publish`` (package, publish); ``app`` holds what they share
+build), ``adopt`` (init), ``publish`` (package, publish), ``governance``
+(audit, licenses, sbom) and ``ci`` (ci generate, ci check); ``app`` holds what they share
 (global options, the Session, error mapping, output helpers). A new command
 goes into the module of its group and its COMMANDS tuple; the work it does
 goes into a stage module, never here.
