@@ -104,3 +104,14 @@ def locked_shop(make_workspace: MakeWorkspace, index: IndexServer) -> Path:
         "libs/common": pyproject("common", ["attrs>=23"]),
         "services/api": pyproject("api", ["common", "httpx"], groups={"test": ["pytest"]}),
     }, manifest=index_manifest(index))
+
+
+@pytest.fixture
+def registry() -> str:
+    """The loopback OCI registry scripts/infra-up.sh starts; the test is skipped without one."""
+    from tests.support import docker_infra
+
+    addr = docker_infra.registry()
+    if addr is None:
+        pytest.skip(docker_infra.skip_reason("registry"))
+    return addr

@@ -7,20 +7,10 @@ import json
 import uuid
 
 import httpx
-import pytest
 
 from orchestrator.registry import RegistryClient, fingerprint_tag, parse, reuse
-from tests.support import docker_infra
 
 FINGERPRINT = "sha256:" + hashlib.sha256(b"inputs").hexdigest()
-
-
-@pytest.fixture
-def registry() -> str:
-    addr = docker_infra.registry()
-    if addr is None:
-        pytest.skip(docker_infra.skip_reason("registry"))
-    return addr
 
 
 def upload_blob(http: httpx.Client, base: str, repository: str, data: bytes) -> str:

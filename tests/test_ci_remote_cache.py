@@ -14,18 +14,9 @@ from orchestrator.ci.remote_cache import RemoteWheels
 from orchestrator.errors import WorkspaceError
 from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, pyproject
-from tests.support import docker_infra
 from tests.support.indexserver import IndexServer
 from tests.support.wheels import build_sdist, sha256_of
 from tests.test_build import FAKE_BACKEND, HOST
-
-
-@pytest.fixture
-def registry() -> str:
-    addr = docker_infra.registry()
-    if addr is None:
-        pytest.skip(docker_infra.skip_reason("registry"))
-    return addr
 
 
 @pytest.fixture
