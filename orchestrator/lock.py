@@ -272,7 +272,12 @@ def build_pylock(
     from packaging.utils import canonicalize_name
     from packaging.version import Version
 
-    index_urls = {i.name: i.url for i in workspace.indexes}
+    from orchestrator.index.auth import hide_index_secrets
+
+    def hide(url: str) -> str:  # a token in an index's path never goes into a lock
+        return hide_index_secrets(url, workspace.indexes)
+
+    index_urls = {i.name: hide(i.url) for i in workspace.indexes}
     entries = []
     for pkg in sorted(packages, key=lambda p: (p.name, p.version, p.marker or "")):
         wheels = [f for f in pkg.files if f.is_wheel]
@@ -289,8 +294,8 @@ def build_pylock(
             dependencies=[{"name": d} for d in sorted(set(pkg.dependencies))] or None,
             directory=directory,
             index=index_urls.get(pkg.files[0].index) if pkg.files else None,
-            wheels=[_wheel(f) for f in sorted(wheels, key=lambda f: f.filename)] or None,
-            sdist=_sdist(sdists[0]) if sdists and not wheels else None,
+            wheels=[_wheel(f, hide) for f in sorted(wheels, key=lambda f: f.filename)] or None,
+            sdist=_sdist(sdists[0], hide) if sdists and not wheels else None,
         ))
     fp = fingerprint(workspace, member)
     lock = Pylock(
@@ -319,17 +324,17 @@ def build_pylock(
     return lock
 
 
-def _wheel(file: DistFile) -> PackageWheel:
+def _wheel(file: DistFile, hide: Callable[[str], str]) -> PackageWheel:
     from packaging.pylock import PackageWheel
 
-    return PackageWheel(name=file.filename, url=file.url, size=file.size,
+    return PackageWheel(name=file.filename, url=hide(file.url), size=file.size,
                         upload_time=_upload_time(file), hashes=_hashes(file))
 
 
-def _sdist(file: DistFile) -> PackageSdist:
+def _sdist(file: DistFile, hide: Callable[[str], str]) -> PackageSdist:
     from packaging.pylock import PackageSdist
 
-    return PackageSdist(name=file.filename, url=file.url, size=file.size,
+    return PackageSdist(name=file.filename, url=hide(file.url), size=file.size,
                         upload_time=_upload_time(file), hashes=_hashes(file))
 
 

@@ -46,13 +46,17 @@ def venv_path(member: Member) -> Path:
 
 def _dist_file(workspace: Workspace, selected: Selected,
                archive: PackageWheel | PackageSdist) -> DistFile:
-    by_url = {i.url: i.name for i in workspace.indexes}
+    from orchestrator.index.auth import hide_index_secrets, restore_index_secrets
+
+    # Locks hold index URLs with path tokens masked; the real ones come from workspace.yaml.
+    by_url = {hide_index_secrets(i.url, workspace.indexes): i.name for i in workspace.indexes}
     index = by_url.get(selected.package.index or "", workspace.indexes[0].name)
     if archive.url is None or "sha256" not in archive.hashes:
         raise LockError(f"the lock entry for {selected.name} has no URL or sha256 for "
                         f"{archive.filename}", hint="re-create the lock with `orchestrator lock`",
                         package=selected.name)
-    return DistFile(filename=archive.filename, url=archive.url, index=index,
+    return DistFile(filename=archive.filename,
+                    url=restore_index_secrets(archive.url, workspace.indexes), index=index,
                     sha256=archive.hashes["sha256"], size=archive.size)
 
 

@@ -129,3 +129,22 @@ def test_a_token_in_project_urls_is_refused_before_it_reaches_the_wheel(
                           "(ghp_... (40 characters)), which the service wheel's METADATA would "
                           "carry into the image\n")
     assert GHP not in out
+
+
+def test_a_path_token_never_lands_in_the_lock_and_sync_still_downloads(
+    make_workspace: MakeWorkspace, token_index: IndexServer, tmp_path: Path
+) -> None:
+    root = make_workspace({"services/api": pyproject("api", ["attrs"])},
+                          manifest=index_manifest(token_index))
+    code, out = run(root, "lock")
+    assert code == 0, out
+    lock = (root / "services/api/pylock.toml").read_text()
+    assert TOKEN not in lock
+    assert "/****/" in lock  # the index and the wheel URL, masked
+    code, out = run(root, "lock", "--check")
+    assert code == 0, out
+    # The server answers only under the token's path: the download needs the real URL,
+    # which sync takes from workspace.yaml.
+    code, out = run(root, "sync", "api")
+    assert code == 0, out
+    assert list((root / "services/api/.venv/lib").glob("python3.*/site-packages/attrs"))

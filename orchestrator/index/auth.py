@@ -10,6 +10,7 @@ import base64
 import netrc
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -65,6 +66,44 @@ def redact_url(url: str) -> str:
         return url
     query = "****" if parts.query else ""
     return urlunsplit(parts._replace(path="/".join(masked), query=query))
+
+
+def secret_prefix(url: str) -> tuple[str, str] | None:
+    """(real, masked) prefix of an index URL up to its last token-shaped path segment.
+
+    None when the URL's path carries no token. Locks record URLs under the
+    masked prefix; sync puts the real one back from workspace.yaml (where it
+    comes from the environment or the URL the user configured), so a token
+    in an index path never lands in a pylock.toml.
+    """
+    parts = urlsplit(strip_credentials(url))
+    segments = parts.path.split("/")
+    last = max((i for i, seg in enumerate(segments) if _looks_like_token(unquote(seg))),
+               default=None)
+    if last is None:
+        return None
+    head = segments[:last + 1]
+    real = urlunsplit(parts._replace(path="/".join(head), query="", fragment=""))
+    masked_path = "/".join("****" if _looks_like_token(unquote(seg)) else seg for seg in head)
+    return real, urlunsplit(parts._replace(path=masked_path, query="", fragment=""))
+
+
+def hide_index_secrets(url: str, indexes: Sequence[IndexSpec]) -> str:
+    """*url* with the token-carrying prefix of the index it belongs to masked."""
+    for spec in indexes:
+        found = secret_prefix(spec.url)
+        if found is not None and url.startswith(found[0]):
+            return found[1] + url[len(found[0]):]
+    return url
+
+
+def restore_index_secrets(url: str, indexes: Sequence[IndexSpec]) -> str:
+    """The inverse of hide_index_secrets, from the configured index URLs."""
+    for spec in indexes:
+        found = secret_prefix(spec.url)
+        if found is not None and url.startswith(found[1]):
+            return found[0] + url[len(found[1]):]
+    return url
 
 
 def _looks_like_token(segment: str) -> bool:
