@@ -6,13 +6,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from orchestrator.adopt.locks import ForeignLockReader, read_pins
-from orchestrator.cli import cli
 from orchestrator.errors import LockError
 from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 
 POETRY_V2 = """\
@@ -194,11 +193,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def versions(root: Path, member: str) -> dict[str, str]:

@@ -17,14 +17,13 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from click.testing import CliRunner
 from packaging.version import Version
 
-from orchestrator.cli import cli
 from orchestrator.errors import GovernanceError
 from orchestrator.governance.cvss import band, base_score
 from orchestrator.governance.osv import Advisory, open_database
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 from tests.support.osvserver import ADVISORIES, OsvServer, affects, fixed_versions, load_records
 
@@ -74,11 +73,6 @@ AUDIT_SCHEMA: dict[str, Any] = {
             }}},
     },
 }
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

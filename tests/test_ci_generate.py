@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from orchestrator import report
 from orchestrator.ci.generate import SYSTEMS, CiOptions, gitlab_child, render
-from orchestrator.cli import cli
 from orchestrator.graph import affected_since
 from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, pyproject
+from tests.support.cli import run as orch
 
 AUDIT = "audit:\n  fail-on: high\n"
 
@@ -31,11 +30,6 @@ def shop(make_workspace: MakeWorkspace) -> Path:
         "services/web": pyproject("web", ["requests"]),
     }, manifest="version: 1\nname: shop\npython: \"3.11\"\nplatforms: [linux/amd64]\n"
        "members: [services/*, libs/*]\nimage:\n  registry: ghcr.io/acme\n")
-
-
-def orch(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def validate(schema: str, *files: Path) -> None:

@@ -29,15 +29,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from orchestrator import build
-from orchestrator.cli import cli
 from orchestrator.models import Target
 from orchestrator.session import Session
 from orchestrator.venv import installed
 from orchestrator.versions import member_version
+from tests.support.cli import run as orch
 from tests.support.indexserver import IndexServer
 
 PLACES = (os.environ.get("ORCHESTRATOR_TEST_WHEELHOUSE", ""), "/opt/wheels", "/opt/pypi/files")
@@ -158,11 +157,6 @@ def dynamic_workspace(root: Path, index: IndexServer) -> Path:
 @pytest.fixture
 def acme(tmp_path: Path, backends: IndexServer) -> Path:
     return dynamic_workspace(tmp_path / "acme", backends)
-
-
-def orch(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def no_builds(monkeypatch: pytest.MonkeyPatch) -> None:

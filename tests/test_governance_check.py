@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from orchestrator.cli import cli
 from orchestrator.governance.secrets import scan_file
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 from tests.support.wheels import build_wheel
 
@@ -23,11 +22,6 @@ REPO = Path(__file__).parents[1]
 GITHUB_TOKEN = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"  # the shape of one, made up
 PYPI_TOKEN = "pypi-AgEIcHlwaS5vcmc" + "CJGQ1ZTk0ZDg3LTZmNzUtNDc3Yy1hZGE0LWY1ZDk2Mjc"
 RANDOM_PASSWORD = "q8Z!vR2#mK9$wL4x"
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def findings(root: Path) -> list[dict[str, object]]:

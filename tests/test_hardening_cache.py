@@ -10,19 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from orchestrator.cli import cli
 from orchestrator.errors import VenvError
 from orchestrator.installer import unpack
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 from tests.support.wheels import build_wheel
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

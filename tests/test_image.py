@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from orchestrator.cli import cli
 from tests.support import docker_infra
+from tests.support.cli import run as orch
 
 REPO = Path(__file__).parents[1]
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.slow]
@@ -69,11 +68,6 @@ def example(tmp_path_factory: pytest.TempPathFactory, engine: dict[str, str]) ->
     git(root, "add", "-A")
     git(root, "commit", "-qm", "example")
     return root
-
-
-def orch(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def docker(*args: str, check: bool = True) -> str:

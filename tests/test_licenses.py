@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from orchestrator.cli import cli
 from orchestrator.errors import GovernanceError
 from orchestrator.governance.licenses import License, Policy, from_fields, spdx
 from orchestrator.index.client import METADATA_BUCKET
 from orchestrator.models import LicenseFields, LicensePolicy
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 
 WHEELS = {
@@ -26,11 +25,6 @@ WHEELS = {
     "dual": ["License-Expression: MIT OR GPL-3.0-only"],
     "mystery": [],
 }
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

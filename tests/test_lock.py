@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.markers import Marker
@@ -19,13 +18,13 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from orchestrator.cli import cli
 from orchestrator.errors import LockError
 from orchestrator.index import client as index_client
 from orchestrator.lock import read_lock, render, select, toml_dict
 from orchestrator.models import Target
 from orchestrator.resolver.environment import TargetEnvironment
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 from tests.support.recorded_index import (
     REPO,
@@ -38,11 +37,6 @@ from tests.support.recorded_index import (
 @pytest.fixture
 def shop(locked_shop: Path) -> Path:
     return locked_shop
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def packages(root: Path, member: str) -> dict[str, dict[str, object]]:

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from orchestrator.cli import cli
 from tests.conftest import MANIFEST, MakeWorkspace, pyproject
+from tests.support.cli import run
 
 REPOSITORY = ("publish:\n  repositories:\n"
               "    - {name: local, upload-url: 'http://127.0.0.1:9/'}\n")
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_both_help_texts(shop: Path) -> None:

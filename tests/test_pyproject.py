@@ -6,11 +6,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from orchestrator.cli import cli
 from orchestrator.errors import WorkspaceError
 from orchestrator.pyproject import PyprojectEdit, bump
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 
 COMMENTED = """\
@@ -26,11 +25,6 @@ dependencies = [
 [dependency-groups]
 test = ["pytest"]
 """
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.mark.parametrize(

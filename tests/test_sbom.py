@@ -9,21 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from orchestrator.cli import cli
 from orchestrator.governance.sbom import collect, cyclonedx_json
 from orchestrator.models import Target
 from orchestrator.session import Session
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

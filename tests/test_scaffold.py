@@ -8,22 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from orchestrator import resources
-from orchestrator.cli import cli
 from orchestrator.errors import WorkspaceError
 from orchestrator.image import templates
 from orchestrator.resources import bundled_templates, templates_dir
 from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, pyproject
+from tests.support.cli import run
 
 REPO = Path(__file__).parents[1]
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_new_service_covered_by_glob(shop: Path) -> None:

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import tomllib
-from pathlib import Path
 
-from click.testing import CliRunner
-
-from orchestrator.cli import cli
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
+from tests.support.cli import run
 from tests.support.indexserver import IndexServer
 from tests.test_build import FAKE_BACKEND
-
-
-def run(root: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["-w", str(root), *args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_lock_and_sync_a_package_that_has_only_an_sdist(
