@@ -323,3 +323,17 @@ def test_publish_images_pushes_the_service_image_after_its_packages(
 def test_no_command_printed_the_password(pypi: PypiServer) -> None:
     assert Outputs
     assert not [text for text in Outputs if pypi.password in text]
+
+
+def test_publish_json_names_no_path_of_a_directory_that_is_gone(
+        example: Path, cache: Path, pypi: PypiServer, tmp_path: Path) -> None:
+    code, out, err = orch(example, cache, "publish", "--dry-run", "--json", pypi=pypi)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["files"] and all(f["path"] is None for f in data["files"])
+    assert all(a["path"] is None for p in data["packages"] for a in p["artifacts"])
+    kept = tmp_path / "dist"
+    code, out, err = orch(example, cache, "publish", "--dry-run", "--json", "--out", str(kept),
+                          pypi=pypi)
+    assert code == 0, err
+    assert all(Path(f["path"]).is_file() for f in json.loads(out)["files"])

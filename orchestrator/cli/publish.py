@@ -114,7 +114,18 @@ def publish(app: App, members: tuple[str, ...], affected: bool, since: str | Non
         _print_report(app, report, dry_run=dry_run)
     pushed = _push_images(app, session, services, client, quiet=as_json)
     if as_json:
-        echo_json({**report.as_dict(), "images": pushed})
+        data: object = {**report.as_dict(), "images": pushed}
+        # Without --out the files were built in a directory that is gone now: no path.
+        echo_json(data if out else _drop_paths(data))
+
+
+def _drop_paths(value: object) -> object:
+    """*value* (a JSON document) with every "path" key set to null."""
+    if isinstance(value, dict):
+        return {k: None if k == "path" else _drop_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drop_paths(v) for v in value]
+    return value
 
 
 def _split(session: Session, names: tuple[str, ...], since: str | None, *,
