@@ -20,11 +20,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from orchestrator.atomic import write_bytes
+from orchestrator.index.auth import secret_prefix
 
 PAGES_BUCKET = "http-v1"
 
@@ -100,6 +104,88 @@ class CachedPage:
         return replace(self, fetched_at=now, cache_control=cache_control)
 
 
+_SECRET_QUERY_KEY = re.compile(
+    r"(?i).*(token|key|secret|passw|pwd|auth|sig|credential|session).*"
+)
+_MIN_SECRET = 4  # shorter parts are no secret worth hiding, and too common to look for
+_FILLER = ord("*")
+
+
+def url_secrets(url: str) -> tuple[bytes, ...]:
+    """The parts of *url* that may be secrets, longest first, as they may appear in a page.
+
+    The userinfo's user name and password, every path segment the lock's
+    masking calls a token (``auth.secret_prefix``), and each query value whose
+    key names a secret (``token``, ``api_key``, ``sig``…) or that looks like a
+    token itself; both as written and percent-decoded.
+    """
+    parts = urlsplit(url)
+    found: list[str] = []
+    for value in (parts.username, parts.password):
+        if value:
+            found += [value, unquote(value)]
+    prefix = secret_prefix(url)
+    if prefix is not None:
+        real, masked = (urlsplit(u).path.split("/") for u in prefix)
+        found += [seg for seg, hidden in zip(real, masked, strict=True) if seg != hidden]
+        found += [unquote(seg) for seg, hidden in zip(real, masked, strict=True) if seg != hidden]
+    for key, value in parse_qsl(parts.query, keep_blank_values=False):
+        looks = secret_prefix(f"http://h/{quote(value, safe='')}") is not None
+        if value and (_SECRET_QUERY_KEY.fullmatch(key) or looks):
+            found += [value, quote(value, safe=""), quote(value, safe="/")]
+    unique = {s.encode("utf-8", "surrogateescape") for s in found if len(s) >= _MIN_SECRET}
+    return tuple(sorted(unique, key=lambda s: (-len(s), s)))
+
+
+def mask_secrets(data: bytes, secrets: Sequence[bytes]) -> tuple[bytes, list[list[int]]]:
+    """*data* with each occurrence of a secret overwritten by ``*``, and where they were.
+
+    ``holes[i]`` lists the offsets of ``secrets[i]``; the length is kept, so
+    the offsets (and any length prefix in *data*) stay valid.
+    """
+    if not secrets:
+        return data, []
+    pattern = re.compile(b"|".join(re.escape(s) for s in secrets))  # longest first
+    number = {s: i for i, s in enumerate(secrets)}
+    holes: list[list[int]] = [[] for _ in secrets]
+    buffer: bytearray | None = None
+    for match in pattern.finditer(data):
+        if buffer is None:
+            buffer = bytearray(data)
+        start, end = match.span()
+        holes[number[match.group()]].append(start)
+        buffer[start:end] = bytes((_FILLER,)) * (end - start)
+    if buffer is None:
+        return data, []
+    return bytes(buffer), holes
+
+
+def restore_secrets(data: bytes, secrets: Sequence[bytes], holes: object) -> bytes | None:
+    """``mask_secrets`` undone, or None when the holes do not fit *data* and *secrets*."""
+    if not holes:
+        return data
+    if not isinstance(holes, list) or len(holes) > len(secrets):
+        return None
+    buffer = bytearray(data)
+    for secret, offsets in zip(secrets, holes, strict=False):
+        if not isinstance(offsets, list):
+            return None
+        filler = bytes((_FILLER,)) * len(secret)
+        for offset in offsets:
+            if not isinstance(offset, int) or buffer[offset:offset + len(secret)] != filler:
+                return None
+            buffer[offset:offset + len(secret)] = secret
+    return bytes(buffer)
+
+
+def mask_url(url: str, secrets: Sequence[bytes]) -> str:
+    """*url* as its stored entries name it: its secrets overwritten with ``*``."""
+    if not secrets:
+        return url
+    masked, _holes = mask_secrets(url.encode("utf-8", "surrogateescape"), secrets)
+    return masked.decode("utf-8", "surrogateescape")
+
+
 class PageCache:
     """Index pages stored under ``<cache>/http-v1/``, keyed by URL."""
 
@@ -126,10 +212,15 @@ class PageCache:
                 )
         except OSError:
             return None
+        secrets = url_secrets(url)
         try:
             header = json.loads(header_line)
+            if data is not None:
+                data = restore_secrets(data, secrets, header.get("holes"))
+                if data is None:
+                    return None
             page = CachedPage(
-                url=header["url"],
+                url=url,
                 status=int(header["status"]),
                 content_type=str(header["content_type"]),
                 body=data,
@@ -142,7 +233,9 @@ class PageCache:
                 body_sha256=header.get("sha256") or None,
             )
             intact = (
-                header_line.endswith(b"\n") and int(header["size"]) == size and page.url == url
+                header_line.endswith(b"\n")
+                and int(header["size"]) == size
+                and header["url"] == mask_url(url, secrets)
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -150,9 +243,11 @@ class PageCache:
 
     def store(self, page: CachedPage) -> None:
         if page.body is None:
-            raise ValueError(f"cannot store the page of {page.url} without its body")
+            raise ValueError("cannot store a page without its body")
+        secrets = url_secrets(page.url)
+        body, holes = mask_secrets(page.body, secrets)
         header = {
-            "url": page.url,
+            "url": mask_url(page.url, secrets),
             "status": page.status,
             "content_type": page.content_type,
             "fetched_at": page.fetched_at,
@@ -161,9 +256,11 @@ class PageCache:
             "max_age": page.cache_control.max_age,
             "no_cache": page.cache_control.no_cache,
             "size": len(page.body),
-            "sha256": page.digest(),
+            "sha256": page.digest(),  # of the real body, which keys what is derived from it
         }
-        write_bytes(self.path_for(page.url), json.dumps(header).encode() + b"\n" + page.body)
+        if holes:
+            header["holes"] = holes
+        write_bytes(self.path_for(page.url), json.dumps(header).encode() + b"\n" + body)
 
     def derived_path(self, url: str, kind: str) -> Path:
         return self.path_for(url).with_suffix(f".{kind}")
@@ -180,11 +277,12 @@ class PageCache:
                 data = handle.read()
         except OSError:
             return None
+        secrets = url_secrets(url)
         try:
             header = json.loads(header_line)
             intact = (
                 header_line.endswith(b"\n")
-                and header["url"] == url
+                and header["url"] == mask_url(url, secrets)
                 and header["kind"] == kind
                 and header["page_sha256"] == page_sha256
                 and int(header["size"]) == len(data)
@@ -192,15 +290,19 @@ class PageCache:
             )
         except (ValueError, KeyError, TypeError):
             return None
-        return data if intact else None
+        return restore_secrets(data, secrets, header.get("holes")) if intact else None
 
     def store_derived(self, url: str, kind: str, page_sha256: str, data: bytes) -> None:
         """Store *data* derived from the page of *url* with body hash *page_sha256*."""
-        header = {
-            "url": url,
+        secrets = url_secrets(url)
+        data, holes = mask_secrets(data, secrets)
+        header: dict[str, object] = {
+            "url": mask_url(url, secrets),
             "kind": kind,
             "page_sha256": page_sha256,
             "size": len(data),
             "crc32": zlib.crc32(data),
         }
+        if holes:
+            header["holes"] = holes
         write_bytes(self.derived_path(url, kind), json.dumps(header).encode() + b"\n" + data)

@@ -1,4 +1,4 @@
-"""Secrets: a token in an index URL's path never reaches output or a cache file name."""
+"""Secrets: a token in an index URL never reaches output, a cache file name or a cache file."""
 
 from __future__ import annotations
 
@@ -148,3 +148,101 @@ def test_a_path_token_never_lands_in_the_lock_and_sync_still_downloads(
     code, out = run(root, "sync", "api")
     assert code == 0, out
     assert list((root / "services/api/.venv/lib").glob("python3.*/site-packages/attrs"))
+
+
+def _cache_files_holding(cache: Path, secret: str) -> list[str]:
+    """Every file under *cache* whose name or bytes hold *secret*, as `grep -r` finds them."""
+    hits = []
+    for dirpath, _dirnames, filenames in os.walk(cache):
+        for name in filenames:
+            path = Path(dirpath, name)
+            if secret.encode() in path.read_bytes() or secret in str(path):
+                hits.append(str(path.relative_to(cache)))
+    return hits
+
+
+def test_no_page_cache_file_holds_a_path_token_and_a_warm_lock_still_hits(
+    make_workspace: MakeWorkspace, token_index: IndexServer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token_index.add_wheel("attrs", "23.1.0")
+    root = make_workspace({"services/api": pyproject("api", ["attrs"])},
+                          manifest=index_manifest(token_index))
+    code, out = run(root, "lock")
+    assert code == 0, out
+    cache = tmp_path / "cache"
+    pages = list((cache / "http-v1").rglob("*.page"))
+    listings = list((cache / "http-v1").rglob("*.files-v3"))
+    assert pages and listings, list((cache / "http-v1").rglob("*"))
+    assert _cache_files_holding(cache, TOKEN) == []
+    assert b"*" * len(TOKEN) in b"".join(p.read_bytes() for p in pages + listings)  # masked
+    # A second lock from scratch is served by the cache: no page is asked for again,
+    # and the pages and listings come back with the real URLs.
+    (root / "services/api/pylock.toml").unlink()
+    token_index.reset()
+
+    def parse_body(*args: object) -> None:
+        raise AssertionError("the listing derived from the page was not used")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("orchestrator.index.client.IndexClient._parse_body", parse_body)
+        code, out = run(root, "lock")
+    assert code == 0, out
+    assert token_index.count() == 0, token_index.counts()
+    code, out = run(root, "sync", "api")
+    assert code == 0, out
+    assert token_index.count(f"/{TOKEN}/files/attrs-24.2.0-py3-none-any.whl") == 1
+    assert list((root / "services/api/.venv/lib").glob("python3.*/site-packages/attrs"))
+    assert _cache_files_holding(cache, TOKEN) == []
+
+
+def test_no_cache_file_holds_the_index_password(
+    make_workspace: MakeWorkspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "Xy7-horse-battery-staple"
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    # (workspace.yaml refuses credentials in a URL; they come from the environment)
+    monkeypatch.setenv("ORCHESTRATOR_INDEX_LOCAL_USERNAME", "bob")
+    monkeypatch.setenv("ORCHESTRATOR_INDEX_LOCAL_PASSWORD", password)
+    with IndexServer(tmp_path / "index", auth=("bob", password)) as server:
+        server.add_wheel("attrs", "24.2.0")
+        root = make_workspace({"services/api": pyproject("api", ["attrs"])},
+                              manifest=index_manifest(server))
+        code, out = run(root, "lock")
+        assert code == 0, out
+        code, out = run(root, "sync", "api")
+        assert code == 0, out
+    assert _cache_files_holding(tmp_path / "cache", password) == []
+
+
+def test_page_cache_masks_url_secrets_in_bodies_and_derived_data_and_restores_them(
+    tmp_path: Path,
+) -> None:
+    import marshal
+
+    from orchestrator.httpcache import CachedPage, PageCache, url_secrets
+
+    url = f"https://bob:hunter2-long@host/{TOKEN}/simple/attrs/?api_key=k3y-value-1234"
+    assert b"bob" not in url_secrets(url)  # too short to look for
+    assert {TOKEN.encode(), b"hunter2-long", b"k3y-value-1234"} <= set(url_secrets(url))
+    body = f'{{"files": [{{"url": "https://host/{TOKEN}/files/a.whl"}}]}}'.encode()
+    cache = PageCache(tmp_path)
+    cache.store(CachedPage(url, 200, "application/json", body, 1.0, etag="e"))
+    derived = marshal.dumps((f"https://host/{TOKEN}/files/a.whl", TOKEN, 3))
+    cache.store_derived(url, "listing", "abc", derived)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert TOKEN.encode() not in data and b"hunter2-long" not in data, path
+            assert b"k3y-value-1234" not in data, path
+    page = cache.load(url)
+    assert page is not None and page.body == body and page.url == url
+    assert cache.load(url, body=False) is not None
+    assert cache.load_derived(url, "listing", "abc") == derived
+    # another token is another entry, never this one's body with the new token in it
+    other = url.replace(TOKEN, TOKEN[:-1] + "Z")
+    assert cache.load(other) is None and cache.load_derived(other, "listing", "abc") is None
+    # a stored entry whose masked bytes were changed is a miss, not a wrong restore
+    entry = cache.path_for(url)
+    entry.write_bytes(entry.read_bytes().replace(b"*" * len(TOKEN), b"x" * len(TOKEN), 1))
+    assert cache.load(url) is None
