@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from orchestrator.atomic import write_bytes
-from orchestrator.index.auth import secret_prefix
 
 PAGES_BUCKET = "http-v1"
 
@@ -119,6 +118,8 @@ def url_secrets(url: str) -> tuple[bytes, ...]:
     key names a secret (``token``, ``api_key``, ``sig``…) or that looks like a
     token itself; both as written and percent-decoded.
     """
+    from orchestrator.index.auth import secret_prefix  # orchestrator.index imports this module
+
     parts = urlsplit(url)
     found: list[str] = []
     for value in (parts.username, parts.password):

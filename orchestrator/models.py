@@ -37,6 +37,20 @@ class IndexSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpTimeouts:
+    """workspace.yaml's ``http.timeout``: seconds per request (None: the default).
+
+    *connect* to open a connection, *read* for the first byte and each one
+    after, *total* for everything a request does, retries included.
+    ``ORCHESTRATOR_HTTP_TIMEOUT`` wins over *total*.
+    """
+
+    connect: float | None = None
+    read: float | None = None
+    total: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ImageSpec:
     """The `image:` section of workspace.yaml."""
 
@@ -161,6 +175,7 @@ class Workspace:
     audit: AuditSpec = field(default_factory=lambda: AuditSpec())
     license: LicensePolicy = field(default_factory=lambda: LicensePolicy())
     policy: PolicySpec = field(default_factory=lambda: PolicySpec())
+    http_timeout: HttpTimeouts = HttpTimeouts()  # `http.timeout`
     warnings: tuple[LoadWarning, ...] = ()  # what loading accepted but the user should know
 
     @property

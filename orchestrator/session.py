@@ -175,11 +175,15 @@ class Session:
     def index(self) -> IndexClient:
         """The index client for the workspace's indexes and the members' source pins."""
         from orchestrator.index import IndexClient
+        from orchestrator.index.transport import Deadlines
 
         ws = self.workspace
+        timeout = ws.http_timeout
+        deadlines = Deadlines.configured(timeout.connect, timeout.read, timeout.total,
+                                         ws.manifest.name)
         return IndexClient(ws.indexes, self.cache_dir, sources=source_pins(ws.members),
                            refresh=self._refresh, offline=self._offline,
-                           sdist_metadata=self._sdist_metadata)
+                           sdist_metadata=self._sdist_metadata, deadlines=deadlines)
 
     @_made_once
     def cache(self) -> WheelCache:

@@ -25,6 +25,7 @@ from orchestrator.errors import WorkspaceError
 from orchestrator.models import (
     AuditIgnore,
     AuditSpec,
+    HttpTimeouts,
     ImageSpec,
     IndexSpec,
     LicensePolicy,
@@ -163,7 +164,7 @@ class _Loader(_Reporter):
     def load(self) -> Inspection:
         data = self._read_yaml()
         allowed = {"version", "name", "python", "platforms", "indexes", "members", "exclude",
-                   "image", "cache", "publish", "audit", "license", "policy"}
+                   "image", "cache", "publish", "audit", "license", "policy", "http"}
         for where, hint in _unknown_keys(data, allowed, ""):
             self.fail(where, "unknown key", hint)
         if "version" not in data:
@@ -182,6 +183,7 @@ class _Loader(_Reporter):
         audit = self._audit(data.get("audit"))
         license_policy = self._license(data.get("license"))
         policy = self._policy(data.get("policy"))
+        http_timeout = self._http(data.get("http"))
         globs = self._str_list(data, "members", required=True)
         exclude = self._str_list(data, "exclude", required=False)
         index_names = {index.name for index in indexes}
@@ -193,7 +195,7 @@ class _Loader(_Reporter):
             platforms=platforms, indexes=indexes, members=tuple(members), image=image,
             cache_dir=cache_dir, cache_remote=cache_remote, warnings=tuple(warnings),
             publish=publish,
-            audit=audit, license=license_policy, policy=policy,
+            audit=audit, license=license_policy, policy=policy, http_timeout=http_timeout,
         )
         return Inspection(workspace, tuple(self.problems), frozenset(broken))
 
@@ -316,6 +318,31 @@ class _Loader(_Reporter):
                 self.fail(f"{path}.name", f"index name {name!r} is used twice")
             indexes.append(IndexSpec(name, url.rstrip("/")))
         return tuple(indexes)
+
+    def _http(self, value: object) -> HttpTimeouts:
+        """``http: {timeout: {connect: 10, read: 30, total: 120}}``, seconds, each optional."""
+        if value is None:
+            return HttpTimeouts()
+        if not isinstance(value, dict):
+            self.expect("http", "a mapping with timeout", _describe(value))
+        for where, hint in _unknown_keys(value, {"timeout"}, "http"):
+            self.fail(where, "unknown key", hint)
+        timeout = value.get("timeout", {})
+        if not isinstance(timeout, dict):
+            self.expect("http.timeout", "a mapping with connect, read and total (seconds)",
+                        _describe(timeout))
+        for where, hint in _unknown_keys(timeout, {"connect", "read", "total"}, "http.timeout"):
+            self.fail(where, "unknown key", hint)
+        seconds: dict[str, float | None] = {}
+        for key in ("connect", "read", "total"):
+            raw = timeout.get(key)
+            ok = isinstance(raw, (int, float)) and not isinstance(raw, bool) and 0 < raw < 86400
+            if raw is not None and not ok:
+                self.expect(f"http.timeout.{key}", "a number of seconds greater than 0 "
+                            "(and less than a day)", _describe(raw),
+                            "e.g. http: {timeout: {connect: 10, read: 30, total: 120}}")
+            seconds[key] = None if raw is None else float(raw)
+        return HttpTimeouts(**seconds)
 
     def _image(self, value: object, python: str) -> ImageSpec:
         if not isinstance(value, dict):

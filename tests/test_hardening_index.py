@@ -13,6 +13,8 @@ import pytest
 from orchestrator.errors import PackageIndexError
 from orchestrator.index import IndexClient, transport
 from orchestrator.models import IndexSpec
+from tests.conftest import MakeWorkspace, pyproject
+from tests.support.cli import run
 
 Behaviour = Callable[[socket.socket], None]
 
@@ -244,3 +246,82 @@ def test_metadata_over_the_limit_is_refused_naming_the_file(
         f"the METADATA of fat-1.0-py3-none-any.whl from index 'main' ({server.url}) is "
     )
     assert "bytes, over the 2048-byte limit; refusing to read it" in message
+
+
+def test_a_workspace_yaml_deadline_stops_a_slow_drip_index_and_is_named(
+    raw_server: Callable[[Behaviour], RawServer], make_workspace: MakeWorkspace,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_HTTP_TIMEOUT", raising=False)
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    server = raw_server(slow_drip)
+    manifest = (f"version: 1\nname: shop\nindexes:\n  - {{name: main, url: '{server.url}'}}\n"
+                "members: [services/*]\nhttp:\n  timeout: {connect: 1, total: 2}\n")
+    root = make_workspace({"services/api": pyproject("api", ["demo"])}, manifest=manifest)
+    started = time.monotonic()
+    code, out, err = run(root, "lock")
+    elapsed = time.monotonic() - started
+    assert code == 1, out + err
+    assert elapsed < 5
+    assert (f"did not answer {server.url}/demo/ within 2 s (http.timeout.total in "
+            "workspace.yaml): gave up after ") in err
+    assert "raise http.timeout.total in workspace.yaml" in err
+    assert "internal error" not in err
+    # the environment variable still wins
+    monkeypatch.setenv("ORCHESTRATOR_HTTP_TIMEOUT", "1")
+    code, out, err = run(root, "lock")
+    assert code == 1
+    assert "within 1 s (ORCHESTRATOR_HTTP_TIMEOUT)" in err
+
+
+def test_a_workspace_yaml_read_timeout_stops_a_silent_index_and_is_named(
+    raw_server: Callable[[Behaviour], RawServer], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_HTTP_TIMEOUT", raising=False)
+    monkeypatch.setenv("NETRC", "/nonexistent/netrc")
+    server = raw_server(silent)
+    deadlines = transport.Deadlines.configured(None, 1, 20)
+    started = time.monotonic()
+    with IndexClient([IndexSpec("main", server.url)], tmp_path / "cache",
+                     deadlines=deadlines) as client, \
+            pytest.raises(PackageIndexError) as caught:
+        client.files("demo")
+    assert time.monotonic() - started < 3
+    assert "within 1 s (read timeout, http.timeout.read in workspace.yaml)" in str(caught.value)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("{timeout: {total: 0}}", "http.timeout.total: expected a number of seconds greater than 0 "
+     "(and less than a day), got number 0"),
+    ("{timeout: {read: soon}}", "http.timeout.read: expected a number of seconds greater "
+     "than 0 (and less than a day), got string 'soon'"),
+    ("{timeout: {conect: 3}}", "http.timeout.conect: unknown key"),
+    ("{timeout: 30}", "http.timeout: expected a mapping with connect, read and total "
+     "(seconds), got number 30"),
+    ("{deadline: 3}", "http.deadline: unknown key"),
+])
+def test_a_bad_http_timeout_in_workspace_yaml_is_named(
+    value: str, shown: str, make_workspace: MakeWorkspace,
+) -> None:
+    manifest = f"version: 1\nname: shop\nmembers: [services/*]\nhttp: {value}\n"
+    root = make_workspace({"services/api": pyproject("api", [])}, manifest=manifest)
+    code, _out, err = run(root, "lock", "--check")
+    assert code == 1
+    assert f"workspace.yaml: {shown}" in err, err
+
+
+def test_http_timeouts_in_workspace_yaml_reach_the_index_client(
+    make_workspace: MakeWorkspace,
+) -> None:
+    from orchestrator.session import Session
+
+    manifest = ("version: 1\nname: shop\nmembers: [services/*]\n"
+                "http:\n  timeout: {connect: 3, read: 7.5, total: 60}\n")
+    root = make_workspace({"services/api": pyproject("api", [])}, manifest=manifest)
+    with Session(root) as session:
+        limits = session.index._deadlines
+    assert limits is not None
+    assert (limits.connect, limits.read, limits.total) == (3.0, 7.5, 60.0)
+    assert limits.describe() == "60 s (http.timeout.total in workspace.yaml)"

@@ -44,6 +44,7 @@ from orchestrator.index.remotezip import (
 )
 from orchestrator.index.transport import (
     RETRIES,
+    Deadlines,
     DownloadInterruptedError,
     content_range_start,
     content_range_total,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METADATA_BUCKET = "metadata-v1"
+HTTP_EXTRA_THREADS = 24  # requesting threads besides the pool's (resolver, prefetcher)
 SDIST_BUCKET = "sdists-v1"
 
 T = TypeVar("T")
@@ -78,6 +80,7 @@ class IndexClient:
     immutable, stays cached).  *offline* serves only from the caches.
     *sdist_metadata* turns a downloaded sdist into its core metadata (by
     building it); without it, sdist metadata raises PackageIndexError.
+    *deadlines* bound every request (workspace.yaml's ``http.timeout``).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class IndexClient:
         page_ttl: float = 600,
         max_workers: int = 16,
         sdist_metadata: Callable[[Path], CoreMetadata] | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
         if not indexes:
             raise PackageIndexError(
@@ -106,6 +110,7 @@ class IndexClient:
         self._offline = offline
         self._page_ttl = page_ttl
         self._sdist_metadata = sdist_metadata
+        self._deadlines = deadlines  # workspace.yaml's http.timeout; None: the defaults
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="index")
         self._inflight: dict[tuple[str, str], Future[Any]] = {}
         self._lock = threading.Lock()
@@ -130,7 +135,10 @@ class IndexClient:
     def _http(self) -> httpx.Client:
         with self._http_lock:
             if self._http_client is None:
-                self._http_client = make_http_client(self._max_workers)
+                # Sized for every thread that may wait on a request at once: this
+                # pool's, the resolver's and its prefetcher's (resolver/prefetch.py),
+                # so that none waits for a connection and every one is kept alive.
+                self._http_client = make_http_client(self._max_workers + HTTP_EXTRA_THREADS)
             return self._http_client
 
     def __enter__(self) -> IndexClient:
@@ -171,6 +179,29 @@ class IndexClient:
         with contextlib.suppress(OSError):
             return metadata_from_json(self._metadata_path(file).read_bytes())
         return None
+
+    def page_is_fresh(self, name: str) -> bool:
+        """Whether ``project(name)`` would be answered from the cache, without a request.
+
+        Reads only cached page headers. Offline, every page counts as fresh;
+        a name pinned to an index that is not configured too (``project``
+        reports that).
+        """
+        if self._offline:
+            return True
+        key = normalize(name)
+        try:
+            candidates = self._candidate_indexes(key)
+        except PackageIndexError:
+            return True
+        now = time.time()
+        for index in candidates:
+            cached = self._pages.load(f"{index.url}/{key}/", body=False)
+            if cached is None or self._refresh or not cached.is_fresh(self._page_ttl, now):
+                return False
+            if cached.status != 404:
+                return True
+        return True
 
     def prefetch_projects(self, names: Iterable[str]) -> None:
         """Start fetching these projects' pages in the background."""
@@ -587,7 +618,7 @@ class IndexClient:
 
     def _get(self, index: ResolvedIndex, url: str, headers: Mapping[str, str]) -> httpx.Response:
         """A streamed GET with retries (``get_with_retries``); the caller closes it."""
-        return get_with_retries(self._http, index, url, headers)
+        return get_with_retries(self._http, index, url, headers, self._deadlines)
 
 
 # ---------------------------------------------------------------------------

@@ -50,17 +50,39 @@ class Deadlines:
 
     *total* bounds everything a request does, its retries and its body
     included, so an index that drips one byte at a time or never answers
-    fails within it. ``ORCHESTRATOR_HTTP_TIMEOUT`` sets *total* (seconds).
+    fails within it. *read* bounds the wait for the first byte and for each
+    one after (None: only *total* does). workspace.yaml's ``http.timeout``
+    sets them (``configured``); ``ORCHESTRATOR_HTTP_TIMEOUT`` sets *total*
+    (seconds) over it. *origin* says where each came from, for messages.
     """
 
     total: float = 30.0
     connect: float = _CONNECT
+    read: float | None = None
+    origin: tuple[tuple[str, str], ...] = ()  # (field, where it was set), e.g. ("total", ...)
 
     @classmethod
-    def from_env(cls) -> Deadlines:
+    def configured(cls, connect: float | None, read: float | None, total: float | None,
+                   file: str = "workspace.yaml") -> Deadlines:
+        """The deadlines ``http.timeout`` in *file* sets (None: the default)."""
+        given = {"connect": connect, "read": read, "total": total}
+        full = cls().total if total is None else total
+        return cls(
+            total=full, connect=min(_CONNECT if connect is None else connect, full), read=read,
+            origin=tuple((key, f"http.timeout.{key} in {file}") for key, value in given.items()
+                         if value is not None),
+        )
+
+    def where(self, kind: str) -> str:
+        return dict(self.origin).get(kind, "the default")
+
+    @classmethod
+    def from_env(cls, base: Deadlines | None = None) -> Deadlines:
+        """*base* (default: the defaults) with ``ORCHESTRATOR_HTTP_TIMEOUT``, which wins."""
+        base = base if base is not None else cls()
         text = os.environ.get(TIMEOUT_ENV, "").strip()
         if not text:
-            return cls()
+            return base
         try:
             total = float(text)
         except ValueError:
@@ -70,10 +92,16 @@ class Deadlines:
                 f"{TIMEOUT_ENV}={text!r} is not a number of seconds",
                 hint=f"set {TIMEOUT_ENV} to a number such as 30, or unset it", key=TIMEOUT_ENV,
             )
-        return cls(total=total, connect=min(_CONNECT, total))
+        origin = (*(o for o in base.origin if o[0] != "total"), ("total", TIMEOUT_ENV))
+        return cls(total=total, connect=min(base.connect, total), read=base.read, origin=origin)
 
-    def describe(self) -> str:
-        return f"{self.total:g} s ({TIMEOUT_ENV})"
+    def describe(self, kind: str = "total") -> str:
+        """``2 s (http.timeout.total in workspace.yaml)``: the limit and where it was set."""
+        value = {"connect": self.connect, "read": self.read}.get(kind) or self.total
+        where = self.where(kind)
+        if kind != "total":
+            where = f"{kind} timeout, {where}"
+        return f"{value:g} s ({where})"
 
 
 TIMEOUT_ENV = "ORCHESTRATOR_HTTP_TIMEOUT"
@@ -81,7 +109,8 @@ _DEADLINE = "orchestrator.deadline"  # response.extensions key: (monotonic end, 
 
 
 def get_with_retries(
-    http: httpx.Client, index: ResolvedIndex, url: str, headers: Mapping[str, str]
+    http: httpx.Client, index: ResolvedIndex, url: str, headers: Mapping[str, str],
+    deadlines: Deadlines | None = None,
 ) -> httpx.Response:
     """A streamed GET with retries; the caller closes the response.
 
@@ -90,10 +119,11 @@ def get_with_retries(
     jittered exponential backoff, and only while the request's deadline
     allows; a server that goes silent mid-answer is not asked again. Read
     the body with ``read_body``/``iter_body``, which keep to the deadline.
+    *deadlines* are workspace.yaml's (``ORCHESTRATOR_HTTP_TIMEOUT`` still wins).
     """
     import httpx
 
-    limits = Deadlines.from_env()
+    limits = Deadlines.from_env(deadlines)
     started = time.monotonic()
     end = started + limits.total
     sent = dict(headers)
@@ -101,7 +131,9 @@ def get_with_retries(
         sent["Authorization"] = basic_auth(*index.auth)
     for attempt in range(RETRIES + 1):
         remaining = end - time.monotonic()
-        timeout = httpx.Timeout(max(remaining, 0.01), connect=min(limits.connect, remaining))
+        read = remaining if limits.read is None else min(limits.read, remaining)
+        timeout = httpx.Timeout(max(remaining, 0.01), connect=min(limits.connect, remaining),
+                                read=max(read, 0.01))
         request = http.build_request("GET", url, headers=sent, timeout=timeout)
         try:
             response = http.send(request, stream=True)
@@ -109,7 +141,8 @@ def get_with_retries(
             if isinstance(exc, httpx.ConnectTimeout) and _may_retry(attempt, end):
                 sleep_before_retry(attempt, None)
                 continue
-            raise timeout_error(index, url, limits, started, attempt + 1) from None
+            raise timeout_error(index, url, limits, started, attempt + 1,
+                                _which(exc, limits, end)) from None
         except httpx.TransportError as exc:
             if not _may_retry(attempt, end):
                 raise unreachable_error(index, url, exc, attempt + 1, started) from None
@@ -123,6 +156,16 @@ def get_with_retries(
         response.extensions[_DEADLINE] = (end, limits, started, attempt + 1)
         return response
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _which(exc: Exception, limits: Deadlines, end: float) -> str:
+    """The deadline that *exc* (an httpx timeout) ran into: connect, read or total."""
+    if end - time.monotonic() <= 0.05:
+        return "total"
+    name = type(exc).__name__
+    if name == "ConnectTimeout":
+        return "connect"
+    return "read" if name == "ReadTimeout" and limits.read is not None else "total"
 
 
 def _may_retry(attempt: int, end: float) -> bool:
@@ -144,8 +187,9 @@ def iter_body(index: ResolvedIndex, response: httpx.Response) -> Iterator[bytes]
             if time.monotonic() > end:
                 raise timeout_error(index, url, limits, started, attempts)
             yield chunk
-    except httpx.TimeoutException:
-        raise timeout_error(index, url, limits, started, attempts) from None
+    except httpx.TimeoutException as exc:
+        raise timeout_error(index, url, limits, started, attempts,
+                            _which(exc, limits, end)) from None
     except httpx.TransportError as exc:
         raise DownloadInterruptedError(exc) from exc
 
@@ -243,13 +287,18 @@ def unreachable_error(
 
 
 def timeout_error(
-    index: ResolvedIndex, url: str, limits: Deadlines, started: float, attempts: int
+    index: ResolvedIndex, url: str, limits: Deadlines, started: float, attempts: int,
+    kind: str = "total",
 ) -> PackageIndexError:
+    where = limits.where(kind)
+    raise_it = where if where != "the default" else (
+        TIMEOUT_ENV if kind == "total" else f"http.timeout.{kind} in workspace.yaml"
+    )
     return PackageIndexError(
         f"index {index.describe()} did not answer {redact_url(url)} within "
-        f"{limits.describe()}: gave up after {time.monotonic() - started:.1f} s "
+        f"{limits.describe(kind)}: gave up after {time.monotonic() - started:.1f} s "
         f"and {attempts} attempt{'s' if attempts > 1 else ''}",
-        hint=f"the index is slow or stuck; try again later, raise {TIMEOUT_ENV}, "
+        hint=f"the index is slow or stuck; try again later, raise {raise_it}, "
         "or use --offline to work from the cache",
         index=index.name,
     )
