@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -222,3 +223,72 @@ def test_bad_layouts_exit_1_with_one_message(make_workspace: MakeWorkspace, memb
     code, _summary, err = run("-w", str(root), "check")
     assert (code, err) == (1, f"error: {root}/{expected}")
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written
+
+
+# -- lazy command registration --------------------------------------------------
+
+CLI_MODULES = ("adopt", "plan", "locking", "edit", "env", "images", "publish", "governance",
+               "ci")
+
+
+def test_the_lazy_registry_names_every_command_of_every_module() -> None:
+    import importlib
+
+    from orchestrator.cli import COMMANDS
+
+    defined: dict[str, str] = {}
+    for module in CLI_MODULES:
+        loaded = importlib.import_module(f"orchestrator.cli.{module}")
+        for command in loaded.COMMANDS:
+            attribute = next(k for k, v in vars(loaded).items() if v is command)
+            assert command.name is not None
+            defined[command.name] = f"orchestrator.cli.{module}:{attribute}"
+    assert defined == COMMANDS
+
+
+def test_lock_check_imports_no_other_command_module(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom orchestrator.cli import main\n"
+        "try:\n    main(['lock', '--check'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED=' + ','.join(sorted(m for m in sys.modules "
+        "if m.startswith('orchestrator.cli.'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "LOADED=orchestrator.cli.app,orchestrator.cli.locking"
+
+
+def test_help_lists_every_command_and_each_command_has_its_help() -> None:
+    from orchestrator.cli import COMMANDS
+
+    code, out, _ = run("--help")
+    assert code == 0
+    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines() if line]
+    assert listed == sorted(COMMANDS)
+    for name in COMMANDS:
+        code, out, err = run(name, "--help")
+        assert code == 0, err
+        assert out.startswith(f"Usage: cli {name} "), out  # (CliRunner names it cli)
+    code, out, _ = run("cache", "--help")
+    assert "prune" in out
+
+
+def test_an_unknown_command_suggests_a_lazy_one() -> None:
+    code, _out, err = run("lok")
+    assert code == 2
+    assert "No such command 'lok'." in err
+    if "Did you mean" in err:  # click >= 8.4 suggests
+        assert "Did you mean 'lock'?" in err
+
+
+def test_shell_completion_sees_every_command() -> None:
+    env = {**os.environ, "_ORCHESTRATOR_COMPLETE": "bash_complete",
+           "COMP_WORDS": "orchestrator s", "COMP_CWORD": "1"}
+    proc = subprocess.run([sys.executable, "-c", "from orchestrator.cli import main; main()"],
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.stdout.split() == ["plain,sbom", "plain,show", "plain,sync"], proc
+    env["COMP_WORDS"] = "orchestrator lock --ch"
+    env["COMP_CWORD"] = "2"
+    proc = subprocess.run([sys.executable, "-c", "from orchestrator.cli import main; main()"],
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.stdout.split() == ["plain,--check"], proc

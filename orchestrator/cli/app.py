@@ -12,6 +12,7 @@ import json
 import sys
 import threading
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -138,6 +139,48 @@ class OrchestratorGroup(click.Group):
             app = ctx.find_object(App)
             if app is not None:
                 app.close()
+
+
+class LazyGroup(OrchestratorGroup):
+    """A group that imports a command's module only when the command is asked for.
+
+    *lazy* maps each command name to ``"module:attribute"``. Running one
+    command imports its module alone; ``--help`` (which lists every command
+    with its short help), shell completion of command names and the
+    "did you mean" of an unknown command see every name without importing
+    anything until a command itself is needed.
+    """
+
+    def __init__(self, *args: object, lazy: Mapping[str, str] | None = None,
+                 **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            import importlib
+
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            # click >= 8.4 suggests close names from the loaded commands: from all of them
+            no_such = getattr(click.exceptions, "NoSuchCommand", None)
+            if no_such is None or not isinstance(exc, no_such):
+                raise
+            raise no_such(exc.command_name, possibilities=self.list_commands(ctx),
+                          ctx=ctx) from None
 
 
 def fail(exc: OrchestratorError, *, verbose: bool) -> NoReturn:
