@@ -58,7 +58,8 @@ if TYPE_CHECKING:
 
     from orchestrator.adopt.locks import ForeignLockReader
     from orchestrator.resolver import Resolution, UsedRequirement
-    from orchestrator.resolver.catalog import PackageFinder
+    from orchestrator.resolver.catalog import Catalog, PackageFinder
+    from orchestrator.resolver.prefetch import Prefetcher
 
 LOCK_VERSION = "1.0"
 # Bump when the fingerprint recipe or the lock layout changes, so old locks read as stale.
@@ -819,17 +820,24 @@ def lock_members(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    by_name = {m.name: m for m in workspace.members}
+    # Before anything else (the resolver's imports included): one burst of
+    # requests for the page of every member's direct dependencies.
+    cold = _fetch_pages_ahead(finder, members, by_name)
+
     from orchestrator.adopt.locks import ForeignLockReader
     from orchestrator.resolver import Catalog, resolve
 
-    by_name = {m.name: m for m in workspace.members}
     # One catalog for all members: they share most projects, and grouping a
     # big project's files into releases is worth doing once per run.
     catalog = Catalog(finder)
     foreign = ForeignLockReader(workspace.root)
+    known: dict[str, _Previous] = {}
+    prefetcher = _start_prefetcher(workspace, members, by_name, catalog, known,
+                                   lambda m: _previous_pins(m, foreign, upgrade)) if cold else None
 
     def one(member: Member) -> tuple[Member, Pylock, _Previous, int, tuple[MovedPin, ...]]:
-        previous = _previous_pins(member, foreign, upgrade)
+        previous = known.get(member.name) or _previous_pins(member, foreign, upgrade)
         resolution = resolve(member, by_name, workspace.targets, finder,
                              preferred=previous.pins, upgrade=upgrade, catalog=catalog)
         if progress:
@@ -838,8 +846,12 @@ def lock_members(
         return member, build_pylock(workspace, member, resolution.packages), previous, kept, moved
 
     # Threads overlap one member's network waits with another's resolution.
-    with ThreadPoolExecutor(max_workers=max(1, min(4, len(members)))) as pool:
-        resolved = list(pool.map(one, members))
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(members)))) as pool:
+            resolved = list(pool.map(one, members))
+    finally:
+        if prefetcher is not None:
+            prefetcher.close()
     results = []
     for member, lock, previous, kept, moved in resolved:
         written = write_lock(member, lock)
@@ -847,6 +859,61 @@ def lock_members(
                                   len(lock.packages), previous.source, kept, moved,
                                   previous.warnings))
     return results
+
+
+_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+
+
+def _fetch_pages_ahead(finder: PackageFinder, members: Sequence[Member],
+                       by_name: Mapping[str, Member]) -> bool:
+    """Start fetching the pages of the members' direct dependencies that the cache lacks.
+
+    Returns whether there were any: a run that must go to the index anyway
+    also walks the dependency graph ahead of the resolver (``_start_prefetcher``);
+    one served from the cache does not, since that walk would only repeat the
+    resolver's work. Finders that cannot tell (test doubles) get neither.
+    """
+    fresh = getattr(finder, "page_is_fresh", None)
+    prefetch = getattr(finder, "prefetch_projects", None)
+    if fresh is None or prefetch is None:
+        return False
+    names: dict[str, None] = {}
+    for member in members:
+        for text in _requirement_texts(member):
+            match = _NAME.match(text)
+            if match is not None and normalize(match.group(1)) not in by_name:
+                names[normalize(match.group(1))] = None
+    missing = [name for name in names if not fresh(name)]
+    prefetch(missing)
+    return bool(missing)
+
+
+def _requirement_texts(member: Member) -> list[str]:
+    texts = [*member.dependencies]
+    texts += [t for group in member.groups.values() for t in group]
+    texts += [t for extra in member.optional.values() for t in extra]
+    return texts
+
+
+def _start_prefetcher(workspace: Workspace, members: Sequence[Member],
+                      by_name: Mapping[str, Member], catalog: Catalog,
+                      known: dict[str, _Previous],
+                      previous: Callable[[Member], _Previous]) -> Prefetcher:
+    """Walk every member's likely dependency graph ahead of the resolver (resolver/prefetch.py).
+
+    Fills *known* with each member's previous pins, which the walk prefers
+    as the resolver will.
+    """
+    from orchestrator.resolver.environment import TargetEnvironment
+    from orchestrator.resolver.prefetch import Prefetcher
+
+    prefetcher = Prefetcher(catalog, by_name)
+    envs = [TargetEnvironment.for_target(t) for t in workspace.targets]
+    for member in members:
+        known[member.name] = found = previous(member)
+        for env in envs:
+            prefetcher.member(member, env, found.pins)
+    return prefetcher
 
 
 def _previous_pins(member: Member, foreign: ForeignLockReader,

@@ -94,11 +94,23 @@ def test_targets_marker_names_python_only_when_targets_differ_in_it() -> None:
     assert targets_marker(four, four) is None
 
 
-def test_prefetches_the_first_candidates_of_each_project() -> None:
+def test_prefetches_the_first_candidate_of_each_project() -> None:
     finder = MemoryFinder({"lib": {f"1.{i}": {} for i in range(10)}})
     resolve(member("lib"), {}, [AMD64], finder)
-    assert finder.prefetched[:4] == [f"lib-1.{i}-py3-none-any.whl" for i in (9, 8, 7, 6)]
+    assert finder.prefetched == ["lib-1.9-py3-none-any.whl"]
     assert finder.metadata_calls == ["lib-1.9-py3-none-any.whl"]
+
+
+def test_prefetches_more_candidates_of_a_project_it_backtracks_on() -> None:
+    # lib 1.9 needs a release of base that does not exist: resolvelib drops it
+    # and asks for lib again, now excluding 1.9; then the next few are prefetched.
+    projects: dict[str, dict[str, dict[str, Any]]] = {
+        "lib": {f"1.{i}": {} for i in range(9)}, "base": {"1.0": {}}}
+    projects["lib"]["1.9"] = {"dependencies": ["base>=2"]}
+    finder = MemoryFinder(projects)
+    assert versions(resolve(member("lib"), {}, [AMD64], finder))["lib"] == "1.8"
+    lib = [name for name in finder.prefetched if name.startswith("lib-")]
+    assert lib == [f"lib-1.{i}-py3-none-any.whl" for i in (9, 8, 7, 6, 5)]
 
 
 def test_upgrade_true_ignores_every_preference() -> None:
@@ -256,8 +268,8 @@ def test_one_catalog_lists_each_project_once_for_every_member() -> None:
 def test_only_the_releases_looked_at_are_read() -> None:
     finder = GroupedMemoryFinder({"big": {f"1.{i}": {} for i in range(50)}})
     assert versions(resolve(member("big"), {}, [AMD64], finder)) == {"big": "1.49"}
-    # the chosen release, plus the few whose metadata is prefetched
-    assert finder.groups_read == ["1.49", "1.48", "1.47", "1.46"]
+    # the chosen release only: its metadata is the only one prefetched
+    assert finder.groups_read == ["1.49"]
 
 
 def test_equal_versions_spelled_differently_are_one_release() -> None:

@@ -53,7 +53,13 @@ from orchestrator.resolver.origin import Origin
 
 PYTHON = "<python>"  # identifier of the target interpreter
 INVALID = "<invalid-metadata>"  # identifier nothing satisfies
-PREFETCH_DEPTH = 4  # candidates per identifier whose metadata is prefetched
+# Candidates per identifier whose metadata is prefetched: the first one (which
+# resolvelib pins unless it conflicts), and a few more at a time once it goes
+# past it or backtracks on the identifier. Prefetching more everywhere costs a
+# cold lock more than it saves: every wasted ranged read competes with the
+# ones the resolver waits for.
+PREFETCH_DEPTH = 1
+BACKTRACK_PREFETCH_DEPTH = 4
 _EXACT_OPERATORS = frozenset({"==", "==="})
 _UPPER_OPERATORS = frozenset({"<", "<=", "==", "===", "~="})
 
@@ -229,14 +235,19 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
             return self._member_matches(self.members[name], extra, wanted, excluded)
         # A factory: resolvelib reads (and tees) it only as far as it needs,
         # usually to the first candidate, so old releases are never looked at.
-        return lambda: self._prefetching(self.candidates(name, extra, wanted, excluded))
+        depth = BACKTRACK_PREFETCH_DEPTH if excluded else PREFETCH_DEPTH
+        return lambda: self._prefetching(self.candidates(name, extra, wanted, excluded), depth)
 
-    def _prefetching(self, found: Iterator[Candidate]) -> Iterator[Candidate]:
-        """*found*, after prefetching the metadata of its first few candidates."""
-        first = list(islice(found, PREFETCH_DEPTH))
-        self.catalog.prefetch([c.file for c in first if c.file is not None])
-        yield from first
-        yield from found
+    def _prefetching(self, found: Iterator[Candidate], depth: int) -> Iterator[Candidate]:
+        """*found*, prefetching the metadata of its first *depth* candidates, then in batches.
+
+        Past the first batch, resolvelib is trying one candidate after another
+        (the earlier ones failed), so the next few are fetched together.
+        """
+        while batch := list(islice(found, depth)):
+            self.catalog.prefetch([c.file for c in batch if c.file is not None])
+            yield from batch
+            depth = BACKTRACK_PREFETCH_DEPTH
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
         if candidate.version is None:
@@ -378,21 +389,7 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
 
     def installable_file(self, release: Release, allow_yanked: bool) -> DistFile | None:
         """The file this target would install from *release*: best wheel, else the sdist."""
-        best: tuple[int, DistFile] | None = None
-        sdist: DistFile | None = None
-        for entry in release.files:
-            file = entry.file
-            if (file.yanked is not None and not allow_yanked) or not self.env.allows_python(
-                file.requires_python
-            ):
-                continue
-            if not entry.is_wheel:
-                sdist = sdist or file
-                continue
-            rank = self.env.best_rank(entry.tags)
-            if rank is not None and (best is None or rank < best[0]):
-                best = (rank, file)
-        return best[1] if best is not None else sdist
+        return installable_file(self.env, release, allow_yanked)
 
     def _prereleases_allowed(self, name: str, wanted: Sequence[Requirement]) -> bool:
         return name in self.allow_prerelease or any(r.specifier.prereleases for r in wanted)
@@ -446,6 +443,27 @@ class Provider(AbstractProvider[Requirement, Candidate, str]):
         assert candidate.file is not None, candidate
         metadata = self.catalog.metadata(candidate.file)
         return metadata.requires_dist, metadata.requires_python
+
+
+def installable_file(
+    env: TargetEnvironment, release: Release, allow_yanked: bool
+) -> DistFile | None:
+    """The file *env* would install from *release*: its best wheel, else the sdist."""
+    best: tuple[int, DistFile] | None = None
+    sdist: DistFile | None = None
+    for entry in release.files:
+        file = entry.file
+        if (file.yanked is not None and not allow_yanked) or not env.allows_python(
+            file.requires_python
+        ):
+            continue
+        if not entry.is_wheel:
+            sdist = sdist or file
+            continue
+        rank = env.best_rank(entry.tags)
+        if rank is not None and (best is None or rank < best[0]):
+            best = (rank, file)
+    return best[1] if best is not None else sdist
 
 
 def optional_dependencies(member: Member, extra: str) -> tuple[str, ...]:
