@@ -48,17 +48,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -181,6 +177,8 @@ def _noop_progress(event: FetchEvent) -> None:
 
 
 def file_sha256(path: Path) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -192,6 +190,8 @@ class _HashingWriter:
     """A write-only file object that hashes what passes through it."""
 
     def __init__(self, out: BinaryIO) -> None:
+        import hashlib
+
         self.out = out
         self.digest = hashlib.sha256()
         self.size = 0
@@ -319,6 +319,8 @@ class WheelCache:
         return bool(data == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
 
     def _write_marker(self, entry: Path, filename: str) -> None:
+        import tempfile
+
         stat = (entry / filename).stat()
         data = json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
         fd, tmp = tempfile.mkstemp(dir=entry, prefix=".tmp-")
@@ -328,6 +330,8 @@ class WheelCache:
 
     def _discard(self, entry: Path) -> None:
         """Remove an entry by renaming it away first, so no reader sees it half-deleted."""
+        import shutil
+
         trash = entry.with_name(f".trash-{entry.name}-{os.getpid()}-{threading.get_ident()}")
         try:
             entry.rename(trash)
@@ -361,6 +365,8 @@ class WheelCache:
         return path
 
     def _download(self, file: DistFile, downloader: Downloader) -> Path:
+        import tempfile
+
         bucket = self._bucket(WHEELS)
         fd, tmp_name = tempfile.mkstemp(dir=bucket, prefix=".tmp-")
         tmp = Path(tmp_name)
@@ -404,6 +410,9 @@ class WheelCache:
             return self._add(path, filename)
 
     def _add(self, path: Path, filename: str | None) -> tuple[Path, str]:
+        import shutil
+        import tempfile
+
         bucket = self._bucket(WHEELS)
         fd, tmp_name = tempfile.mkstemp(dir=bucket, prefix=".tmp-")
         tmp = Path(tmp_name)
@@ -428,6 +437,8 @@ class WheelCache:
 
         Files sharing a sha256 are downloaded once.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         unique = list(dict.fromkeys(files))
         batch = _Batch(len(unique), progress)
         results: dict[DistFile, Path] = {}
@@ -508,6 +519,9 @@ class WheelCache:
             os.close(fd)  # releases the lock
 
     def _unpack(self, wheel_path: Path, entry: Path, unpack: Unpacker) -> Path:
+        import shutil
+        import tempfile
+
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self._bucket(UNPACKED), prefix=".tmp-"))
         try:
@@ -579,6 +593,8 @@ class WheelCache:
 
     def clean(self) -> PruneReport:
         """Remove every bucket: wheels, unpacked trees, builds, index pages, metadata."""
+        import shutil
+
         before = self.info()
         for name in self.buckets():
             bucket = self.root / name
@@ -639,6 +655,8 @@ class WheelCache:
                     yield entry, prefix.name + entry.name
 
     def _remove_stale_temps(self) -> None:
+        import shutil
+
         cutoff = time.time() - _STALE_TEMP_SECONDS
         for name in BUCKETS:
             base = self.root / name
@@ -687,6 +705,8 @@ def _dedupe_by_hash(files: Iterable[DistFile]) -> list[DistFile]:
 
 def _remove_temps(bucket: Path) -> None:
     """Remove the temporary files and directories at the top of *bucket*."""
+    import shutil
+
     with contextlib.suppress(OSError), os.scandir(bucket) as entries:
         for entry in entries:
             if entry.name.startswith((".tmp-", ".trash-")):

@@ -425,15 +425,27 @@ def _clone(source: str, dest: str) -> bool:
     return True
 
 
-def _make_dirs(directories: Iterable[str]) -> None:
-    """Create each directory once; sorted, so parents come before their children."""
-    for directory in sorted(set(directories)):
+def _make_dirs(directories: Iterable[str], known: set[str], stop: str) -> None:
+    """Create each of *directories* and their missing ancestors, each once.
+
+    *known* holds directories that exist (added to as they are made), so
+    installs sharing it never make one twice; ancestors are climbed up to
+    one in *known* or to *stop*, the scheme's prefix. Sorted, so parents
+    come before their children: no mkdir fails for a missing parent.
+    """
+    todo: set[str] = set()
+    for directory in directories:
+        while directory not in known and directory not in todo and len(directory) > len(stop):
+            todo.add(directory)
+            directory = os.path.dirname(directory)
+    for directory in sorted(todo):
         try:
             os.mkdir(directory)
         except FileExistsError:
             pass
-        except FileNotFoundError:  # its parent is not in the set (headers/<dist>, say)
+        except FileNotFoundError:  # its parent went (or was never under *stop*)
             os.makedirs(directory, exist_ok=True)
+        known.add(directory)
 
 
 def _write_new(path: str, data: bytes, *, executable: bool = False) -> None:
@@ -535,15 +547,28 @@ class _Install:
 
 
 def install_unpacked(
-    unpacked: Path, scheme: Scheme, options: InstallOptions, *, origin: Mapping[str, str]
+    unpacked: Path,
+    scheme: Scheme,
+    options: InstallOptions,
+    *,
+    origin: Mapping[str, str],
+    manifest: WheelManifest | None = None,
+    made_dirs: set[str] | None = None,
 ) -> InstalledDist:
     """Install the wheel unpacked at *unpacked* into *scheme*; returns its dist.
 
     *origin* is stored in the dist-info (``orchestrator.json``) so a later sync
-    can tell whether the same wheel is installed.
+    can tell whether the same wheel is installed. Without *manifest*, the
+    tree's is loaded and every file checked against it (``check_entry``);
+    a caller passing *manifest* has done that check itself (``venv`` does it
+    once per tree and command). *made_dirs*: directories known to exist,
+    shared by the installs into one scheme (added to as directories are made).
     """
-    manifest = load_manifest(unpacked)
-    bad = check_entry(unpacked, manifest)
+    if manifest is None:
+        manifest = load_manifest(unpacked)
+        bad = check_entry(unpacked, manifest)
+    else:
+        bad = []
     if bad:
         raise TamperedEntryError(
             f"{unpacked}: {bad[0]} changed since it was unpacked ({len(bad)} file(s))",
@@ -574,7 +599,7 @@ def install_unpacked(
     writes += _entry_point_writes(manifest.entry_points, scheme, python, manifest.name)
     writes += _dist_info_writes(dist_info, options, origin)
     _apply(_Install(dist_info, links, rows, writes), scheme, options.link, manifest.dist_info,
-           options.reflink)
+           options.reflink, made_dirs)
     return InstalledDist(
         normalize(manifest.name),
         manifest.version,
@@ -599,7 +624,8 @@ def _dist_info_writes(
     return [(os.path.join(dist_info, name), data, False) for name, data in files.items()]
 
 
-def _apply(job: _Install, scheme: Scheme, link: bool, what: str, reflink: bool = False) -> None:
+def _apply(job: _Install, scheme: Scheme, link: bool, what: str, reflink: bool = False,
+           made_dirs: set[str] | None = None) -> None:
     """Put *job* in place under the PENDING protocol (see the module docstring)."""
     root, name = os.path.split(job.dist_info)
     dests = [dest for _, dest in job.links] + [dest for dest, _, _ in job.writes]
@@ -615,7 +641,9 @@ def _apply(job: _Install, scheme: Scheme, link: bool, what: str, reflink: bool =
         os.unlink(os.path.join(job.dist_info, "RECORD"))  # a leftover: not complete any more
     _write_new(pending, format_record(rows).encode())
     # The dist-info was just made, and so was its parent: no mkdir needed for either.
-    _make_dirs({os.path.dirname(dest) for dest in dests} - {job.dist_info, root})
+    known = made_dirs if made_dirs is not None else set()
+    known.update((job.dist_info, root))
+    _make_dirs({os.path.dirname(dest) for dest in dests}, known, os.path.normpath(scheme.prefix))
     for source, dest in job.links:
         link = _place(source, dest, link, reflink)
     for dest, data, executable in job.writes:

@@ -192,13 +192,17 @@ def sync_member(
     wanted_python = python or workspace.python
     key = _plan_key(session, member, groups, python, only_groups, extras)
     if (path / "pyvenv.cfg").exists():
+        # The no-op check reads venv.py's records only: no VenvInfo, no installer import
+        record = _venv_record(path) if key is not None else None
+        if (record is not None and key is not None
+                and (python is not None or record["version"].startswith(workspace.python + "."))
+                and (names := _unchanged(path, record, key)) is not None):
+            release_venv_lock(path)
+            return SyncReport(unchanged=names, fast_path=True)
         info = load_venv(path)
         if python is None and not info.version.startswith(workspace.python + "."):
             # the workspace moved to another Python
             info = create_venv(path, wanted_python, cache_dir=session.cache.root)
-        elif key is not None and (names := _unchanged(info, key)) is not None:
-            release_venv_lock(path)
-            return SyncReport(unchanged=names, fast_path=True)
     else:
         info = create_venv(path, wanted_python, cache_dir=session.cache.root)
     major_minor = ".".join(info.version.split(".")[:2])
@@ -254,28 +258,44 @@ def _plan_key(session: Session, member: Member, groups: Sequence[str], python: s
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _venv_stamp(info: VenvInfo) -> list[list[int] | None]:
+def _venv_record(path: Path) -> dict[str, str] | None:
+    """venv.py's record of the venv's layout (``venv.json``), None if unreadable."""
+    import json
+
+    from orchestrator.venv import STATE_DIR
+
+    try:
+        data = json.loads((path / STATE_DIR / "venv.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    keys = ("version", "purelib", "platlib", "scripts")
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in keys):
+        return None
+    return {k: data[k] for k in keys}
+
+
+def _venv_stamp(path: Path, dirs: Sequence[str | Path]) -> list[list[int] | None]:
     """venv.py's state record, its interpreter record and the dirs installs change."""
     from orchestrator.venv import STATE_DIR
 
-    record = info.path / STATE_DIR
-    dirs = (info.scheme.purelib, info.scheme.platlib, info.scheme.scripts)
+    record = path / STATE_DIR
     return [_stat(record / "sync-state.json"), _stat(record / "venv.json"),
-            *(_stat(d) for d in dirs)]
+            *(_stat(Path(d)) for d in dirs)]
 
 
-def _unchanged(info: VenvInfo, key: str) -> tuple[str, ...] | None:
+def _unchanged(path: Path, venv: dict[str, str], key: str) -> tuple[str, ...] | None:
     """The installed names when the last sync recorded *key* and the venv is untouched."""
     import json
 
     from orchestrator.venv import STATE_DIR
 
     try:
-        data = json.loads((info.path / STATE_DIR / _PLAN_RECORD).read_text("utf-8"))
+        data = json.loads((path / STATE_DIR / _PLAN_RECORD).read_text("utf-8"))
     except (OSError, ValueError):
         return None
+    stamp = _venv_stamp(path, (venv["purelib"], venv["platlib"], venv["scripts"]))
     if (not isinstance(data, dict) or data.get("key") != key
-            or data.get("venv") != _venv_stamp(info) or data["venv"][0] is None):
+            or data.get("venv") != stamp or stamp[0] is None):
         return None
     names = data.get("names")
     return tuple(str(n) for n in names) if isinstance(names, list) else None
@@ -287,7 +307,8 @@ def _record_plan(info: VenvInfo, key: str, names: tuple[str, ...]) -> None:
     from orchestrator.atomic import write_text
     from orchestrator.venv import STATE_DIR
 
-    stamp = _venv_stamp(info)
+    scheme = info.scheme
+    stamp = _venv_stamp(info.path, (scheme.purelib, scheme.platlib, scheme.scripts))
     if stamp[0] is None:  # no state record: the next sync must inspect the venv anyway
         return
     # Written after the state record it stats, so it can only vouch for that record.

@@ -31,36 +31,26 @@ import json
 import os
 import re
 import shlex
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestrator import __version__, atomic
-from orchestrator.cache import WheelCache
 from orchestrator.errors import VenvError
-from orchestrator.installer import (
-    InstalledDist,
-    InstallOptions,
-    Scheme,
-    TamperedEntryError,
-    changed_files,
-    check_entry,
-    install_editable,
-    install_unpacked,
-    installed_dists,
-    load_manifest,
-    uninstall_dist,
-    unpack,
-)
 from orchestrator.models import Member
 from orchestrator.names import normalize
+
+if TYPE_CHECKING:
+    from orchestrator.cache import WheelCache
+    from orchestrator.installer import InstalledDist, Scheme, WheelManifest
+
+# orchestrator.cache and orchestrator.installer (with csv, zipfile on demand and their
+# dataclasses) are imported where used: a no-op sync reads two JSON records and
+# needs neither.
 
 __all__ = [
     "InstalledDist",
@@ -77,6 +67,16 @@ __all__ = [
     "sync_venv",
     "uninstall",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # InstalledDist is re-exported (it is in __all__) without importing the installer up front
+    if name == "InstalledDist":
+        from orchestrator.installer import InstalledDist
+
+        return InstalledDist
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 STATE_DIR = ".orchestrator"
 _INTERPRETERS = "interpreters-v1"  # bucket in the cache dir: what each interpreter said
@@ -270,6 +270,8 @@ def find_python(python: str | Path) -> Path:
             f"{text!r} is neither a Python version (like 3.11) nor an interpreter path",
             hint="pass --python 3.11 or --python /usr/bin/python3.11",
         )
+    import shutil
+
     for name in names:
         found = shutil.which(name)
         if found:
@@ -289,6 +291,8 @@ def create_venv(path: Path, python: str | Path, *, cache_dir: Path | None = None
     none), never half of one. With *cache_dir*, what the interpreter says about
     itself is kept there (``interpreters-v1/``) for the next run.
     """
+    import shutil
+
     interpreter = find_python(python)
     path = Path(os.path.abspath(path))
     if path.exists() and not (path / "pyvenv.cfg").exists() and any(path.iterdir()):
@@ -364,6 +368,9 @@ def _activate_script(venv: Path) -> str:
 
 def _swap_in(new: Path, path: Path) -> None:
     """Rename *new* to *path*, moving an existing venv there aside first."""
+    import shutil
+    import tempfile
+
     old = None
     if path.exists():
         old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
@@ -375,6 +382,8 @@ def _swap_in(new: Path, path: Path) -> None:
 
 def _remove_leftovers(path: Path) -> None:
     """Delete temp dirs a killed create_venv left beside *path* (an hour old, so not live)."""
+    import shutil
+
     cutoff = time.time() - 3600
     prefixes = (f".{path.name}.tmp-", f".{path.name}.old-")
     with contextlib.suppress(OSError), os.scandir(path.parent) as entries:
@@ -445,6 +454,8 @@ def _ask_interpreter(interpreter: Path) -> dict[str, Any]:
 
 def _run_query(python: Path, code: str, problem: str, hint: str) -> dict[str, Any]:
     """Run *code* (which prints one JSON object) in isolated mode under *python*."""
+    import subprocess
+
     proc = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True,
                           check=False)
     if proc.returncode != 0:
@@ -482,6 +493,8 @@ def _query_and_store(path: Path) -> VenvInfo:
 
 
 def _venv_info(path: Path, data: Mapping[str, str]) -> VenvInfo:
+    from orchestrator.installer import Scheme
+
     prefix = Path(data["prefix"])
     major_minor = ".".join(data["version"].split(".")[:2])
     scheme = Scheme(
@@ -501,6 +514,8 @@ def _venv_info(path: Path, data: Mapping[str, str]) -> VenvInfo:
 
 def installed(venv: Path | VenvInfo) -> dict[str, InstalledDist]:
     """Distributions in the venv by normalized name (check ``complete`` for broken ones)."""
+    from orchestrator.installer import installed_dists
+
     info = venv if isinstance(venv, VenvInfo) else load_venv(venv)
     found = installed_dists(info.scheme.purelib)
     if info.scheme.platlib != info.scheme.purelib:
@@ -510,6 +525,8 @@ def installed(venv: Path | VenvInfo) -> dict[str, InstalledDist]:
 
 def uninstall(venv: Path | VenvInfo, name: str) -> list[Path]:
     """Remove *name* from the venv; returns the removed files."""
+    from orchestrator.installer import uninstall_dist
+
     info = venv if isinstance(venv, VenvInfo) else load_venv(venv)
     _invalidate_state(info)
     dist = installed(info).get(normalize(name))
@@ -522,13 +539,25 @@ def uninstall(venv: Path | VenvInfo, name: str) -> list[Path]:
 
 
 def install(
-    venv: VenvInfo, wanted: WantedDist, cache: WheelCache, *, link: bool = True
+    venv: VenvInfo,
+    wanted: WantedDist,
+    cache: WheelCache,
+    *,
+    link: bool = True,
+    made_dirs: set[str] | None = None,
 ) -> InstalledDist:
     """Install one distribution (the caller removes any older version first).
 
     Files are hard-linked from the cache's unpacked tree unless *link* is
-    False or the cache's ``link_mode`` says ``copy`` or ``reflink``.
+    False or the cache's ``link_mode`` says ``copy`` or ``reflink``. The tree
+    is checked (every file's size and mtime, or its hash under ``--verify``)
+    the first time *cache* hands it out; later installs from the same cache
+    object (the other venvs of one command) link from the checked tree.
+    *made_dirs*: directories known to exist in the venv, shared by the
+    installs of one sync so none is made twice.
     """
+    from orchestrator.installer import InstallOptions, install_editable, install_unpacked
+
     options = InstallOptions(str(venv.python), link and cache.link_mode == "hardlink",
                              wanted.direct_url, requested=True,
                              reflink=cache.link_mode == "reflink")
@@ -544,19 +573,49 @@ def install(
             origin={"fingerprint": wanted.fingerprint()},
         )
     assert wanted.wheel is not None and wanted.sha256 is not None  # by __post_init__
-    unpacked = cache.unpacked(wanted.wheel, wanted.sha256, unpack)
+    unpacked, manifest = _checked_tree(cache, wanted.wheel, wanted.sha256)
     origin = {"sha256": wanted.sha256.lower(), "fingerprint": wanted.fingerprint()}
-    if cache.rehash and check_entry(unpacked, load_manifest(unpacked), rehash=True):
-        cache.discard_unpacked(wanted.sha256)
-        unpacked = cache.unpacked(wanted.wheel, wanted.sha256, unpack)
-    try:
-        return install_unpacked(unpacked, venv.scheme, options, origin=origin)
-    except TamperedEntryError:
-        # Edited in the cache (through some venv's hard link, say): the wheel was
-        # hash-checked when fetched, so unpack it afresh and install from that.
-        cache.discard_unpacked(wanted.sha256)
-        unpacked = cache.unpacked(wanted.wheel, wanted.sha256, unpack)
-        return install_unpacked(unpacked, venv.scheme, options, origin=origin)
+    return install_unpacked(unpacked, venv.scheme, options, origin=origin, manifest=manifest,
+                            made_dirs=made_dirs)
+
+
+# Unpacked trees a cache object has checked, with their manifests: one pass over the
+# cache per command, however many venvs link from a tree. Keyed by the cache object
+# (one per Session, so per command): the next command checks every tree again.
+_CHECKED: weakref.WeakKeyDictionary[WheelCache, dict[str, WheelManifest]] = (
+    weakref.WeakKeyDictionary())
+_CHECKED_GUARD = threading.Lock()
+
+
+def _checked_tree(cache: WheelCache, wheel: Path, sha256: str) -> tuple[Path, WheelManifest]:
+    """The unpacked tree of *wheel* and its manifest, every file as it was unpacked.
+
+    A tree whose files changed since (edited through some venv's hard link,
+    say) is discarded and unpacked afresh from the wheel, which was
+    hash-checked when fetched.
+    """
+    from orchestrator.installer import TamperedEntryError, check_entry, load_manifest, unpack
+
+    with _CHECKED_GUARD:
+        trees = _CHECKED.setdefault(cache, {})
+    unpacked = cache.unpacked(wheel, sha256, unpack)
+    manifest = trees.get(str(unpacked))
+    if manifest is not None:
+        return unpacked, manifest
+    manifest = load_manifest(unpacked)
+    if check_entry(unpacked, manifest, rehash=cache.rehash):
+        cache.discard_unpacked(sha256)
+        unpacked = cache.unpacked(wheel, sha256, unpack)
+        manifest = load_manifest(unpacked)
+        bad = check_entry(unpacked, manifest)
+        if bad:  # changed again at once: something keeps editing the cache
+            raise TamperedEntryError(
+                f"{unpacked}: {bad[0]} changed since it was unpacked ({len(bad)} file(s))",
+                hint="stop whatever edits files in the cache, then run sync --verify",
+                file=unpacked / bad[0],
+            )
+    trees[str(unpacked)] = manifest
+    return unpacked, manifest
 
 
 # -- one process at a time per venv ----------------------------------------------
@@ -631,14 +690,18 @@ def sync_venv(
     cache: WheelCache,
     *,
     exact: bool = True,
-    jobs: int = 4,
+    jobs: int | None = None,
     link: bool = True,
 ) -> SyncReport:
     """Make the venv hold exactly *wanted*: install, upgrade, repair and remove.
 
     Removals finish before installs start (a file may move between dists);
-    both run in *jobs* threads, since distinct dists write distinct files.
+    both run in *jobs* threads, since distinct dists write distinct files
+    (default: one per core, at most 4; the work is mostly the kernel's making
+    directories and links, and more threads than cores only contend for it).
     """
+    if jobs is None:
+        jobs = min(4, os.cpu_count() or 1)
     hold_venv_lock(venv_path, cache.root)
     try:
         return _sync_venv(venv_path, wanted, cache, exact=exact, jobs=jobs, link=link)
@@ -677,10 +740,15 @@ def _sync_venv(
         return SyncReport(unchanged=tuple(sorted(by_name)), fast_path=True)
     _invalidate_state(info)
 
+    from orchestrator.installer import uninstall_dist
+
     plan = _plan(_verified(installed(info)) if cache.rehash else installed(info), by_name, exact)
+    # Directories every install may need and the venv has: made once, shared by the threads
+    scheme = info.scheme
+    made = {os.path.normpath(p) for p in (scheme.purelib, scheme.platlib, scheme.scripts)}
 
     def put(w: WantedDist) -> InstalledDist:
-        return install(info, w, cache, link=link)
+        return install(info, w, cache, link=link, made_dirs=made)
 
     _parallel(
         jobs,
@@ -699,6 +767,8 @@ def _sync_venv(
 
 def _verified(current: Mapping[str, InstalledDist]) -> dict[str, InstalledDist]:
     """*current*, with every dist whose files changed since install marked for repair."""
+    from orchestrator.installer import changed_files
+
     return {
         name: dataclasses.replace(dist, complete=False)
         if dist.complete and dist.editable is None and changed_files(dist) else dist
@@ -719,6 +789,8 @@ def verify_cache(cache: WheelCache) -> CacheVerifyReport:
     Lives here, not in cache.py, because only this stage knows both the
     store and the installer's manifest of an unpacked tree.
     """
+    from orchestrator.installer import check_entry, load_manifest
+
     wheels, bad = cache.verify_wheels()
     trees = 0
     discarded = list(bad)
@@ -787,6 +859,8 @@ def _parallel(jobs: int, items: Sequence[_T], work: Callable[[_T], _R]) -> list[
         return []
     if jobs <= 1 or len(items) == 1:
         return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(work, items))  # re-raises the first failure
 

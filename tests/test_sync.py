@@ -67,8 +67,8 @@ def test_resync_is_a_noop_then_follows_lock_changes(locked_shop: Path) -> None:
 
 def test_noop_sync_reads_no_lock_and_imports_no_installer(locked_shop: Path) -> None:
     assert run(locked_shop, "sync", "api")[0] == 0
-    # (orchestrator.venv itself still imports the cache and the installer at module level)
-    heavy = ("packaging.pylock", "orchestrator.index", "httpx", "orchestrator.resolver")
+    heavy = ("packaging.pylock", "orchestrator.index", "httpx", "orchestrator.resolver",
+             "orchestrator.installer")
     code = ("import sys\nfrom orchestrator.cli import main\n"
             f"try:\n    main(['-w', {str(locked_shop)!r}, 'sync', 'api'])\n"
             "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
