@@ -106,7 +106,13 @@ def image_target(workspace: Workspace, platform: str) -> Target:
 def runtime_members(workspace: Workspace, service: Member, target: Target) -> list[Member]:
     """The workspace libraries the service's main dependencies need on *target*."""
     lock = read_lock(service.lockfile)
-    names = [s.name for s in select(lock, [target], ()) if s.is_member]
+    entries = [p for p in lock.packages if p.directory is not None]
+    if all(p.marker is None for p in entries):
+        # No marker on any member: each is installed on every target, as select() would
+        # say; that skips the marker environment (and its imports) on the no-change path.
+        names = [str(p.name) for p in entries]
+    else:
+        names = [s.name for s in select(lock, [target], ()) if s.is_member]
     found = [workspace.find(n) for n in names]
     return sorted((m for m in found if m is not None), key=lambda m: m.name)
 

@@ -308,6 +308,35 @@ def test_multi_platform_index_is_pushed(workspace: Path, tmp_path: Path,
     assert (again["api"]["built"], again["api"]["digest"]) == (True, results["api"]["digest"])
 
 
+def test_an_image_the_registry_has_is_tagged_not_built(workspace: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = docker_infra.registry()
+    if registry is None:
+        pytest.skip(docker_infra.skip_reason("registry"))
+    text = (workspace / "workspace.yaml").read_text()
+    prefix = f"{registry}/oci-reuse-{os.getpid()}-{time.monotonic_ns()}"
+    (workspace / "workspace.yaml").write_text(text.replace("127.0.0.1:5000/t", prefix))
+    base = base_layout(tmp_path / "b")
+    first = build(workspace, tmp_path / "cache-a", monkeypatch, base, "web", "--push")
+    assert first["web"]["built"] is True and first["web"]["reused_from"] is None
+    # Another runner, nothing cached: the fingerprint tag is found, nothing is assembled.
+    other = build(workspace, tmp_path / "cache-b", monkeypatch, base, "web", "--push",
+                  "--tag", "extra")
+    assert other["web"]["built"] is False
+    assert str(other["web"]["reused_from"]).startswith(f"{prefix}/web:fp-")
+    assert other["web"]["digest"] == first["web"]["digest"]
+    assert not (tmp_path / "cache-b" / "oci-v1" / "layers").exists()
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{prefix.split('/', 1)[1]}/web/manifests/extra",
+        method="HEAD", headers={"Accept": MANIFEST})
+    with urllib.request.urlopen(request) as response:
+        assert response.headers["Docker-Content-Digest"] == first["web"]["digest"]
+    # --rebuild builds anyway, to the same digest
+    again = build(workspace, tmp_path / "cache-b", monkeypatch, base, "web", "--push",
+                  "--rebuild")
+    assert (again["web"]["built"], again["web"]["digest"]) == (True, first["web"]["digest"])
+
+
 def test_base_with_another_python_is_refused(workspace: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     base = base_layout(tmp_path / "b", python="3.12")

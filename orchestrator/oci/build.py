@@ -36,6 +36,7 @@ from orchestrator.image import (
     check_lock,
     command_for,
     fingerprint,
+    image_name,
     image_tags,
     image_target,
     labels_for,
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
     from orchestrator.session import Session
 
 STORE = "oci-v1"
-LAYER_RECIPE = 2  # bump when the bytes of a layer for the same inputs change
+LAYER_RECIPE = 3  # bump when the bytes of a layer for the same inputs change
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 BASE_NAME_LABEL = "org.opencontainers.image.base.name"
 MAX_LAYERS = 100  # the whole image's, base included
@@ -95,10 +96,12 @@ class OciResult:
     built: bool
     seconds: float
     pushed: Mapping[str, str] = field(default_factory=dict)
+    reused_from: str | None = None  # the registry's fingerprint tag re-tagged, nothing built
 
     def as_dict(self) -> dict[str, object]:
         return {"service": self.service, "digest": self.digest, "tags": list(self.tags),
                 "built": self.built, "seconds": round(self.seconds, 3),
+                "reused_from": self.reused_from,
                 "platforms": {i.platform: {
                     "manifest": i.manifest.digest, "layers_written": i.layers_written,
                     "layers": [{"holds": w, "digest": d, "size": s} for w, d, s in i.layers]}
@@ -152,6 +155,10 @@ def _cached_layer(store: BlobStore, key: str) -> Blob | None:
         return None
     blob = Blob(data["digest"], data["size"], data["diff_id"], data["media_type"])
     return blob if store.has(blob.digest) else None
+
+
+def _has_layer(store: BlobStore, key: str) -> bool:
+    return (store.root / "layers" / f"{key}.json").is_file()
 
 
 def write_layer(store: BlobStore, key: str, stage: Callable[[Path], None],
@@ -210,10 +217,37 @@ def _holds(layer: Layer) -> str:
 def _sbom_layer(session: Session, service: Member, target: Target, members: Sequence[Wheel],
                store: BlobStore, labels: dict[str, str],
                mtime: int) -> tuple[str, Blob, bool]:
-    """The CycloneDX SBOM at /opt/venv/sbom.cdx.json, as the engine path puts it there."""
+    """The CycloneDX SBOM at /opt/venv/sbom.cdx.json, as the engine path puts it there.
+
+    Its inputs are the lock, the members' versions and every member's pyproject.toml
+    (licenses): a code-only change finds the SBOM written before (``oci-v1/sboms/``)
+    without reading the locked wheels' metadata again.
+    """
+    from orchestrator import __version__
+
+    inputs = hashlib.sha256(json.dumps({
+        "recipe": LAYER_RECIPE, "orchestrator": __version__, "mtime": mtime,
+        "target": [target.python, target.platform],
+        "lock": hashlib.sha256(service.lockfile.read_bytes()).hexdigest(),
+        "versions": sorted((w.name, w.version) for w in members),
+        "pyprojects": sorted((m.name, hashlib.sha256(m.pyproject.read_bytes()).hexdigest())
+                             for m in session.workspace.members)},
+        sort_keys=True).encode()).hexdigest()
+    record = store.root / "sboms" / f"{inputs}.json"
+    try:
+        digest = str(json.loads(record.read_text())["digest"])
+    except (OSError, ValueError, KeyError):
+        digest = ""
+    key = hashlib.sha256(f"sbom\0{LAYER_RECIPE}\0{mtime}\0{digest}".encode()).hexdigest()
+    cached = _cached_layer(store, key) if digest else None
+    if cached is not None:
+        labels[SBOM_LABEL] = f"sha256:{digest}"
+        return (f"sbom: {VENV}/{SBOM_FILE}", cached, False)
     text = service_sbom(session, service, target, members)
     digest = hashlib.sha256(text.encode()).hexdigest()
     labels[SBOM_LABEL] = f"sha256:{digest}"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(record, json.dumps({"digest": digest}))
 
     def stage(root: Path) -> None:
         venv = root / VENV.lstrip("/")
@@ -278,22 +312,42 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
     # The venv and the SBOM are two layers more than the plan.
     plan = cap_layers(split_layers(deps, libs, own), MAX_LAYERS - len(base.layers) - 2)
     venv_key = _layer_key("venv", [], python, mtime)
-    blobs = [(f"venv at {VENV} for {python.path}",
-              *write_layer(store, venv_key, lambda root: stage_venv(root, python), mtime))]
+    jobs: list[tuple[str, str, Callable[[Path], None]]] = [
+        (f"venv at {VENV} for {python.path}", venv_key,
+         lambda root: stage_venv(root, python))]
     pyc = can_compile(python)
     if not pyc and note is not None:
         note(f"{service.name}: no bytecode in the image: this python is not {python.minor}")
     # Pycs depend on the compiling CPython's exact version: it is part of the key.
     pyc_key = sys.version.split()[0] if pyc else ""
+    sbom: tuple[str, Blob, bool] | None = None
     for layer in plan:
         if layer.name == "service":  # the SBOM sits below: a code-only change leaves it
-            blobs.append(_sbom_layer(session, service, target, [*libs, *own], store, labels,
-                                     mtime))
+            sbom = _sbom_layer(session, service, target, [*libs, *own], store, labels, mtime)
+            jobs.append((sbom[0], "", lambda root: None))
         key = _layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime,
                          pyc_key)
         stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache,
                                   compile_pyc=pyc)
-        blobs.append((_holds(layer), *write_layer(store, key, stage, mtime)))
+        jobs.append((_holds(layer), key, stage))
+
+    def one(job: tuple[str, str, Callable[[Path], None]]) -> tuple[str, Blob, bool]:
+        holds, key, stage = job
+        if not key:
+            assert sbom is not None
+            return sbom
+        return (holds, *write_layer(store, key, stage, mtime))
+
+    # Layers are written side by side: gzip (which releases the GIL) in one thread while
+    # another layer's bytecode compiles in subprocesses; the order stays the plan's.
+    workers = min(len(jobs), max(1, os.cpu_count() or 1))
+    if workers > 1 and sum(1 for _, key, _ in jobs if key and not _has_layer(store, key)) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            blobs = list(pool.map(one, jobs))
+    else:
+        blobs = [one(job) for job in jobs]
     for holds, blob, written in blobs:
         if written and note is not None:  # progress: what each new layer holds, its bytes
             note(f"{service.name}: {platform} layer {holds.split(':')[0]}: {blob.size} bytes")
@@ -353,6 +407,17 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
                       "created": created, "revision": revision.get("revision", ""),
                       "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0]})
     found = None if request.rebuild else _known(store, fp)
+    if found is None and request.push and not request.rebuild and request.layout is None \
+            and request.archive is None:
+        # Another runner pushed an image of the same inputs: tag it, build nothing.
+        from orchestrator.registry import reuse
+
+        remote = reuse(image_name(workspace, service), fp, tags)
+        if remote is not None:
+            if note is not None:
+                note(f"{service.name}: reused from {remote.source}")
+            return OciResult(service.name, remote.manifest.digest, tags, (), False,
+                             time.monotonic() - started, remote.pushed, remote.source)
     built = found is None
     if found is None:
         images = []
@@ -379,9 +444,15 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
     pushed: dict[str, str] = {}
     if request.push:
         from orchestrator.oci.registry import push
+        from orchestrator.registry import fingerprint_tag
 
-        for ref in tags:
-            pushed[ref] = push(store, top, ref, note=note)
+        repository = image_name(workspace, service)
+        for i, ref in enumerate(tags):
+            # The first push also tags the image by its inputs: the tag other runners look
+            # for before they build (orchestrator/registry.py).
+            also = (fingerprint_tag(fp),) if i == 0 and ref.startswith(f"{repository}:") \
+                else ()
+            pushed[ref] = push(store, top, ref, note=note, also=also)
     return OciResult(service.name, top.digest, tags, images_t, built,
                      time.monotonic() - started, pushed)
 

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 _CHUNK = 1024 * 1024
+SMALL_TREE = 64  # .py files below which one process compiles a layer's bytecode
+# zlib level 3: twice as fast as the default 6 on big wheels' trees, ~8% larger blobs.
+GZIP_LEVEL = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +117,17 @@ def compile_bytecode(root: Path, directory: Path) -> None:
     output free of whatever this one has interned, so the bytes are the same
     on every machine with the same CPython.
     """
+    import itertools
     import subprocess
 
+    # A pool of workers pays off for big trees; a small layer (a member wheel) is
+    # compiled by the one process, which starts in a fraction of the time.
     # A file that does not compile (a template, a py2 test) is left without a pyc, as pip
     # does: the exit status says only that some file failed.
+    many = sum(1 for _ in itertools.islice(directory.rglob("*.py"), SMALL_TREE)) >= SMALL_TREE
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+        [sys.executable, "-m", "compileall", "-q", "-j", "0" if many else "1",
+         "--invalidation-mode",
          "unchecked-hash", "-s", str(root), "-p", "/", str(directory)],
         capture_output=True, check=False)
 
@@ -182,7 +190,8 @@ class _Hashing(io.RawIOBase):
 def write_tar(root: Path, out: BinaryIO, *, mtime: int, compress: bool = True) -> Blob:
     """Write the tree at *root* to *out* as a deterministic (gzipped) tar."""
     stored = _Hashing(out)
-    gz = (gzip.GzipFile(filename="", mode="wb", fileobj=stored, mtime=0, compresslevel=6)
+    gz = (gzip.GzipFile(filename="", mode="wb", fileobj=stored, mtime=0,
+                        compresslevel=GZIP_LEVEL)
           if compress else None)
     plain = _Hashing(gz if gz is not None else out)  # type: ignore[arg-type]
     with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -289,8 +289,11 @@ def _manifest_put(client: Client, store: BlobStore, desc: Descriptor, ref: str) 
 
 
 def push(store: BlobStore, image: Descriptor, reference: str,
-         note: Callable[[str], None] | None = None) -> str:
-    """Push *image* (manifest or index) from *store* as *reference*; returns its digest."""
+         note: Callable[[str], None] | None = None, also: Sequence[str] = ()) -> str:
+    """Push *image* (manifest or index) from *store* as *reference*; returns its digest.
+
+    *also*: more tags of the same repository, given the same manifest.
+    """
     ref = parse_reference(reference)
     client = Client(ref)
     try:
@@ -317,6 +320,8 @@ def push(store: BlobStore, image: Descriptor, reference: str,
         for desc in documents[:-1]:
             _manifest_put(client, store, desc, desc.digest)
         _manifest_put(client, store, image, ref.tag or image.digest)
+        for tag in also:
+            _manifest_put(client, store, image, tag)
         if note is not None:
             note(f"pushed {reference}: {sent} bytes uploaded, {mounted} blobs mounted")
         return image.digest
