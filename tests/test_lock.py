@@ -535,3 +535,26 @@ def test_an_extra_that_names_a_member_is_followed(make_workspace: MakeWorkspace,
     (root / "libs/helpers/pyproject.toml").write_text(pyproject("helpers", ["attrs>=24"]))
     _, _, err = run(root, "lock", "--check", "web")
     assert err.startswith("web: stale: a workspace library it depends on changed")
+
+
+def test_a_cold_lock_fetches_each_page_once_and_a_warm_one_nothing(
+        shop: Path, index: IndexServer) -> None:
+    # A cold cache: the pages of the direct dependencies go out in one burst and
+    # the prefetcher walks the likely picks ahead of the resolver; neither may
+    # ask twice for a page or read the metadata of a release nobody picks.
+    index.add_wheel("attrs", "25.1.0", requires_dist=["idna>=3"])
+    assert run(shop, "lock")[0] == 0
+    cold = {p: p.read_bytes() for p in shop.rglob("pylock.toml")}
+    pages = {path: n for path, n in index.counts().items() if path.startswith("/simple/")}
+    assert pages == {f"/simple/{name}/": 1 for name in
+                     ("attrs", "httpx", "idna", "pytest", "pluggy")}
+    files = {path for path in index.counts() if path.startswith("/files/")}
+    assert not any(f"attrs-{v}" in path for path in files for v in ("23", "24"))  # 25 picked
+    # Warm, the locks deleted: everything is in the cache, nothing is fetched
+    # ahead, and the locks come out the same.
+    for path in cold:
+        path.unlink()
+    index.reset()
+    assert run(shop, "lock")[0] == 0
+    assert index.count() == 0
+    assert {p: p.read_bytes() for p in shop.rglob("pylock.toml")} == cold

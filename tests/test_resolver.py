@@ -342,3 +342,53 @@ def test_candidates_prerelease_and_pin_rules() -> None:
     assert found("a", pin="1.0,1.1") == ["1.0", "1.1"]
     assert found("a", pin="9.9,1.0") == ["1.0", "1.1"]
     assert found("a", pin="2.0b1,1.0", excluded=("1.0",)) == ["1.1"]
+
+
+def _walk(finder: MemoryFinder, app: Member, preferred: dict[str, list[str]] | None = None,
+          target: Target = AMD64) -> None:
+    from orchestrator.resolver.prefetch import Prefetcher
+
+    prefetcher = Prefetcher(Catalog(finder), {})
+    prefetcher.member(app, TargetEnvironment.for_target(target), preferred or {})
+    prefetcher.join()
+    prefetcher.close()
+
+
+def test_prefetcher_walks_the_likely_picks_graph() -> None:
+    finder = MemoryFinder({
+        "web": {"1.0": {}, "2.0": {"dependencies": [
+            "core>=1", "winonly; sys_platform == 'win32'", "fast[speed]"]}},
+        "core": {"1.0": {}, "1.5": {}, "2.0rc1": {}},
+        "fast": {"1.0": {"dependencies": ["turbo; extra == 'speed'"]}},
+        "turbo": {"1.0": {}},
+        "winonly": {"1.0": {}},
+    })
+    _walk(finder, member("web", groups={"test": ["tool"]}))
+    # newest final release that fits, its metadata, then its dependencies as they
+    # apply on the target (no win32-only one; the extra's requirement too)
+    assert sorted(finder.metadata_calls) == [
+        "core-1.5-py3-none-any.whl", "fast-1.0-py3-none-any.whl",
+        "turbo-1.0-py3-none-any.whl", "web-2.0-py3-none-any.whl"]
+    assert "winonly" not in finder.files_calls
+    assert "tool" in finder.files_calls  # a group's page too (the project is unknown)
+
+
+def test_prefetcher_prefers_the_previous_pins_and_never_builds_an_sdist() -> None:
+    finder = MemoryFinder({
+        "web": {"1.0": {"dependencies": ["native"]}, "2.0": {}},
+        "native": {"3.0": {"wheels": [], "sdist": True}},
+    })
+    _walk(finder, member("web"), preferred={"web": ["1.0"]})
+    assert finder.metadata_calls == ["web-1.0-py3-none-any.whl"]
+    assert finder.files_calls.count("native") == 1
+
+
+def test_prefetcher_drops_what_fails_and_changes_no_resolution() -> None:
+    projects: dict[str, dict[str, dict[str, Any]]] = {
+        "web": {"1.0": {"dependencies": ["missing", "ok"]}}, "ok": {"1.0": {}}}
+    finder = MemoryFinder(projects)
+    _walk(finder, member("web", "bad requirement ;;"))
+    assert sorted(finder.metadata_calls) == ["ok-1.0-py3-none-any.whl",
+                                             "web-1.0-py3-none-any.whl"]
+    with pytest.raises(ResolutionError):
+        resolve(member("web"), {}, [AMD64], MemoryFinder(projects))

@@ -62,6 +62,8 @@ class Prefetcher:
         self._members = members
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="prefetch")
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending = 0  # steps submitted and not finished
         self._seen: set[tuple[object, ...]] = set()
         self._stopped = False
 
@@ -76,10 +78,18 @@ class Prefetcher:
         texts += [t for extra in member.optional.values() for t in extra]
         self._start(texts, env, "", _versions(preferred))
 
+    def join(self) -> None:
+        """Wait until the walk has nothing left to do (tests; a lock run only closes)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
+
     def close(self) -> None:
         with self._lock:
             self._stopped = True
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._idle:  # the cancelled steps never ran
+            self._pending = 0
+            self._idle.notify_all()
 
     # -- the walk ------------------------------------------------------------------
 
@@ -102,8 +112,17 @@ class Prefetcher:
             if self._stopped or key in self._seen:
                 return
             self._seen.add(key)
-        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            self._pending += 1
+        try:
             self._pool.submit(self._visit, requirement, env, preferred)
+        except RuntimeError:  # closed meanwhile
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            if not self._pending:
+                self._idle.notify_all()
 
     def _visit(self, requirement: Requirement, env: TargetEnvironment,
                preferred: Mapping[str, Sequence[Version]]) -> None:
@@ -111,6 +130,8 @@ class Prefetcher:
             self._step(requirement, env, preferred)
         except (OrchestratorError, OSError, ValueError) as exc:
             log.debug("prefetch of %s stopped: %s", requirement.text, exc)
+        finally:
+            self._done()
 
     def _step(self, requirement: Requirement, env: TargetEnvironment,
               preferred: Mapping[str, Sequence[Version]]) -> None:
