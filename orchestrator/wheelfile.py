@@ -114,8 +114,9 @@ def check_archive_infos(
 
     Wheels carry no symlinks (the spec has no way to record one), so a
     symlink member is only ever an attempt to write through it. The sizes
-    checked are the ones the archive declares; ``_copy_bounded`` holds the
-    extraction to them, so a member lying about its size cannot get past.
+    checked are the ones the archive declares; ``extract`` holds every member
+    to its declared size and the limits to the bytes it actually decompresses,
+    so a directory lying about a size cannot get past.
     """
     limits = limits or ArchiveLimits.from_env()
     total = compressed = 0
@@ -151,18 +152,67 @@ def check_archive_infos(
         )
 
 
-def _copy_bounded(src: IO[bytes], out: IO[bytes], limit: int, name: str, archive: Path) -> None:
-    """Copy at most *limit* bytes: a member that decompresses past its declared size is refused."""
-    copied = 0
-    while chunk := src.read(1 << 20):
-        copied += len(chunk)
-        if copied > limit:
-            raise VenvError(
-                f"{archive.name}: {name} decompresses past the {limit} bytes the archive "
-                "declares; refusing to install it",
-                hint=_BAD_ARCHIVE, file=archive,
-            )
-        out.write(chunk)
+class _Budget:
+    """The limits of ``check_archive_infos`` held against the bytes actually decompressed.
+
+    The archive's directory may lie about a member's size: each member is read
+    to the end of its compressed data, whatever size it declares, one chunk at
+    a time, so a lie is seen (and refused) rather than cut short where the
+    directory says the member ends.
+    """
+
+    __slots__ = ("archive", "compressed", "limits", "total")
+
+    def __init__(self, archive: Path, limits: ArchiveLimits, compressed: int) -> None:
+        self.archive = archive
+        self.limits = limits
+        self.compressed = max(compressed, 1)  # read exactly: zipfile stops at compress_size
+        self.total = 0
+
+    def copy(self, src: IO[bytes], out: IO[bytes], info: zipfile.ZipInfo) -> None:
+        """Copy one member, refusing it once it passes its declared size or a limit."""
+        name, archive, limits = info.filename, self.archive, self.limits
+        copied = 0
+        while chunk := src.read(1 << 20):
+            copied += len(chunk)
+            self.total += len(chunk)
+            if self.total > limits.total_bytes:
+                raise VenvError(
+                    f"{archive.name}: {name} takes the archive past the {limits.total_bytes}-"
+                    "byte unpacking limit as it decompresses (its directory declares "
+                    f"{info.file_size} bytes for it); refusing to unpack it",
+                    hint="raise ORCHESTRATOR_UNPACK_MAX_BYTES if the file is genuine; "
+                    + _BAD_ARCHIVE, file=archive, key=name,
+                )
+            if self.total > 1 << 20 and self.total > limits.ratio * self.compressed:
+                raise VenvError(
+                    f"{archive.name}: {name} takes the archive past {limits.ratio}:1 as it "
+                    f"decompresses ({self.total} bytes from {self.compressed} compressed; its "
+                    f"directory declares {info.file_size} bytes for it), a zip bomb; refusing "
+                    "to unpack it",
+                    hint="raise ORCHESTRATOR_UNPACK_MAX_RATIO if the file is genuine; "
+                    + _BAD_ARCHIVE, file=archive, key=name,
+                )
+            if copied > info.file_size:
+                raise VenvError(
+                    f"{archive.name}: {name} decompresses past the {info.file_size} bytes "
+                    "the archive's directory declares for it; refusing to unpack it",
+                    hint=_BAD_ARCHIVE, file=archive, key=name,
+                )
+            out.write(chunk)
+
+    @staticmethod
+    def probe(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+        """*info* with a size zipfile never reaches, so ``copy`` sees where the data ends.
+
+        zipfile would stop at the declared size (and fail the CRC there); the
+        compressed size still bounds what is read, and ``copy`` what is kept.
+        """
+        import copy
+
+        unbounded = copy.copy(info)
+        unbounded.file_size = 1 << 62
+        return unbounded
 
 
 def extract(archive: Path, dest: Path, *, reserved: str | None = None) -> list[str]:
@@ -175,9 +225,11 @@ def extract(archive: Path, dest: Path, *, reserved: str | None = None) -> list[s
     paths, relative to *dest* with ``/`` separators.
     """
     import zipfile
+    import zlib
 
+    limits = ArchiveLimits.from_env()
     with zipfile.ZipFile(archive) as zf:
-        check_archive_infos(zf.infolist(), archive)
+        check_archive_infos(zf.infolist(), archive, limits)
         infos = [info for info in zf.infolist() if not info.is_dir()]
         paths = [check_archive_path(info.filename, archive) for info in infos]
         if reserved is not None and any(p.parts[0] == reserved for p in paths):
@@ -188,14 +240,21 @@ def extract(archive: Path, dest: Path, *, reserved: str | None = None) -> list[s
             )
         _check_no_clash(paths, archive)
         made: set[Path] = set()
+        budget = _Budget(archive, limits, sum(info.compress_size for info in infos))
         for info, rel in zip(infos, paths, strict=True):
             target = dest.joinpath(*rel.parts)
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
             # O_EXCL: a name listed twice is never written through
-            with zf.open(info) as src, open(target, "xb") as out:
-                _copy_bounded(src, out, info.file_size, info.filename, archive)
+            try:
+                with zf.open(budget.probe(info)) as src, open(target, "xb") as out:
+                    budget.copy(src, out, info)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+                raise VenvError(
+                    f"{archive.name}: {info.filename} is corrupt ({exc}); refusing to unpack it",
+                    hint=_BAD_ARCHIVE, file=archive, key=info.filename,
+                ) from exc
             # The wheel spec asks installers to keep the executable bit set in the archive.
             if (info.external_attr >> 16) & 0o111:
                 target.chmod(0o755)
