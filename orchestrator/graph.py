@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import GraphError
-from orchestrator.models import Member, Workspace
+from orchestrator.models import Member, Workspace, requirement_head
 from orchestrator.names import normalize
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ class Affected:
 @lru_cache(maxsize=4096)
 def requirement_name(requirement: str) -> str:
     """The normalized project name of a PEP 508 requirement string."""
+    head = requirement_head(requirement)  # without importing packaging, on a no-op's path
+    if head is not None:
+        return normalize(head[0])
     from packaging.requirements import Requirement
 
     return normalize(Requirement(requirement).name)

@@ -37,6 +37,7 @@ from orchestrator.models import (
     Member,
     Target,
     Workspace,
+    requirement_head,
 )
 from orchestrator.names import normalize
 
@@ -149,10 +150,13 @@ def fingerprint(workspace: Workspace, member: Member) -> Fingerprint:
 @lru_cache(maxsize=4096)
 def _requested(requirement: str) -> tuple[str, frozenset[str]]:
     """The normalized project name and extras a PEP 508 string asks for."""
-    from packaging.requirements import Requirement
+    head = requirement_head(requirement)  # without importing packaging, on a no-op's path
+    if head is None:
+        from packaging.requirements import Requirement
 
-    parsed = Requirement(requirement)
-    return normalize(parsed.name), frozenset(normalize(e) for e in parsed.extras)
+        parsed = Requirement(requirement)
+        head = parsed.name, frozenset(parsed.extras)
+    return normalize(head[0]), frozenset(normalize(e) for e in head[1])
 
 
 def _workspace_extras(member: Member, members: Mapping[str, Member]) -> dict[str, set[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -129,6 +130,34 @@ class Member:
         for group in self.groups.values():
             reqs.extend(group)
         return tuple(reqs)
+
+
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_REQUIREMENT_HEAD = re.compile(
+    rf"\s*({_NAME})\s*(?:\[([^\]]*)\])?\s*(?=[(<>=!~;@]|$)"
+)
+_EXTRA = re.compile(rf"\s*{_NAME}\s*")
+
+
+def requirement_head(requirement: str) -> tuple[str, frozenset[str]] | None:
+    """The name and extras of a PEP 508 string, as written, without `packaging`.
+
+    For the requirements the workspace loader validated (with packaging's
+    parser): importing packaging.requirements costs a no-op command more than
+    everything else it does. None when the string does not start the way
+    PEP 508 says (``name``, then ``[extras]``, then a specifier, ``@ URL``,
+    ``;`` markers or the end): ask packaging then.
+    """
+    match = _REQUIREMENT_HEAD.match(requirement)
+    if match is None:
+        return None
+    extras = match.group(2)
+    if extras is None or not extras.strip():
+        return match.group(1), frozenset()
+    items = extras.split(",")
+    if not all(_EXTRA.fullmatch(item) for item in items):
+        return None
+    return match.group(1), frozenset(item.strip() for item in items)
 
 
 def default_cache_dir() -> Path:

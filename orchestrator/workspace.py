@@ -9,15 +9,24 @@ problems are collected instead, all of them, and the member is left out:
 problem (what ``check`` lists), ``load_workspace`` raises the first one (what
 every other command refuses with). What loading accepts but a user should
 know (dependencies only Poetry sees) becomes ``Workspace.warnings``.
+
+A workspace that loaded without a problem is kept, parsed, in the user cache
+(``<cache>/workspaces-v1/``, see ``_LoadCache``): the next command whose
+inputs are unchanged (workspace.yaml and every member's pyproject.toml by
+their stat, the member globs by matching them again, this module's code)
+uses it instead of reading YAML and TOML and validating every requirement
+again; that is most of what a no-op command costs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-import tomllib
+import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -36,6 +45,7 @@ from orchestrator.models import (
     PublishSpec,
     RepositorySpec,
     Workspace,
+    default_cache_dir,
 )
 from orchestrator.names import normalize
 
@@ -44,10 +54,26 @@ KNOWN_PLATFORMS = ("linux/amd64", "linux/arm64")
 DEFAULT_INDEX = IndexSpec("pypi", "https://pypi.org/simple")
 INIT_FROM_POETRY = "`orchestrator init --from poetry`"
 
-_PYTHON = re.compile(r"^3\.(\d{1,2})$")
-_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-_INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_LICENSE = re.compile(r"^[A-Za-z0-9.+*?\[\]():_ -]*[A-Za-z0-9*?+)\]]$")  # ids, AND/OR/WITH, globs
+
+class _Pattern:
+    """A regex compiled when first used: a load served by ``_LoadCache`` uses none."""
+
+    __slots__ = ("_compiled", "_flags", "_pattern")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self._pattern, self._flags = pattern, flags
+        self._compiled: re.Pattern[str] | None = None
+
+    def match(self, text: str) -> re.Match[str] | None:
+        if self._compiled is None:
+            self._compiled = re.compile(self._pattern, self._flags)
+        return self._compiled.match(text)
+
+
+_PYTHON = _Pattern(r"^3\.(\d{1,2})$")
+_NAME = _Pattern(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_INDEX_NAME = _Pattern(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_LICENSE = _Pattern(r"^[A-Za-z0-9.+*?\[\]():_ -]*[A-Za-z0-9*?+)\]]$")  # ids, AND/OR/WITH, globs
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -99,7 +125,96 @@ def inspect_workspace(start: Path | None = None) -> Inspection:
     Fatal: no workspace.yaml, or one that is unreadable or invalid itself.
     """
     manifest = find_manifest(start if start is not None else Path.cwd())
-    return _Loader(manifest).load()
+    loader = _Loader(manifest)
+    cache = _LoadCache(loader)
+    cached = cache.get()
+    if cached is not None:
+        return cached
+    inspection = loader.load()
+    if not inspection.problems:
+        cache.put(inspection, loader.read_files)
+    return inspection
+
+
+class _LoadCache:
+    """A loaded workspace kept in ``<cache>/workspaces-v1/``, valid while its inputs are.
+
+    The entry is a pickle of the Inspection with the stat (mtime and ctime
+    in ns, size, inode) of every file the load read, the member globs and
+    the member directories they matched. It is used only when every file
+    stats the same, the globs still match the same directories, and it was
+    written by this code (the key covers the modules that build a Workspace,
+    the Python version, the workspace.yaml path, the name messages give it
+    and $HOME, which `cache.dir: ~/…` reads). A file changed within
+    ``RACY_SECONDS`` before the load is not trusted to show a later change
+    in its timestamps (a coarse clock), so no entry is written then. Only a
+    load without problems is kept; anything unreadable is a miss.
+    """
+
+    RACY_SECONDS = 2.0
+    BUCKET = "workspaces-v1"
+
+    def __init__(self, loader: _Loader) -> None:
+        import hashlib
+
+        self.loader = loader
+        code = [sys.version, str(Path(__file__).parent)]
+        for module in ("workspace.py", "models.py", "graph.py", "names.py"):
+            code.append(repr(_stat(Path(__file__).with_name(module))))
+        key = "\0".join([*code, str(loader.manifest), loader.label,
+                          os.environ.get("HOME", "")])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        try:
+            self.path: Path | None = default_cache_dir() / self.BUCKET / f"{digest}.pickle"
+        except RuntimeError:  # no home directory to find the cache in: no load cache
+            self.path = None
+
+    def get(self) -> Inspection | None:
+        import pickle
+
+        if self.path is None:
+            return None
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return None
+        try:
+            entry = pickle.loads(data)
+            stats, globs, exclude, directories, inspection = entry
+            if not isinstance(inspection, Inspection) or inspection.problems:
+                return None
+            if any(_stat(Path(path)) != stat for path, stat in stats):
+                return None
+            probe = _Loader(self.loader.manifest)
+            if probe.soft(probe._expand, globs, exclude) != directories or probe.problems:
+                return None
+        except Exception:  # a damaged or foreign entry is a miss, whatever it raises
+            return None
+        return inspection
+
+    def put(self, inspection: Inspection, files: Sequence[Path]) -> None:
+        import pickle
+
+        stats = [(str(path), _stat(path)) for path in files]
+        newest = max((max(stat[0], stat[1]) for _path, stat in stats if stat), default=0)
+        if self.path is None or any(stat is None for _path, stat in stats) or \
+                time.time_ns() - newest < self.RACY_SECONDS * 1e9:
+            return
+        loader = self.loader
+        entry = (stats, loader.globs, loader.exclude, loader.directories, inspection)
+        from orchestrator.atomic import write_bytes
+
+        # the entry only saves time: a read-only or full cache directory is no error
+        with contextlib.suppress(Exception):
+            write_bytes(self.path, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _stat(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
 
 
 class _Reporter:
@@ -160,6 +275,11 @@ class _Loader(_Reporter):
         self.root = manifest.parent
         super().__init__(manifest, manifest.name if manifest.parent == Path.cwd()
                          else str(manifest))
+        # what the load read, for _LoadCache
+        self.read_files: list[Path] = [manifest]
+        self.globs: tuple[str, ...] = ()
+        self.exclude: tuple[str, ...] = ()
+        self.directories: list[Path] = []
 
     def load(self) -> Inspection:
         data = self._read_yaml()
@@ -187,8 +307,10 @@ class _Loader(_Reporter):
         globs = self._str_list(data, "members", required=True)
         exclude = self._str_list(data, "exclude", required=False)
         index_names = {index.name for index in indexes}
-        loaders = [_MemberLoader(self.root, d, index_names)
-                   for d in self._expand(globs, exclude)]
+        self.globs, self.exclude = globs, exclude
+        self.directories = self._expand(globs, exclude)
+        self.read_files += [d / "pyproject.toml" for d in self.directories]
+        loaders = [_MemberLoader(self.root, d, index_names) for d in self.directories]
         members, broken, warnings = self._members(loaders)
         workspace = Workspace(
             root=self.root, manifest=self.manifest, name=name, python=python,
@@ -229,7 +351,8 @@ class _Loader(_Reporter):
         except OSError as exc:
             self.fail("", f"cannot read the file ({exc.strerror})")
         try:
-            data = yaml.safe_load(text)
+            # libyaml's loader when PyYAML has it: the same result, several times faster
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -464,6 +587,8 @@ class _Loader(_Reporter):
         advisory = self._str(item, "id", required=True, path=f"{path}.id")
         reason = self._str(item, "reason", required=True, path=f"{path}.reason")
         expires = item.get("expires")
+        from datetime import date
+
         if expires is not None and not isinstance(expires, date):
             # YAML reads an unquoted 2025-06-30 as a date; a quoted one is a string.
             try:
@@ -652,6 +777,8 @@ class _MemberLoader(_Reporter):
         )
 
     def _read(self) -> dict[str, Any]:
+        import tomllib
+
         try:
             raw = (self.directory / "pyproject.toml").read_bytes()
             # TOML is UTF-8; a UTF-8 byte-order mark is harmless, UTF-16 is named
@@ -903,7 +1030,7 @@ class _MemberLoader(_Reporter):
 # -- Poetry's version syntax, for hints ------------------------------------------------------
 
 # `requests ^2.31`, `requests (>=2.31 <3)`, `requests[socks] ~2.31; python_version < "3.12"`
-_POETRY_REQUIREMENT = re.compile(
+_POETRY_REQUIREMENT = _Pattern(
     r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<extras>\[[^\]]*\])?"
     r"\s*(?P<constraint>[^;]*?)\s*(?P<marker>;.*)?$")
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import WorkspaceError
-from orchestrator.workspace import find_manifest, inspect_workspace, load_workspace
+from orchestrator.workspace import Inspection, find_manifest, inspect_workspace, load_workspace
 from tests.conftest import MANIFEST, MakeWorkspace, pyproject
 
 
@@ -487,3 +490,158 @@ def test_dynamic_fields(make_workspace: MakeWorkspace) -> None:
         "libs/c/pyproject.toml: project.dynamic: lists 'name', which PEP 621 requires to be "
         "static",
     ]
+
+
+# -- the load cache: a parsed workspace kept while its inputs are unchanged ---------------
+
+@pytest.fixture
+def full_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The manifests loaded from their files (not from the load cache), in order."""
+    from orchestrator import workspace as module
+
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(module._LoadCache, "RACY_SECONDS", 0.05)
+    loads: list[Path] = []
+    original = module._Loader.load
+
+    def load(self: module._Loader) -> Inspection:
+        loads.append(self.manifest)
+        return original(self)
+
+    monkeypatch.setattr(module._Loader, "load", load)
+    return loads
+
+
+def settle() -> None:
+    """Let the files age past the racy window, so that a load may be kept."""
+    time.sleep(0.1)
+
+
+def test_an_unchanged_workspace_is_loaded_once(shop: Path, full_loads: list[Path]) -> None:
+    settle()
+    first = load_workspace(shop)
+    second = load_workspace(shop)
+    assert len(full_loads) == 1
+    assert second == first
+    assert [m.name for m in second.members] == [m.name for m in first.members]
+    assert list((shop.parent / "cache" / "workspaces-v1").glob("*.pickle"))
+
+
+def test_a_workspace_just_written_is_not_kept(shop: Path, full_loads: list[Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator import workspace as module
+
+    monkeypatch.setattr(module._LoadCache, "RACY_SECONDS", 60.0)
+    load_workspace(shop)
+    load_workspace(shop)
+    assert len(full_loads) == 2
+
+
+def _same_size_edit(path: Path, old: str, new: str) -> None:
+    assert len(old) == len(new)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("change", [
+    "manifest", "member", "member-keeping-mtime", "new-member", "removed-member",
+    "exclude", "renamed-member-dir",
+])
+def test_any_change_of_an_input_is_seen(
+    change: str, shop: Path, full_loads: list[Path],
+) -> None:
+    settle()
+    before = load_workspace(shop)
+    assert load_workspace(shop) == before and len(full_loads) == 1
+    if change == "manifest":
+        _same_size_edit(shop / "workspace.yaml", "name: demo", "name: dema")
+    elif change == "member":
+        _same_size_edit(shop / "libs/common/pyproject.toml", '"attrs"', '"idna2"')
+    elif change == "member-keeping-mtime":  # cp -p, an archive tool: the ctime still moves
+        path = shop / "libs/common/pyproject.toml"
+        stat = path.stat()
+        _same_size_edit(path, '"attrs"', '"idna2"')
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    elif change == "new-member":
+        (shop / "services/extra").mkdir()
+        (shop / "services/extra/pyproject.toml").write_text(pyproject("extra"))
+    elif change == "removed-member":
+        shutil.rmtree(shop / "services/solo")
+    elif change == "exclude":
+        text = (shop / "workspace.yaml").read_text()
+        (shop / "workspace.yaml").write_text(text + "exclude: [services/solo]\n")
+    elif change == "renamed-member-dir":
+        (shop / "services/solo").rename(shop / "services/alone")
+    after = load_workspace(shop)
+    assert len(full_loads) == 2
+    common, extra, solo = (after.find(n) for n in ("common", "extra", "solo"))
+    if change == "manifest":
+        assert after.name == "dema"
+    elif change.startswith("member"):
+        assert common is not None and common.dependencies == ("idna2",)
+    elif change == "new-member":
+        assert extra is not None
+    elif change in ("removed-member", "exclude"):
+        assert solo is None
+    else:
+        assert solo is not None and solo.relpath == "services/alone"
+    settle()
+    assert load_workspace(shop) == after  # kept again (at once when no file changed)
+    loads = len(full_loads)
+    assert load_workspace(shop) == after and len(full_loads) == loads
+
+
+def test_a_new_directory_without_pyproject_is_a_problem_not_a_hit(
+    shop: Path, full_loads: list[Path],
+) -> None:
+    settle()
+    load_workspace(shop)
+    (shop / "services/empty").mkdir()
+    with pytest.raises(WorkspaceError, match=r"member directory services/empty has no "
+                       r"pyproject\.toml"):
+        load_workspace(shop)
+    with pytest.raises(WorkspaceError):  # a load with problems is never kept
+        load_workspace(shop)
+    assert len(full_loads) == 3
+
+
+def test_a_damaged_or_foreign_cache_entry_is_a_miss(shop: Path, full_loads: list[Path]) -> None:
+    settle()
+    first = load_workspace(shop)
+    (entry,) = (shop.parent / "cache" / "workspaces-v1").glob("*.pickle")
+    for damage in (b"", b"garbage", entry.read_bytes()[:40]):
+        entry.write_bytes(damage)
+        assert load_workspace(shop) == first
+    assert len(full_loads) == 4
+    assert load_workspace(shop) == first and len(full_loads) == 4  # rewritten
+
+
+def test_a_read_only_cache_directory_only_costs_the_cache(
+    shop: Path, full_loads: list[Path], tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o500)
+    try:
+        settle()
+        first = load_workspace(shop)
+        assert load_workspace(shop) == first
+    finally:
+        cache.chmod(0o700)
+    assert len(full_loads) == 2 or os.geteuid() == 0
+
+
+def test_requirement_head_reads_what_packaging_reads() -> None:
+    from packaging.requirements import Requirement
+
+    from orchestrator.models import requirement_head
+
+    for text in ["django>=5", "uvicorn[standard]>=0.30", "a", "foo @ https://x/y.whl",
+                 "A.B-c_d [ x , y ] ; python_version<'3.12'", "foo(>=1.0)", "foo ( >=1.0 )",
+                 "foo[]", "foo[ ]>=1", "foo;extra=='x'", "boto3>=1.34,<2", "  lead>=1",
+                 "x[a,b,c]", "name_with.dots-and_more[Ex_1]==2; sys_platform=='linux'"]:
+        parsed = Requirement(text)
+        assert requirement_head(text) == (parsed.name, frozenset(parsed.extras)), text
+    for text in ["-e .", "foo[a b]", "[x]", "foo bar"]:
+        assert requirement_head(text) is None, text
