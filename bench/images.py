@@ -58,6 +58,7 @@ from packaging.utils import canonicalize_name
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    BENCH_DIR,
     CA_BUNDLE,
     REPO_ROOT,
     CommandFailedError,
@@ -69,6 +70,7 @@ from _common import (
     machine_info,
     orchestrator_cmd,
     reset_dir,
+    rotated,
     run_timed,
     summary_dict,
     tool_version,
@@ -537,6 +539,425 @@ def targets(res: Results, service: str) -> dict[str, dict[str, object]]:
     return out
 
 
+# -- a data-science service, four ways (issue 12) -----------------------------------------------
+#
+#   flock /tmp/orch-bench.lock .venv/bin/python bench/images.py --datasci [--reps 3]
+#
+# A generated workspace: library ``features`` (numpy, pandas) used by two services, ``scorer``
+# (features, pandas, numpy, pyarrow, scikit-learn) and ``reporter`` (features, pandas,
+# pyarrow), locked against the public index. The wheel cache is kept between runs
+# (bench/.tools/images-cache; the first run downloads the wheels). Four variants of scorer:
+# ``--engine oci`` (cold: its layer records and image records in oci-v1/ removed, so every
+# layer is staged, compiled, tarred and gzipped again; the base from a `docker save` archive
+# whose blobs stay), the Docker engine path (``orchestrator build``; cold: a fresh base image
+# ID), the naive Dockerfile and the multi-stage one (cold: a fresh base image ID, pip
+# downloads from the public index inside the build, ``--network host``). Bytes pushed: every
+# service pushed, one comment appended to libs/features, every service rebuilt and pushed
+# again; the registry's own log says which blobs were uploaded (a completed upload PUT with
+# ``digest=``) and which were mounted, and its storage their sizes: the same count for the
+# docker CLI and for orchestrator's client.
+
+DS_CACHE = BENCH_DIR / ".tools" / "images-cache"  # gitignored; wheels persist between runs
+DS_VARIANTS = ("oci", "engine", "naive", "multistage")
+DS_LIB = """\
+[project]
+name = "features"
+version = "1.0.0"
+requires-python = ">=3.11"
+dependencies = ["numpy>=2", "pandas>=2.2"]
+
+[build-system]
+requires = ["hatchling>=1.24"]
+build-backend = "hatchling.build"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/features"]
+
+[tool.orchestrator]
+kind = "library"
+"""
+DS_SERVICE = """\
+[project]
+name = "{name}"
+version = "1.0.0"
+requires-python = ">=3.11"
+dependencies = [{deps}]
+
+[project.scripts]
+{name} = "{name}.app:run"
+
+[build-system]
+requires = ["hatchling>=1.24"]
+build-backend = "hatchling.build"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/{name}"]
+
+[tool.orchestrator]
+kind = "service"
+command = ["{name}"]
+"""
+DS_SERVICES = {
+    "scorer": ("features", "numpy>=2", "pandas>=2.2", "pyarrow>=17", "scikit-learn>=1.5"),
+    "reporter": ("features", "pandas>=2.2", "pyarrow>=17"),
+}
+DS_CODE = {
+    "features": "import numpy as np\nimport pandas as pd\n\n\n"
+                "def frame(n: int) -> pd.DataFrame:\n"
+                "    return pd.DataFrame({'x': np.arange(n), 'y': np.arange(n) * 2.0})\n",
+    "scorer": "from features import frame\n\n\ndef run() -> None:\n"
+              "    import pyarrow as pa\n    from sklearn.linear_model import LinearRegression\n"
+              "    df = frame(10)\n    model = LinearRegression().fit(df[['x']], df['y'])\n"
+              "    print(pa.Table.from_pandas(df).num_rows, model.coef_[0])\n",
+    "reporter": "from features import frame\n\n\ndef run() -> None:\n"
+                "    import pyarrow as pa\n    print(pa.Table.from_pandas(frame(5)).num_rows)\n",
+}
+DS_GOALS = {"cold": 15.0, "code-only": 1.0, "no-change": 0.3}
+
+
+def write_datasci(root: Path, registry: str) -> None:
+    """The generated workspace, committed to a new git repository."""
+    (root / "workspace.yaml").write_text(
+        "version: 1\nname: ds\npython: \"3.11\"\nplatforms: [linux/amd64]\n"
+        "indexes:\n  - {name: pypi, url: https://pypi.org/simple}\n"
+        "members:\n  - services/*\n  - libs/*\n"
+        f"image:\n  base: {DEFAULT_BASE}\n  registry: {registry}\n")
+    lib = root / "libs" / "features"
+    (lib / "src" / "features").mkdir(parents=True)
+    (lib / "pyproject.toml").write_text(DS_LIB)
+    (lib / "src" / "features" / "__init__.py").write_text(DS_CODE["features"])
+    for name, deps in DS_SERVICES.items():
+        svc = root / "services" / name
+        (svc / "src" / name).mkdir(parents=True)
+        (svc / "pyproject.toml").write_text(
+            DS_SERVICE.format(name=name, deps=", ".join(json.dumps(d) for d in deps)))
+        (svc / "src" / name / "__init__.py").write_text("")
+        (svc / "src" / name / "app.py").write_text(DS_CODE[name])
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "data-science workspace")
+
+
+@dataclass
+class DsRun:
+    """The generated workspace and what every variant needs."""
+
+    root: Path
+    work: Path
+    env: dict[str, str]
+    exe: list[str]
+    archive: Path  # the base, `docker save`d, for --engine oci
+    prefix: str  # registry/bench-ds/<pid>
+    run_id: str
+    base: str
+    naive: dict[str, dict[str, Naive]] = field(default_factory=dict)  # variant -> service ->
+    samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def orch(self, *args: str) -> tuple[float, str, str]:
+        start = time.perf_counter()
+        proc = subprocess.run([*self.exe, "-w", str(self.root), *args], cwd=self.root,
+                              env=self.env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise CommandFailedError(f"orchestrator {' '.join(args)} exited "
+                                     f"{proc.returncode}:\n{proc.stdout[-2000:]}\n"
+                                     f"{proc.stderr[-4000:]}")
+        return elapsed, proc.stdout, proc.stderr
+
+    def oci(self, *args: str) -> tuple[float, str, str]:
+        return self.orch("build", "--engine", "oci", "--base",
+                         f"docker-archive:{self.archive}", *args)
+
+    def add(self, scenario: str, variant: str, seconds: float) -> None:
+        self.samples.setdefault(scenario, {}).setdefault(variant, []).append(seconds)
+        print(f"  {scenario:<10} {variant:<11} {seconds:8.3f} s", file=sys.stderr)
+
+    def fresh_base(self) -> str:
+        return make_base(self.base, self.prefix, self.run_id, uuid.uuid4().hex[:12])
+
+
+def ds_round(run: DsRun, variant: str, rep: int, no_change: int) -> None:
+    """Cold build of scorer, a code-only change and rebuild, no-change rebuilds."""
+    edit = run.root / "services" / "scorer" / "src" / "scorer" / "app.py"
+    if variant == "oci":
+        store = Path(run.env["ORCHESTRATOR_CACHE_DIR"]) / "oci-v1"
+        for part in ("layers", "images"):  # every layer staged and written again
+            shutil.rmtree(store / part, ignore_errors=True)
+        seconds, out, _ = run.oci("scorer")
+        if "assembled" not in out:
+            raise CommandFailedError(f"the cold oci build reused an image:\n{out}")
+        run.add("cold", variant, seconds)
+        edit_code(edit, f"oci round {rep}")
+        run.add("code-only", variant, run.oci("scorer")[0])
+        run.oci()
+        for _ in range(no_change):
+            seconds, out, _ = run.oci()
+            if "assembled" in out:
+                raise CommandFailedError(f"a no-change oci build assembled an image:\n{out}")
+            run.add("no-change", variant, seconds)
+    elif variant == "engine":
+        base = run.fresh_base()
+        seconds, out, _ = run.orch("build", "--base", base, "scorer")
+        if "built in" not in out:
+            raise CommandFailedError(f"the cold engine build reused an image:\n{out}")
+        run.add("cold", variant, seconds)
+        edit_code(edit, f"engine round {rep}")
+        run.add("code-only", variant, run.orch("build", "--base", base, "scorer")[0])
+        run.orch("build", "--base", base)
+        for _ in range(no_change):
+            seconds, out, _ = run.orch("build", "--base", base)
+            if "built in" in out:
+                raise CommandFailedError(f"a no-change engine build rebuilt:\n{out}")
+            run.add("no-change", variant, seconds)
+    else:
+        naive = run.naive[variant]["scorer"]
+        base = run.fresh_base()
+        run.add("cold", variant, naive.build(base))
+        edit_code(naive.edit, f"{variant} round {rep}")
+        run.add("code-only", variant, naive.build(base))
+        for _ in range(no_change):  # one service: a Dockerfile knows nothing of the others
+            run.add("no-change", variant, naive.build(base))
+
+
+def registry_storage() -> Path | None:
+    """The loopback registry's storage root, from the config registry-up.sh wrote."""
+    port = (docker_infra.setting(docker_infra.REGISTRY_VAR) or "127.0.0.1:5000").rsplit(":")[-1]
+    config = Path(os.environ.get("ORCHESTRATOR_INFRA_RUN", "/run/orchestrator-infra")) / \
+        f"registry-{port}" / "config.yml"
+    found = re.search(r"rootdirectory:\s*(\S+)", config.read_text()) if config.is_file() else None
+    return Path(found.group(1)) if found else None
+
+
+class RegistryLog:
+    """What the registry did between ``mark`` and ``uploads``: uploaded and mounted blobs."""
+
+    def __init__(self, storage: Path) -> None:
+        self.storage = storage
+        self.log = storage.parent / "registry.log"
+        self.offset = 0
+
+    def mark(self) -> None:
+        self.offset = self.log.stat().st_size
+
+    def uploads(self, repo_prefix: str) -> tuple[int, int, int]:
+        """(blobs uploaded, their bytes, blobs mounted) for repositories under *repo_prefix*."""
+        with self.log.open("rb") as f:
+            f.seek(self.offset)
+            text = f.read().decode(errors="replace")
+        uploaded: set[str] = set()
+        mounted = 0
+        for line in text.splitlines():
+            uri = re.search(r'http\.request\.uri="?([^" ]+)', line)
+            status = re.search(r"http\.response\.status=(\d+)", line)
+            method = re.search(r"http\.request\.method=(\w+)", line)
+            if not (uri and status and method) or status.group(1) != "201":
+                continue
+            if not uri.group(1).startswith(f"/v2/{repo_prefix}/"):
+                continue
+            digest = re.search(r"digest=(sha256(?::|%3A)[0-9a-f]{64})", uri.group(1))
+            if method.group(1) == "PUT" and "/blobs/uploads/" in uri.group(1) and digest:
+                uploaded.add(digest.group(1).replace("%3A", ":"))
+            elif method.group(1) == "POST" and "mount=" in uri.group(1):
+                mounted += 1
+        blobs = self.storage / "docker" / "registry" / "v2" / "blobs" / "sha256"
+        size = sum((blobs / d[7:9] / d[7:] / "data").stat().st_size for d in uploaded)
+        return len(uploaded), size, mounted
+
+
+def pushed_size(ref: str) -> int:
+    """The compressed size of a pushed image: its manifest's config and layer sizes."""
+    import urllib.request
+
+    host, _, rest = ref.partition("/")
+    repo, _, tag = rest.rpartition(":")
+    accept = ("application/vnd.oci.image.manifest.v1+json, "
+              "application/vnd.docker.distribution.manifest.v2+json")
+    request = urllib.request.Request(f"http://{host}/v2/{repo}/manifests/{tag}",
+                                     headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        manifest = json.loads(response.read())
+    return int(manifest["config"]["size"]) + sum(int(x["size"]) for x in manifest["layers"])
+
+
+def ds_push(run: DsRun, variant: str, reglog: RegistryLog) -> dict[str, object]:
+    """Push every service, change libs/features, rebuild and push again: what was uploaded."""
+    lib = run.root / "libs" / "features" / "src" / "features" / "__init__.py"
+    repo_prefix = run.prefix.split("/", 1)[1]
+    if variant in ("oci", "engine"):
+        base = run.fresh_base() if variant == "engine" else ""
+        args = ["--push"] + (["--base", base] if base else [])
+        build = run.oci if variant == "oci" else (lambda *a: run.orch("build", *a))
+        build(*args)
+        edit_code(lib, f"{variant}: a library change")
+        reglog.mark()
+        seconds, out, _ = build(*args)
+        refs = re.findall(r"^\s+pushed (\S+) sha256:", out, re.M)
+        size = pushed_size(next(r for r in refs if "/scorer:" in r))
+    else:
+        base = run.fresh_base()
+        images = run.naive[variant]
+        for naive in images.values():
+            naive.build(base)
+            docker("push", "-q", naive.ref)
+        for naive in images.values():  # each context has its own copy of the library
+            edit_code(naive.context / "libs" / "features" / "src" / "features" / "__init__.py",
+                      f"{variant}: a library change")
+        reglog.mark()
+        start = time.perf_counter()
+        for naive in images.values():
+            naive.build(base)
+            docker("push", "-q", naive.ref)
+        seconds = time.perf_counter() - start
+        size = pushed_size(images["scorer"].ref)
+    count, uploaded, mounted = reglog.uploads(repo_prefix)
+    print(f"  push       {variant:<11} {uploaded:,} B in {count} blobs ({mounted} mounted), "
+          f"build + push {seconds:.1f} s", file=sys.stderr)
+    return {"blobs_uploaded": count, "bytes_uploaded": uploaded, "blobs_mounted": mounted,
+            "seconds": seconds, "scorer_pushed_size": size}
+
+
+def ds_naive_contexts(run: DsRun) -> None:
+    members = load_members(run.root)
+    by_path = {m.path.name: m for m in members}
+    for variant, template in (("naive", NAIVE_DOCKERFILE), ("multistage", MULTISTAGE_DOCKERFILE)):
+        run.naive[variant] = {}
+        for name in DS_SERVICES:
+            service = by_path[name]
+            libs = runtime_libraries(service, members)
+            reqs = None
+            if variant == "multistage":
+                proc = subprocess.run([*run.exe, "-w", str(run.root), "-q", "export", name,
+                                       "--no-dev", "--no-workspace"], cwd=run.root,
+                                      env=run.env, capture_output=True, text=True, check=True)
+                reqs = proc.stdout
+            ctx = naive_context(run.work / f"{variant}-{name}", service, libs, run.root,
+                                template, reqs)
+            edit = ctx / "services" / name / "src" / name / "app.py"
+            run.naive[variant][name] = Naive(variant, ctx, f"{run.prefix}/{variant}-{name}:bench",
+                                             edit)
+
+
+def ds_table(run: DsRun, pushes: dict[str, dict[str, object]],
+             sizes: dict[str, dict[str, int]]) -> str:
+    titles = {"oci": "`--engine oci`", "engine": "Docker engine (`orchestrator build`)",
+              "naive": "naive Dockerfile", "multistage": "multi-stage Dockerfile"}
+    rows = [("cold", "cold build of scorer, warm wheel cache (goal ≤ 15 s)"),
+            ("code-only", "code-only rebuild of scorer (goal ≤ 1 s)"),
+            ("no-change", "no-change rebuild of the whole workspace (goal ≤ 0.3 s)")]
+    variants = [v for v in DS_VARIANTS if any(v in by for by in run.samples.values())
+                or v in pushes]
+    lines = ["| scenario | " + " | ".join(titles[v] for v in variants) + " |",
+             "|---|" + "---:|" * len(variants)]
+    for scenario, title in rows:
+        by = run.samples.get(scenario, {})
+        lines.append(f"| {title} | " + " | ".join(summary_cell(by.get(v, []))
+                                                  for v in variants) + " |")
+    cells = []
+    for v in variants:
+        p = pushes.get(v)
+        cells.append("-" if p is None else
+                     f"{mb(int(p['bytes_uploaded']))} in {p['blobs_uploaded']} blobs"  # type: ignore[call-overload]
+                     + (f", {p['blobs_mounted']} mounted" if p["blobs_mounted"] else ""))
+    lines.append("| bytes pushed, all services, after a code-only change in libs/features | "
+                 + " | ".join(cells) + " |")
+    lines.append("| scorer image, compressed (as pushed) | " + " | ".join(
+        mb(sizes[v]["pushed"]) if "pushed" in sizes.get(v, {}) else "-" for v in variants)
+        + " |")
+    lines.append("| scorer image, uncompressed (`docker image inspect`) | " + " | ".join(
+        mb(sizes[v]["local"]) if "local" in sizes.get(v, {}) else "-" for v in variants)
+        + " |")
+    return "\n".join(lines)
+
+
+def datasci_main(args: argparse.Namespace) -> int:
+    if not docker_infra.docker_available():
+        print(f"no Docker engine: {docker_infra.skip_reason('docker')}", file=sys.stderr)
+        return 2
+    registry = docker_infra.setting(docker_infra.REGISTRY_VAR) or "127.0.0.1:5000"
+    run_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    prefix = f"{registry}/bench-ds/{os.getpid()}"
+    wanted = [v for v in DS_VARIANTS if v in args.ds_variants.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="bench-images-ds-"))
+    storage = registry_storage()
+    try:
+        root = work / "ws"
+        root.mkdir()
+        write_datasci(root, prefix)
+        env = docker_env()
+        env["ORCHESTRATOR_CACHE_DIR"] = str(args.cache)
+        run = DsRun(root, work, env, orchestrator_cmd(), work / "base.tar", prefix, run_id,
+                    args.base)
+        t0 = time.perf_counter()
+        run.orch("-q", "lock")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "locks")
+        print(f"  lock against the public index {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr)
+        docker("save", args.base, "-o", str(run.archive))
+        versions = {"orchestrator": tool_version([*run.exe, "--version"]),
+                    "docker engine": engine_version(), "base image": args.base,
+                    "repository": repo_state()}
+        t0 = time.perf_counter()
+        run.oci()  # downloads the wheels (first run), builds member wheels
+        if "engine" in wanted:
+            run.orch("build", "--base", make_base(args.base, prefix, run_id, "warmup"))
+        print(f"  warm-up (untimed) {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        if {"naive", "multistage"} & set(wanted):
+            ds_naive_contexts(run)
+        for rep in range(args.reps):
+            for variant in rotated(wanted, rep):
+                ds_round(run, variant, rep, args.no_change)
+        sizes: dict[str, dict[str, int]] = {}
+        pushes: dict[str, dict[str, object]] = {}
+        if storage is not None and not args.no_push:
+            reglog = RegistryLog(storage)
+            for variant in wanted:
+                pushes[variant] = ds_push(run, variant, reglog)
+                sizes.setdefault(variant, {})["pushed"] = int(
+                    pushes[variant]["scorer_pushed_size"])  # type: ignore[call-overload]
+        for variant in wanted:
+            if variant == "engine":
+                ref = next(t for t in docker("images", "--format", "{{.Repository}}:{{.Tag}}",
+                                             f"{prefix}/scorer").split() if t)
+                sizes.setdefault(variant, {})["local"] = image_size(ref)
+            elif variant in run.naive:
+                scorer = run.naive[variant]["scorer"].ref
+                sizes.setdefault(variant, {})["local"] = image_size(scorer)
+        table = ds_table(run, pushes, sizes)
+        print(table)
+        goals = {}
+        for scenario, limit in DS_GOALS.items():
+            for variant in ("oci", "engine"):
+                samples = run.samples.get(scenario, {}).get(variant)
+                if samples:
+                    med = Summary.of(samples).median
+                    goals[f"{variant} {scenario} ≤ {limit} s"] = {"met": med <= limit,
+                                                                  "median": med}
+        print("\nGoals:")
+        for goal, result in goals.items():
+            print(f"- {goal}: {'met' if result['met'] else 'NOT met'} "
+                  f"({result['median']:.3f} s)")
+        path = write_results("images-datasci", {
+            "command": " ".join([sys.executable, *sys.argv]), "machine": machine_info(),
+            "load_average": os.getloadavg(), "versions": versions, "reps": args.reps,
+            "samples": run.samples,
+            "summary": {sc: {v: summary_dict(Summary.of(s)) for v, s in by.items()}
+                        for sc, by in run.samples.items()},
+            "push": pushes, "sizes": sizes, "goals": goals,
+            "lock": (root / "services" / "scorer" / "pylock.toml").read_text()})
+        print(f"\nresults: {path}", file=sys.stderr)
+    except CommandFailedError as exc:
+        print(f"benchmark aborted: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept {work} and the images labelled {RUN_LABEL}={run_id}", file=sys.stderr)
+        else:
+            print(f"removed {remove_run_images(run_id)} images", file=sys.stderr)
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 # -- main -----------------------------------------------------------------------------------------
 
 
@@ -560,6 +981,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="workspace root to copy (default: the repository's example workspace)")
     p.add_argument("--keep", action="store_true",
                    help="keep the temp dir and the images (printed at the end)")
+    p.add_argument("--datasci", action="store_true",
+                   help="the data-science service, four ways (issue 12): a generated "
+                   "workspace with pandas, numpy, pyarrow and scikit-learn")
+    p.add_argument("--ds-variants", default=",".join(DS_VARIANTS),
+                   help="with --datasci: comma-separated subset of " + ",".join(DS_VARIANTS))
+    p.add_argument("--cache", type=Path, default=DS_CACHE,
+                   help=f"with --datasci: the wheel cache kept between runs (default {DS_CACHE})")
+    p.add_argument("--no-push", action="store_true",
+                   help="with --datasci: leave out the bytes-pushed scenario")
     args = p.parse_args(argv)
     for name in ("reps", "empty_cache"):
         if not 0 <= getattr(args, name) <= MAX_NETWORK_REPS:
@@ -604,6 +1034,8 @@ def prepare(args: argparse.Namespace, work: Path, prefix: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.datasci:
+        return datasci_main(args)
     if not docker_infra.docker_available():
         print(f"no Docker engine: {docker_infra.skip_reason('docker')}", file=sys.stderr)
         return 2
