@@ -8,10 +8,8 @@ Only the cli package talks to the terminal and decides exit codes: 0 success,
 from __future__ import annotations
 
 import errno
-import json
 import sys
 import threading
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +183,8 @@ class LazyGroup(OrchestratorGroup):
 
 def fail(exc: OrchestratorError, *, verbose: bool) -> NoReturn:
     if verbose:
+        import traceback
+
         traceback.print_exc()
     click.secho(f"error: {exc.message}", err=True, fg="red")
     if exc.hint:
@@ -196,6 +196,8 @@ pass_app = click.make_pass_decorator(App)
 
 
 def echo_json(data: object) -> None:
+    import json
+
     click.echo(json.dumps(data, indent=2))
 
 
