@@ -677,8 +677,13 @@ class DsRun:
 
 
 def ds_round(run: DsRun, variant: str, rep: int, no_change: int) -> None:
-    """Cold build of scorer, a code-only change and rebuild, no-change rebuilds."""
+    """Cold build of scorer, a code-only change and rebuild, no-change rebuilds.
+
+    Every edit names the run: the member wheels are cached by source digest in the
+    kept cache, and an edit an earlier run made would find its wheel (and layer) built.
+    """
     edit = run.root / "services" / "scorer" / "src" / "scorer" / "app.py"
+    rep_name = f"{run.run_id} {rep}"
     if variant == "oci":
         store = Path(run.env["ORCHESTRATOR_CACHE_DIR"]) / "oci-v1"
         for part in ("layers", "images"):  # every layer staged and written again
@@ -687,7 +692,7 @@ def ds_round(run: DsRun, variant: str, rep: int, no_change: int) -> None:
         if "assembled" not in out:
             raise CommandFailedError(f"the cold oci build reused an image:\n{out}")
         run.add("cold", variant, seconds)
-        edit_code(edit, f"oci round {rep}")
+        edit_code(edit, f"oci round {rep_name}")
         run.add("code-only", variant, run.oci("scorer")[0])
         run.oci()
         for _ in range(no_change):
@@ -701,7 +706,7 @@ def ds_round(run: DsRun, variant: str, rep: int, no_change: int) -> None:
         if "built in" not in out:
             raise CommandFailedError(f"the cold engine build reused an image:\n{out}")
         run.add("cold", variant, seconds)
-        edit_code(edit, f"engine round {rep}")
+        edit_code(edit, f"engine round {rep_name}")
         run.add("code-only", variant, run.orch("build", "--base", base, "scorer")[0])
         run.orch("build", "--base", base)
         for _ in range(no_change):
@@ -713,7 +718,7 @@ def ds_round(run: DsRun, variant: str, rep: int, no_change: int) -> None:
         naive = run.naive[variant]["scorer"]
         base = run.fresh_base()
         run.add("cold", variant, naive.build(base))
-        edit_code(naive.edit, f"{variant} round {rep}")
+        edit_code(naive.edit, f"{variant} round {rep_name}")
         run.add("code-only", variant, naive.build(base))
         for _ in range(no_change):  # one service: a Dockerfile knows nothing of the others
             run.add("no-change", variant, naive.build(base))
@@ -788,7 +793,7 @@ def ds_push(run: DsRun, variant: str, reglog: RegistryLog) -> dict[str, object]:
         args = ["--push"] + (["--base", base] if base else [])
         build = run.oci if variant == "oci" else (lambda *a: run.orch("build", *a))
         build(*args)
-        edit_code(lib, f"{variant}: a library change")
+        edit_code(lib, f"{variant} {run.run_id}: a library change")
         reglog.mark()
         seconds, out, _ = build(*args)
         refs = re.findall(r"^\s+pushed (\S+) sha256:", out, re.M)
@@ -801,7 +806,7 @@ def ds_push(run: DsRun, variant: str, reglog: RegistryLog) -> dict[str, object]:
             docker("push", "-q", naive.ref)
         for naive in images.values():  # each context has its own copy of the library
             edit_code(naive.context / "libs" / "features" / "src" / "features" / "__init__.py",
-                      f"{variant}: a library change")
+                      f"{variant} {run.run_id}: a library change")
         reglog.mark()
         start = time.perf_counter()
         for naive in images.values():
