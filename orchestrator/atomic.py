@@ -7,7 +7,6 @@ workspace.yaml) or shares between processes (cache entries) goes through here.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -25,6 +24,8 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
+    import tempfile  # here, not at the top: a no-op command writes nothing (5 ms of start-up)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
