@@ -817,3 +817,33 @@ def test_build_wheel_helper_wheels_read_by_range(tmp_path: Path) -> None:
     # The ranged reader and zipfile agree on a wheel built by the shared helper.
     path = build_wheel(tmp_path, "agree", "3.1", requires_dist=["a", "b; extra == 'c'"])
     assert b"Requires-Dist: a" in remotezip.metadata_from_zip(path, path.name)
+
+
+def test_json_rows_reads_every_entry_shape_as_the_checked_way_does() -> None:
+    from orchestrator.index import pages
+
+    base = {"filename": "a-1.0-py3-none-any.whl", "url": "https://f.example/a-1.0-py3-none-any.whl",
+            "hashes": {"sha256": "ab" * 32}, "requires-python": ">=3.8", "size": 10,
+            "upload-time": "2024-01-02T03:04:05Z", "yanked": False, "core-metadata": True}
+    variants: list[dict[str, object]] = [
+        base, {**base, "core-metadata": None, "dist-info-metadata": True},
+        {**base, "core-metadata": {"sha256": "CD" * 32}}, {"filename": "a-1.0.tar.gz",
+                                                           "url": "https://f.example/a.tgz"},
+        {**base, "yanked": "broken"}, {**base, "yanked": True}, {**base, "size": True},
+        {**base, "hashes": {}}, {**base, "hashes": None}, {**base, "hashes": []},
+        {**base, "requires-python": ""}, {**base, "upload-time": None},
+        {**base, "url": "../../f/a-1.0-py3-none-any.whl"},
+        {**base, "url": "https://f.example/a-1.0-py3-none-any.whl#sha256=" + "EF" * 32},
+        {**base, "url": "https://user:pw@f.example/a-1.0-py3-none-any.whl"},
+        {**base, "url": "http://f.example/a-1.0-py3-none-any.whl"},
+    ]
+    page_url = "https://i.example/simple/a/"
+    for i, entry in enumerate(variants):
+        body = json.dumps({"meta": {"api-version": "1.1"}, "name": "a", "files": [entry]})
+        _name, rows, _versions = pages.json_rows(body.encode(), page_url)
+        assert rows == [pages._checked_row(entry, i, page_url)], entry
+    for bad in ({**base, "requires-python": 3}, {**base, "hashes": {"sha256": 1}},
+                {**base, "url": None}, "a-1.0.tar.gz"):
+        body = json.dumps({"name": "a", "files": [base, bad]})
+        with pytest.raises(pages.PageFormatError, match=r"files\[1\]"):
+            pages.json_rows(body.encode(), page_url)
