@@ -68,11 +68,14 @@ def dockerfile(app: App, service: str, context: Path | None, base: str | None,
               help="With --engine oci: write a `docker load` archive ({service} is replaced).")
 @click.option("--platform", "platforms", multiple=True,
               help="With --engine oci: target platform (repeatable; default: this machine's).")
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default=None,
+              help="With --engine oci: layer compression (default gzip; zstd needs the "
+              "zstandard extra and a runtime that reads zstd layers, e.g. Docker 23+).")
 @pass_app
 def build(app: App, services: tuple[str, ...], affected: bool, since: str | None,
           tags: tuple[str, ...], push: bool, jobs: int, base: str | None,
           rebuild: bool, as_json: bool, engine: str, oci_layout: Path | None,
-          archive: Path | None, platforms: tuple[str, ...]) -> None:
+          archive: Path | None, platforms: tuple[str, ...], compression: str | None) -> None:
     """Build a layered image per service (all, named, or affected), in graph order."""
     if affected and not since:
         raise click.UsageError("--affected needs --since REF")
@@ -91,11 +94,12 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
             return
     order = {name: i for i, name in enumerate(_build_order(ws))}
     chosen.sort(key=lambda m: order[m.name])  # graph order; the pool runs them side by side
-    if engine != "oci" and (oci_layout or archive or platforms):
-        raise click.UsageError("--oci-layout, --archive and --platform need --engine oci")
+    if engine != "oci" and (oci_layout or archive or platforms or compression):
+        raise click.UsageError("--oci-layout, --archive, --platform and --compression need "
+                               "--engine oci")
     if engine == "oci":
         _build_oci(app, chosen, tags, push, base, as_json, oci_layout, archive, platforms,
-                   rebuild)
+                   rebuild, compression or "gzip")
         return
     from concurrent.futures import ThreadPoolExecutor
 
@@ -140,14 +144,14 @@ def _build_order(workspace: Workspace) -> list[str]:
 
 def _build_oci(app: App, chosen: list[Member], tags: tuple[str, ...], push: bool,
                base: str | None, as_json: bool, layout: Path | None, archive: Path | None,
-               platforms: tuple[str, ...], rebuild: bool) -> None:
+               platforms: tuple[str, ...], rebuild: bool, compression: str) -> None:
     from orchestrator.oci.build import OciRequest, build_service
 
     if archive is not None and len(chosen) > 1 and "{service}" not in str(archive):
         raise click.UsageError("--archive for several services needs {service} in its name")
     session = app.session()
     request = OciRequest(base=base, platforms=platforms, layout=layout, archive=archive,
-                         push=push, extra_tags=tags, rebuild=rebuild)
+                         push=push, extra_tags=tags, rebuild=rebuild, compression=compression)
     results = []
     for member in chosen:  # one at a time: layers of shared wheels are written once
         result = build_service(session, member, request, note=app.info)

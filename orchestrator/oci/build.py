@@ -47,12 +47,14 @@ from orchestrator.image import (
     third_party_wheels,
 )
 from orchestrator.oci.layers import (
+    COMPRESSIONS,
     Blob,
     Interpreter,
     can_compile,
     stage_venv,
     stage_wheels,
     write_tar,
+    zstd_compressor,
 )
 from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, BlobStore, Descriptor
 
@@ -77,6 +79,7 @@ class OciRequest:
     push: bool = False
     extra_tags: tuple[str, ...] = ()
     rebuild: bool = False  # ignore an image recorded with the same fingerprint
+    compression: str = "gzip"  # of the layers: gzip, or zstd (the zstandard extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +143,13 @@ def _iso(epoch: int) -> str:
 
 
 def _layer_key(name: str, wheels: Sequence[tuple[str, str]], python: Interpreter,
-               mtime: int, pyc: str = "") -> str:
-    text = json.dumps({"recipe": LAYER_RECIPE, "name": name, "wheels": list(wheels),
-                       "python": [python.path, python.version], "mtime": mtime, "pyc": pyc},
-                      sort_keys=True)
+               mtime: int, pyc: str = "", compression: str = "gzip") -> str:
+    fields: dict[str, object] = {"recipe": LAYER_RECIPE, "name": name, "wheels": list(wheels),
+                                 "python": [python.path, python.version], "mtime": mtime,
+                                 "pyc": pyc}
+    if compression != "gzip":  # gzip layers keep their keys
+        fields["compression"] = compression
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -162,7 +168,7 @@ def _has_layer(store: BlobStore, key: str) -> bool:
 
 
 def write_layer(store: BlobStore, key: str, stage: Callable[[Path], None],
-                mtime: int) -> tuple[Blob, bool]:
+                mtime: int, compression: str = "gzip") -> tuple[Blob, bool]:
     """The layer blob for *key*: cached, or staged by *stage* and tarred; (blob, written)."""
     cached = _cached_layer(store, key)
     if cached is not None:
@@ -173,7 +179,7 @@ def write_layer(store: BlobStore, key: str, stage: Callable[[Path], None],
         stage(staging)
         fd, tmp = store.temp()
         with open(fd, "wb") as out:
-            blob = write_tar(staging, out, mtime=mtime)
+            blob = write_tar(staging, out, mtime=mtime, compression=compression)
         store.adopt(tmp, blob.digest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -215,8 +221,8 @@ def _holds(layer: Layer) -> str:
 
 
 def _sbom_layer(session: Session, service: Member, target: Target, members: Sequence[Wheel],
-               store: BlobStore, labels: dict[str, str],
-               mtime: int) -> tuple[str, Blob, bool]:
+               store: BlobStore, labels: dict[str, str], mtime: int,
+               compression: str = "gzip") -> tuple[str, Blob, bool]:
     """The CycloneDX SBOM at /opt/venv/sbom.cdx.json, as the engine path puts it there.
 
     Its inputs are the lock, the members' versions and every member's pyproject.toml
@@ -238,8 +244,13 @@ def _sbom_layer(session: Session, service: Member, target: Target, members: Sequ
         digest = str(json.loads(record.read_text())["digest"])
     except (OSError, ValueError, KeyError):
         digest = ""
-    key = hashlib.sha256(f"sbom\0{LAYER_RECIPE}\0{mtime}\0{digest}".encode()).hexdigest()
-    cached = _cached_layer(store, key) if digest else None
+
+    def sbom_key(digest: str) -> str:
+        extra = "" if compression == "gzip" else f"\0{compression}"
+        text = f"sbom\0{LAYER_RECIPE}\0{mtime}\0{digest}{extra}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    cached = _cached_layer(store, sbom_key(digest)) if digest else None
     if cached is not None:
         labels[SBOM_LABEL] = f"sha256:{digest}"
         return (f"sbom: {VENV}/{SBOM_FILE}", cached, False)
@@ -254,8 +265,8 @@ def _sbom_layer(session: Session, service: Member, target: Target, members: Sequ
         venv.mkdir(parents=True)
         (venv / SBOM_FILE).write_text(text)
 
-    key = hashlib.sha256(f"sbom\0{LAYER_RECIPE}\0{mtime}\0{digest}".encode()).hexdigest()
-    return (f"sbom: {VENV}/{SBOM_FILE}", *write_layer(store, key, stage, mtime))
+    return (f"sbom: {VENV}/{SBOM_FILE}",
+            *write_layer(store, sbom_key(digest), stage, mtime, compression))
 
 
 # -- config --------------------------------------------------------------------
@@ -300,7 +311,8 @@ def image_config(base: BaseImage, service: Member, command: Sequence[str],
 
 def build_platform(session: Session, service: Member, store: BlobStore, base: BaseImage,
                    platform: str, labels: dict[str, str], mtime: int, created: str,
-                   note: Callable[[str], None] | None = None) -> PlatformImage:
+                   note: Callable[[str], None] | None = None,
+                   compression: str = "gzip") -> PlatformImage:
     """Assemble the manifest of *service* for *platform* into *store*."""
     workspace = session.workspace
     target = image_target(workspace, platform)
@@ -311,7 +323,7 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
     python = base.python
     # The venv and the SBOM are two layers more than the plan.
     plan = cap_layers(split_layers(deps, libs, own), MAX_LAYERS - len(base.layers) - 2)
-    venv_key = _layer_key("venv", [], python, mtime)
+    venv_key = _layer_key("venv", [], python, mtime, compression=compression)
     jobs: list[tuple[str, str, Callable[[Path], None]]] = [
         (f"venv at {VENV} for {python.path}", venv_key,
          lambda root: stage_venv(root, python))]
@@ -323,10 +335,11 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
     sbom: tuple[str, Blob, bool] | None = None
     for layer in plan:
         if layer.name == "service":  # the SBOM sits below: a code-only change leaves it
-            sbom = _sbom_layer(session, service, target, [*libs, *own], store, labels, mtime)
+            sbom = _sbom_layer(session, service, target, [*libs, *own], store, labels, mtime,
+                               compression)
             jobs.append((sbom[0], "", lambda root: None))
         key = _layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime,
-                         pyc_key)
+                         pyc_key, compression)
         stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache,
                                   compile_pyc=pyc)
         jobs.append((_holds(layer), key, stage))
@@ -336,7 +349,7 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
         if not key:
             assert sbom is not None
             return sbom
-        return (holds, *write_layer(store, key, stage, mtime))
+        return (holds, *write_layer(store, key, stage, mtime, compression))
 
     # Layers are written side by side: gzip (which releases the GIL) in one thread while
     # another layer's bytecode compiles in subprocesses; the order stays the plan's.
@@ -387,6 +400,12 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
     workspace = session.workspace
     check_lock(workspace, service)
     command_for(service)
+    if request.compression not in COMPRESSIONS:
+        raise BuildError(f"unknown layer compression {request.compression}",
+                         hint=f"use one of {', '.join(COMPRESSIONS)}",
+                         actual=request.compression)
+    if request.compression == "zstd":
+        zstd_compressor()  # the missing extra is said before any work
     store = oci_store(session)
     platforms = _platforms(session, request)
     if request.archive is not None and len(platforms) > 1:
@@ -405,7 +424,9 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
                      image_target(workspace, platforms[0]),
                      {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime),
                       "created": created, "revision": revision.get("revision", ""),
-                      "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0]})
+                      "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0],
+                      **({"compression": request.compression}
+                         if request.compression != "gzip" else {})})
     found = None if request.rebuild else _known(store, fp)
     if found is None and request.push and not request.rebuild and request.layout is None \
             and request.archive is None:
@@ -428,7 +449,7 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
             labels[BASE_DIGEST_LABEL] = bases[platform].digest
             labels[BASE_NAME_LABEL] = reference
             images.append(build_platform(session, service, store, bases[platform], platform,
-                                         labels, mtime, created, note))
+                                         labels, mtime, created, note, request.compression))
         found = (_top(store, images), tuple(images))
         _remember(store, fp, found[0], found[1])
     top, images_t = found

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from orchestrator.image import Layer
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+COMPRESSIONS = ("gzip", "zstd")
+ZSTD_LEVEL = 3  # zstd's default: faster than gzip -3 and smaller than gzip -6
 _CHUNK = 1024 * 1024
 SMALL_TREE = 64  # .py files below which one process compiles a layer's bytecode
 # zlib level 3: twice as fast as the default 6 on big wheels' trees, ~8% larger blobs.
@@ -187,13 +190,33 @@ class _Hashing(io.RawIOBase):
         return len(data)
 
 
-def write_tar(root: Path, out: BinaryIO, *, mtime: int, compress: bool = True) -> Blob:
-    """Write the tree at *root* to *out* as a deterministic (gzipped) tar."""
+def zstd_compressor() -> object:
+    """zstandard's compressor (the optional extra): single-threaded, no content size, so
+    the frame depends only on the bytes; a clear error when the package is missing."""
+    try:
+        import zstandard
+    except ImportError as exc:
+        from orchestrator.errors import BuildError
+
+        raise BuildError("zstd layers need the zstandard package, which is not installed",
+                         hint="pip install 'orchestrator[zstd]' (or zstandard), or build "
+                         "with gzip layers (the default)") from exc
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True,
+                                    write_content_size=False, threads=0)
+
+
+def write_tar(root: Path, out: BinaryIO, *, mtime: int, compress: bool = True,
+              compression: str = "gzip") -> Blob:
+    """Write the tree at *root* to *out* as a deterministic tar, gzipped or zstd-compressed."""
     stored = _Hashing(out)
-    gz = (gzip.GzipFile(filename="", mode="wb", fileobj=stored, mtime=0,
-                        compresslevel=GZIP_LEVEL)
-          if compress else None)
-    plain = _Hashing(gz if gz is not None else out)  # type: ignore[arg-type]
+    packer: BinaryIO | None = None
+    if compress and compression == "zstd":
+        compressor = zstd_compressor()
+        packer = compressor.stream_writer(stored, closefd=False)  # type: ignore[attr-defined]
+    elif compress:
+        packer = gzip.GzipFile(filename="", mode="wb", fileobj=stored, mtime=0,  # type: ignore[assignment]
+                               compresslevel=GZIP_LEVEL)
+    plain = _Hashing(packer if packer is not None else out)
     with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for name, path in _entries(root):
             info, regular = _tarinfo(name, path, mtime)
@@ -202,9 +225,10 @@ def write_tar(root: Path, out: BinaryIO, *, mtime: int, compress: bool = True) -
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
-    if gz is not None:
-        gz.close()
+    if packer is not None:
+        packer.close()
         return Blob(f"sha256:{stored.sha.hexdigest()}", stored.size,
-                    f"sha256:{plain.sha.hexdigest()}", LAYER_GZIP)
+                    f"sha256:{plain.sha.hexdigest()}",
+                    LAYER_ZSTD if compression == "zstd" else LAYER_GZIP)
     digest = f"sha256:{plain.sha.hexdigest()}"
     return Blob(digest, plain.size, digest, LAYER_TAR)
