@@ -847,3 +847,21 @@ def test_json_rows_reads_every_entry_shape_as_the_checked_way_does() -> None:
         body = json.dumps({"name": "a", "files": [base, bad]})
         with pytest.raises(pages.PageFormatError, match=r"files\[1\]"):
             pages.json_rows(body.encode(), page_url)
+
+
+def test_page_is_fresh_says_whether_a_lookup_needs_the_index(
+        tmp_path: Path, server: IndexServer, make_client: MakeClient) -> None:
+    server.add_wheel("demo", "1.0")
+    with IndexServer(tmp_path / "other") as second:
+        second.add_wheel("extra", "1.0")
+        client = make_client(server.url, second.url)
+        assert not client.page_is_fresh("demo")  # nothing cached yet
+        client.files("demo")
+        client.files("Extra")  # absent from the first index (a cached 404), found on the second
+        assert client.page_is_fresh("demo") and client.page_is_fresh("extra")
+        assert not make_client(server.url, second.url, refresh=True).page_is_fresh("demo")
+        assert not make_client(server.url, second.url, page_ttl=0).page_is_fresh("extra")
+        assert make_client(server.url, offline=True).page_is_fresh("never-seen")
+        requests = server.count() + second.count()
+        assert make_client(server.url, second.url).page_is_fresh("demo")
+        assert server.count() + second.count() == requests  # it never asks the index
