@@ -24,6 +24,7 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -110,6 +111,7 @@ _MIN_SECRET = 4  # shorter parts are no secret worth hiding, and too common to l
 _FILLER = ord("*")
 
 
+@lru_cache(maxsize=4096)  # every page load and store asks, a warm lock hundreds of times
 def url_secrets(url: str) -> tuple[bytes, ...]:
     """The parts of *url* that may be secrets, longest first, as they may appear in a page.
 
