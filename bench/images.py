@@ -548,10 +548,11 @@ def targets(res: Results, service: str) -> dict[str, dict[str, object]]:
 # pyarrow), locked against the public index. The wheel cache is kept between runs
 # (bench/.tools/images-cache; the first run downloads the wheels). Four variants of scorer:
 # ``--engine oci`` (cold: its layer records and image records in oci-v1/ removed, so every
-# layer is staged, compiled, tarred and gzipped again; the base from a `docker save` archive
-# whose blobs stay), the Docker engine path (``orchestrator build``; cold: a fresh base image
-# ID), the naive Dockerfile and the multi-stage one (cold: a fresh base image ID, pip
-# downloads from the public index inside the build, ``--network host``). Bytes pushed: every
+# layer is staged, compiled, tarred and gzipped again; the base pulled from the loopback
+# registry, where docker pushed it, whose blobs stay), the Docker engine path
+# (``orchestrator build``; cold: a fresh base image ID), the naive Dockerfile and the
+# multi-stage one (cold: a fresh base image ID, pip downloads from the public index inside
+# the build, ``--network host``). Bytes pushed: every
 # service pushed, one comment appended to libs/features, every service rebuilt and pushed
 # again; the registry's own log says which blobs were uploaded (a completed upload PUT with
 # ``digest=``) and which were mounted, and its storage their sizes: the same count for the
@@ -646,7 +647,7 @@ class DsRun:
     work: Path
     env: dict[str, str]
     exe: list[str]
-    archive: Path  # the base, `docker save`d, for --engine oci
+    oci_base: str  # the base in the loopback registry, as docker pushed it, for --engine oci
     prefix: str  # registry/bench-ds/<pid>
     run_id: str
     base: str
@@ -665,8 +666,7 @@ class DsRun:
         return elapsed, proc.stdout, proc.stderr
 
     def oci(self, *args: str) -> tuple[float, str, str]:
-        return self.orch("build", "--engine", "oci", "--base",
-                         f"docker-archive:{self.archive}", *args)
+        return self.orch("build", "--engine", "oci", "--base", self.oci_base, *args)
 
     def add(self, scenario: str, variant: str, seconds: float) -> None:
         self.samples.setdefault(scenario, {}).setdefault(variant, []).append(seconds)
@@ -890,7 +890,7 @@ def datasci_main(args: argparse.Namespace) -> int:
         write_datasci(root, prefix)
         env = docker_env()
         env["ORCHESTRATOR_CACHE_DIR"] = str(args.cache)
-        run = DsRun(root, work, env, orchestrator_cmd(), work / "base.tar", prefix, run_id,
+        run = DsRun(root, work, env, orchestrator_cmd(), f"{prefix}/base:oci", prefix, run_id,
                     args.base)
         t0 = time.perf_counter()
         run.orch("-q", "lock")
@@ -898,7 +898,11 @@ def datasci_main(args: argparse.Namespace) -> int:
         git(root, "commit", "-qm", "locks")
         print(f"  lock against the public index {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
-        docker("save", args.base, "-o", str(run.archive))
+        # The base from a registry, its layer gzipped by docker's push as the engine path's
+        # is: the pushed images then hold the same base bytes (a `docker save` archive's
+        # layers are plain tars, which would be pushed so).
+        docker("tag", args.base, run.oci_base)
+        docker("push", "-q", run.oci_base)
         versions = {"orchestrator": tool_version([*run.exe, "--version"]),
                     "docker engine": engine_version(), "base image": args.base,
                     "repository": repo_state()}
