@@ -46,7 +46,6 @@ from _common import (
     Summary,
     Tool,
     add_tool_options,
-    base_env,
     check_tool_names,
     comparison_table,
     in_work_dir,
@@ -57,6 +56,7 @@ from _common import (
     orchestrator_cmd,
     poetry_env,
     poetry_tool,
+    python_env,
     remove_files,
     reset_dir,
     rotated,
@@ -74,8 +74,11 @@ MAX_NETWORK_REPS = 20  # be polite to the public index
 
 
 def make_orchestrator(work: Path, source: Path, rev: str | None = None) -> Tool:
+    # python_env: without it, a PYTHONDONTWRITEBYTECODE in the session's environment makes
+    # every run recompile the modules it imports (all of them from --orchestrator-rev's
+    # fresh export), which no user pays: 0.1-0.15 s of a warm lock of the example.
     tool = new_tool("orchestrator", work, source, orchestrator_cmd(),
-                    lambda home: base_env({"ORCHESTRATOR_CACHE_DIR": str(home / "cache")}))
+                    lambda home: python_env({"ORCHESTRATOR_CACHE_DIR": str(home / "cache")}))
     if rev:  # the exported package on PYTHONPATH comes before the editable install's finder
         from sync import export_orchestrator
 
@@ -96,8 +99,8 @@ def make_uv(work: Path, source: Path, bin_dir: Path) -> Tool:
 
 def make_poetry(work: Path, source: Path, bin_dir: Path) -> Tool:
     def env(home: Path) -> dict[str, str]:
-        return base_env({**poetry_env(home),
-                         "POETRY_VIRTUALENVS_PATH": str(home / "venvs")})  # kept across cold runs
+        return python_env({**poetry_env(home),  # Poetry is Python too (see make_orchestrator)
+                           "POETRY_VIRTUALENVS_PATH": str(home / "venvs")})  # kept across cold runs
 
     tool = poetry_tool(work, source, bin_dir, env, editable=False)
     tool.lock_files = ("poetry.lock",)
