@@ -862,9 +862,11 @@ def _lock_members(
         kept, moved = _pin_outcome(previous, resolution)
         return member, build_pylock(workspace, member, resolution.packages), previous, kept, moved
 
-    # Threads overlap one member's network waits with another's resolution.
+    # Threads overlap one member's network waits with another's resolution; with
+    # everything in the cache there are none, and threads only contend for the GIL.
+    threads = max(1, min(RESOLVER_THREADS if cold else 1, len(members)))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(4, len(members)))) as pool:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
             resolved = list(pool.map(one, members))
     finally:
         if prefetcher is not None:
@@ -876,6 +878,9 @@ def _lock_members(
                                   len(lock.packages), previous.source, kept, moved,
                                   previous.warnings))
     return results
+
+
+RESOLVER_THREADS = 4  # members resolved at once when the index must be asked
 
 
 @contextlib.contextmanager
