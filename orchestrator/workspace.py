@@ -170,8 +170,6 @@ class _LoadCache:
             self.path = None
 
     def get(self) -> Inspection | None:
-        import pickle
-
         if self.path is None:
             return None
         try:
@@ -179,7 +177,9 @@ class _LoadCache:
         except OSError:
             return None
         try:
-            entry = pickle.loads(data)
+            entry = _load_entry(data)
+            if not isinstance(entry, tuple) or len(entry) != 5:
+                return None
             stats, globs, exclude, directories, inspection = entry
             if not isinstance(inspection, Inspection) or inspection.problems:
                 return None
@@ -207,6 +207,43 @@ class _LoadCache:
         # the entry only saves time: a read-only or full cache directory is no error
         with contextlib.suppress(Exception):
             write_bytes(self.path, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _load_entry(data: bytes) -> object:
+    """Unpickle a load-cache entry, building only the workspace's own value classes.
+
+    The entry lives in a cache directory that CI systems restore from shared
+    storage; a plain ``pickle.loads`` of a planted file would run whatever it
+    names. Here a global resolves only to a dataclass of
+    ``orchestrator.models`` / ``orchestrator.workspace`` or a pathlib or
+    datetime value; anything else raises, and the entry is a miss.
+    """
+    import dataclasses
+    import datetime
+    import io
+    import pathlib
+    import pickle
+
+    plain: dict[tuple[str, str], object] = {
+        ("pathlib", "PosixPath"): pathlib.PosixPath,
+        ("pathlib", "PurePosixPath"): pathlib.PurePosixPath,
+        ("datetime", "date"): datetime.date,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "set"): set,
+    }
+
+    class SafeUnpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            if (module, name) in plain:
+                return plain[(module, name)]
+            if module in ("orchestrator.models", "orchestrator.workspace"):
+                found = getattr(sys.modules[module], name, None)
+                if isinstance(found, type) and dataclasses.is_dataclass(found):
+                    return found
+            raise pickle.UnpicklingError(f"{module}.{name} is not a workspace value")
+
+    entry: object = SafeUnpickler(io.BytesIO(data)).load()
+    return entry
 
 
 def _stat(path: Path) -> tuple[int, int, int, int] | None:

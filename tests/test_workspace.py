@@ -617,6 +617,31 @@ def test_a_damaged_or_foreign_cache_entry_is_a_miss(shop: Path, full_loads: list
     assert load_workspace(shop) == first and len(full_loads) == 4  # rewritten
 
 
+class _Planted:
+    """What an attacker who can write the cache directory would plant."""
+
+    def __reduce__(self) -> tuple[object, tuple[str, ...]]:
+        return (os.system, ("touch planted-by-cache",))
+
+
+def test_a_planted_cache_entry_runs_no_code(shop: Path, full_loads: list[Path],
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    settle()
+    first = load_workspace(shop)
+    (entry,) = (shop.parent / "cache" / "workspaces-v1").glob("*.pickle")
+    monkeypatch.chdir(tmp_path)
+    entry.write_bytes(pickle.dumps(_Planted()))
+    assert load_workspace(shop) == first
+    real = pickle.loads(entry.read_bytes())  # rewritten by the full load: a real entry
+    entry.write_bytes(pickle.dumps((*real[:4], _Planted())))
+    assert load_workspace(shop) == first
+    assert not (tmp_path / "planted-by-cache").exists()
+    assert len(full_loads) == 3
+
+
 def test_a_read_only_cache_directory_only_costs_the_cache(
     shop: Path, full_loads: list[Path], tmp_path: Path,
 ) -> None:
