@@ -394,8 +394,6 @@ def _platforms(session: Session, request: OciRequest) -> tuple[str, ...]:
 def build_service(session: Session, service: Member, request: OciRequest, *,
                   note: Callable[[str], None] | None = None) -> OciResult:
     """Build *service*'s image for every requested platform and write the outputs."""
-    from orchestrator.oci.base import load_base
-
     started = time.monotonic()
     workspace = session.workspace
     check_lock(workspace, service)
@@ -413,7 +411,7 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
                          f"{len(platforms)} ({', '.join(platforms)})",
                          hint="pass one --platform with --archive, or use --oci-layout")
     reference = request.base or workspace.image.base
-    bases = {p: load_base(reference, store, p, workspace.python) for p in platforms}
+    bases = {p: _base(reference, store, p, workspace.python) for p in platforms}
     revision = session.revision
     mtime = layer_mtime()
     created = _iso(created_epoch(revision))
@@ -476,6 +474,20 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
             pushed[ref] = push(store, top, ref, note=note, also=also)
     return OciResult(service.name, top.digest, tags, images_t, built,
                      time.monotonic() - started, pushed)
+
+
+_BASES: dict[tuple[str, Path, str, str], BaseImage] = {}
+
+
+def _base(reference: str, store: BlobStore, platform: str, python: str) -> BaseImage:
+    """The base for *platform*, resolved once per process: every service of one `build`
+    asks the registry for the tag once, not once each."""
+    from orchestrator.oci.base import load_base
+
+    key = (reference, store.root, platform, python)
+    if key not in _BASES:
+        _BASES[key] = load_base(reference, store, platform, python)
+    return _BASES[key]
 
 
 def _top(store: BlobStore, images: Sequence[PlatformImage]) -> Descriptor:
