@@ -25,7 +25,7 @@ from orchestrator.models import LoadWarning, Member, Target, Workspace
 
 if TYPE_CHECKING:
     from orchestrator.build import MemberBuilder, SdistBuilder
-    from orchestrator.cache import PruneReport, WheelCache
+    from orchestrator.cache import LinkMode, PruneReport, WheelCache
     from orchestrator.index import IndexClient
     from orchestrator.models import CoreMetadata
 
@@ -88,6 +88,10 @@ class Session:
         self._offline = offline
         self._cache_dir = cache_dir
         self._lock = RLock()
+        # how the wheel cache, when made, links files out and whether it re-hashes
+        # (set by `sync --link-mode/--verify` before anything uses the cache)
+        self.link_mode: LinkMode = "hardlink"
+        self.rehash = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -189,7 +193,7 @@ class Session:
     def cache(self) -> WheelCache:
         from orchestrator.cache import WheelCache
 
-        return WheelCache(self.cache_dir)
+        return WheelCache(self.cache_dir, rehash=self.rehash, link_mode=self.link_mode)
 
     @_made_once
     def sdists(self) -> SdistBuilder:
