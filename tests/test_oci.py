@@ -418,7 +418,7 @@ def test_oci_outputs_need_the_oci_engine(workspace: Path, tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["-w", str(workspace), "build", "--archive",
                                       str(tmp_path / "x.tar")])
     assert result.exit_code == 2
-    assert "--oci-layout, --archive, --platform and --compression need --engine oci" \
+    assert "--oci-layout, --archive, --platform, --compression and --pull need --engine oci" \
         in result.output
 
 

@@ -194,3 +194,52 @@ def test_references() -> None:
     ref = registry.parse_reference("127.0.0.1:5000/acme/orders@sha256:" + "0" * 64)
     assert (ref.host, ref.repository, ref.tag, ref.base_url) == (
         "127.0.0.1:5000", "acme/orders", None, "http://127.0.0.1:5000/v2/acme/orders")
+
+
+def test_a_base_tag_resolved_a_moment_ago_is_used_without_asking(
+    server: tuple[str, State], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host, state = server
+    source = BlobStore(tmp_path / "source")
+    first = image(source, 512)
+    registry.push(source, first, f"{host}/team/base:1")
+    store = BlobStore(tmp_path / "store")
+    assert registry.pull(f"{host}/team/base:1", store, "linux/amd64").digest == first.digest
+    state.log.clear()
+    assert registry.pull(f"{host}/team/base:1", store, "linux/amd64").digest == first.digest
+    assert state.log == []  # a no-change build opens no connection for its base
+    moved = image(source, 1024)  # the tag moves on the registry
+    registry.push(source, moved, f"{host}/team/base:1")
+    state.log.clear()
+    assert registry.pull(f"{host}/team/base:1", store, "linux/amd64").digest == first.digest
+    assert registry.pull(f"{host}/team/base:1", store, "linux/amd64",
+                         fresh=True).digest == moved.digest  # build --pull
+    assert any(line.startswith("GET /v2/team/base/manifests/1") for line in state.log)
+    monkeypatch.setenv(registry.TAG_TTL_ENV, "0")  # no trust at all: always ask
+    state.log.clear()
+    assert registry.pull(f"{host}/team/base:1", store, "linux/amd64").digest == moved.digest
+    assert any(line.startswith("GET /v2/team/base/manifests/1") for line in state.log)
+    monkeypatch.delenv(registry.TAG_TTL_ENV)
+    config = store.read_json(moved.digest)["config"]
+    assert isinstance(config, dict)
+    store.path(config["digest"]).unlink()  # a blob gone from the store: fetched again
+    state.log.clear()
+    assert registry.pull(f"{host}/team/base:1", store, "linux/amd64").digest == moved.digest
+    assert any(line.startswith(f"GET /v2/team/base/blobs/{config['digest']}")
+               for line in state.log)
+
+
+def test_an_unreachable_registry_is_named(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = BlobStore(tmp_path / "store")
+    for call in (lambda: registry.pull(f"127.0.0.1:{port}/team/base:1", store, "linux/amd64"),
+                 lambda: registry.push(store, image(store, 256), f"127.0.0.1:{port}/t/a:1")):
+        with pytest.raises(PublishError) as caught:
+            call()
+        assert caught.value.message.startswith(
+            f"cannot reach the registry 127.0.0.1:{port} for 127.0.0.1:{port}/")
+        assert "image.base or image.registry" in (caught.value.hint or "")

@@ -57,6 +57,9 @@ def dockerfile(app: App, service: str, context: Path | None, base: str | None,
 @click.option("--jobs", "-j", default=2, show_default=True, help="Services built at once.")
 @click.option("--base", help="Base image (default: image.base from workspace.yaml).")
 @click.option("--rebuild", is_flag=True, help="Build even if an identical image exists.")
+@click.option("--pull", is_flag=True,
+              help="With --engine oci: ask the registry for the base image's tag again "
+              "(default: a tag resolved in the last 10 minutes is used as it was).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON document of the results (ids, tags, pushed digests).")
 @click.option("--engine", type=click.Choice(["docker", "oci"]), default="docker",
@@ -74,7 +77,7 @@ def dockerfile(app: App, service: str, context: Path | None, base: str | None,
 @pass_app
 def build(app: App, services: tuple[str, ...], affected: bool, since: str | None,
           tags: tuple[str, ...], push: bool, jobs: int, base: str | None,
-          rebuild: bool, as_json: bool, engine: str, oci_layout: Path | None,
+          rebuild: bool, pull: bool, as_json: bool, engine: str, oci_layout: Path | None,
           archive: Path | None, platforms: tuple[str, ...], compression: str | None) -> None:
     """Build a layered image per service (all, named, or affected), in graph order."""
     if affected and not since:
@@ -94,12 +97,12 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
             return
     order = {name: i for i, name in enumerate(_build_order(ws))}
     chosen.sort(key=lambda m: order[m.name])  # graph order; the pool runs them side by side
-    if engine != "oci" and (oci_layout or archive or platforms or compression):
-        raise click.UsageError("--oci-layout, --archive, --platform and --compression need "
-                               "--engine oci")
+    if engine != "oci" and (oci_layout or archive or platforms or compression or pull):
+        raise click.UsageError("--oci-layout, --archive, --platform, --compression and --pull "
+                               "need --engine oci")
     if engine == "oci":
         _build_oci(app, chosen, tags, push, base, as_json, oci_layout, archive, platforms,
-                   rebuild, compression or "gzip")
+                   rebuild, compression or "gzip", pull)
         return
     from concurrent.futures import ThreadPoolExecutor
 
@@ -144,14 +147,16 @@ def _build_order(workspace: Workspace) -> list[str]:
 
 def _build_oci(app: App, chosen: list[Member], tags: tuple[str, ...], push: bool,
                base: str | None, as_json: bool, layout: Path | None, archive: Path | None,
-               platforms: tuple[str, ...], rebuild: bool, compression: str) -> None:
+               platforms: tuple[str, ...], rebuild: bool, compression: str,
+               pull: bool) -> None:
     from orchestrator.oci.build import OciRequest, build_service
 
     if archive is not None and len(chosen) > 1 and "{service}" not in str(archive):
         raise click.UsageError("--archive for several services needs {service} in its name")
     session = app.session()
     request = OciRequest(base=base, platforms=platforms, layout=layout, archive=archive,
-                         push=push, extra_tags=tags, rebuild=rebuild, compression=compression)
+                         push=push, extra_tags=tags, rebuild=rebuild, compression=compression,
+                         pull=pull)
     results = []
     for member in chosen:  # one at a time: layers of shared wheels are written once
         result = build_service(session, member, request, note=app.info)

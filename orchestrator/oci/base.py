@@ -38,8 +38,12 @@ class BaseImage:
     python: Interpreter
 
 
-def load_base(reference: str, store: BlobStore, platform: str, python_minor: str) -> BaseImage:
-    """The base image *reference* for *platform*, its blobs in *store*, checked for python."""
+def load_base(reference: str, store: BlobStore, platform: str, python_minor: str,
+              *, fresh: bool = False) -> BaseImage:
+    """The base image *reference* for *platform*, its blobs in *store*, checked for python.
+
+    A registry tag resolved a short while ago is trusted unless *fresh* (``build --pull``).
+    """
     if reference.startswith("docker-archive:"):
         manifest = _import_archive(Path(reference.removeprefix("docker-archive:")), store)
     elif reference.startswith("oci:"):
@@ -47,7 +51,7 @@ def load_base(reference: str, store: BlobStore, platform: str, python_minor: str
     else:
         from orchestrator.oci.registry import pull
 
-        manifest = pull(reference, store, platform)
+        manifest = pull(reference, store, platform, fresh=fresh)
     return _describe(reference, manifest, store, platform, python_minor)
 
 

@@ -80,6 +80,7 @@ class OciRequest:
     extra_tags: tuple[str, ...] = ()
     rebuild: bool = False  # ignore an image recorded with the same fingerprint
     compression: str = "gzip"  # of the layers: gzip, or zstd (the zstandard extra)
+    pull: bool = False  # ask the registry for the base tag even if resolved a moment ago
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +412,8 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
                          f"{len(platforms)} ({', '.join(platforms)})",
                          hint="pass one --platform with --archive, or use --oci-layout")
     reference = request.base or workspace.image.base
-    bases = {p: _base(reference, store, p, workspace.python) for p in platforms}
+    bases = {p: _base(reference, store, p, workspace.python, fresh=request.pull)
+             for p in platforms}
     revision = session.revision
     mtime = layer_mtime()
     created = _iso(created_epoch(revision))
@@ -479,14 +481,15 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
 _BASES: dict[tuple[str, Path, str, str], BaseImage] = {}
 
 
-def _base(reference: str, store: BlobStore, platform: str, python: str) -> BaseImage:
+def _base(reference: str, store: BlobStore, platform: str, python: str, *,
+          fresh: bool = False) -> BaseImage:
     """The base for *platform*, resolved once per process: every service of one `build`
     asks the registry for the tag once, not once each."""
     from orchestrator.oci.base import load_base
 
     key = (reference, store.root, platform, python)
     if key not in _BASES:
-        _BASES[key] = load_base(reference, store, platform, python)
+        _BASES[key] = load_base(reference, store, platform, python, fresh=fresh)
     return _BASES[key]
 
 

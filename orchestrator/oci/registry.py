@@ -11,6 +11,7 @@ challenge is answered with a token from the realm it names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -184,9 +185,88 @@ def _check(response: httpx.Response, what: str, ref: Reference) -> None:
 # -- pull ----------------------------------------------------------------------
 
 
-def pull(reference: str, store: BlobStore, platform: str) -> Descriptor:
-    """The manifest of *reference* for *platform*, with its config and layers in *store*."""
+TAG_TTL_ENV = "ORCHESTRATOR_BASE_TAG_TTL"
+DEFAULT_TAG_TTL = 600.0  # seconds a resolved base tag is trusted without asking again
+
+
+def pull(reference: str, store: BlobStore, platform: str, *, fresh: bool = False) -> Descriptor:
+    """The manifest of *reference* for *platform*, with its config and layers in *store*.
+
+    A tag resolved within the last ``DEFAULT_TAG_TTL`` seconds (``$ORCHESTRATOR_BASE_TAG_TTL``)
+    whose manifest and blobs are all in *store* is answered from there without a request,
+    as Docker uses a local base image until told to pull (a no-change build then opens
+    no connection); *fresh* (``build --pull``) always asks. A digest reference is
+    content-addressed: it is asked for only when its blobs are missing.
+    """
     ref = parse_reference(reference)
+    memo = store.root / "tags" / (hashlib.sha256(
+        f"{ref}\0{platform}".encode()).hexdigest()[:32] + ".json")
+    if not fresh:
+        known = _recall(memo, store, content_addressed=ref.digest is not None)
+        if known is not None:
+            return known
+    with _transport_errors(ref):
+        desc = _pull(ref, reference, store, platform)
+    _memorize(memo, desc)
+    return desc
+
+
+def _recall(memo: Path, store: BlobStore, *, content_addressed: bool) -> Descriptor | None:
+    import time
+
+    try:
+        entry = json.loads(memo.read_text())
+        age = time.time() - float(entry["resolved"])
+        ttl = float(os.environ.get(TAG_TTL_ENV, DEFAULT_TAG_TTL))
+        desc = Descriptor(str(entry["mediaType"]), str(entry["digest"]), int(entry["size"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not content_addressed and not 0 <= age < ttl:
+        return None
+    try:
+        if all(store.has(d) for d in (desc.digest, *_blob_digests(store, desc))):
+            return desc
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        pass
+    return None
+
+
+def _blob_digests(store: BlobStore, desc: Descriptor) -> list[str]:
+    document = store.read_json(desc.digest)
+    config, layers = document["config"], document["layers"]
+    assert isinstance(config, dict) and isinstance(layers, list)
+    return [str(config["digest"]), *(str(layer["digest"]) for layer in layers)]
+
+
+def _memorize(memo: Path, desc: Descriptor) -> None:
+    import time
+
+    from orchestrator.atomic import write_text
+
+    entry = {"mediaType": desc.media_type, "digest": desc.digest, "size": desc.size,
+             "resolved": time.time()}
+    with contextlib.suppress(OSError):  # the memo only saves a request
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_text(memo, json.dumps(entry))
+
+
+@contextlib.contextmanager
+def _transport_errors(ref: Reference) -> Iterator[None]:
+    """httpx's connection and timeout errors as one clear error naming the registry."""
+    import httpx
+
+    try:
+        yield
+    except httpx.TransportError as exc:
+        raise PublishError(
+            f"cannot reach the registry {ref.host} for {ref.host}/{ref.repository}: "
+            f"{type(exc).__name__}: {exc or 'no answer'}",
+            hint="check that the registry is running and that the image reference "
+            "(image.base or image.registry in workspace.yaml, or --base) names it",
+        ) from exc
+
+
+def _pull(ref: Reference, reference: str, store: BlobStore, platform: str) -> Descriptor:
     client = Client(ref)
     try:
         desc = _pull_manifest(client, ref.ref, store)
@@ -295,6 +375,12 @@ def push(store: BlobStore, image: Descriptor, reference: str,
     *also*: more tags of the same repository, given the same manifest.
     """
     ref = parse_reference(reference)
+    with _transport_errors(ref):
+        return _push(ref, reference, store, image, note, also)
+
+
+def _push(ref: Reference, reference: str, store: BlobStore, image: Descriptor,
+          note: Callable[[str], None] | None, also: Sequence[str]) -> str:
     client = Client(ref)
     try:
         documents = [image]
