@@ -541,9 +541,82 @@ class _Install:
     """Everything one install puts in place, known before the first write."""
 
     dist_info: str
-    links: Sequence[tuple[str, str]]  # (source in the unpacked tree, destination)
-    link_rows: Sequence[tuple[str, str, str]]  # their RECORD rows
+    sources: Sequence[str]  # files to link (or copy) from the unpacked tree ...
+    targets: Sequence[str]  # ... and where each goes
+    link_record: str  # their RECORD rows, formatted
     writes: Sequence[tuple[str, bytes, bool]]  # (destination, content, executable)
+    # Every directory the targets need, parents first, all inside the scheme's
+    # prefix (a planned tree's); None: worked out from the targets, each checked
+    planned_dirs: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _TreePlan:
+    """What installing one unpacked tree links, the same for every venv: made once per tree.
+
+    The per-venv work is then joining each path to its scheme directory; no
+    path is split, normalized or checked per file, and the RECORD rows of the
+    linked files are formatted once per layout of scheme directories.
+    """
+
+    manifest: WheelManifest  # the one this plan was made from
+    sources: tuple[str, ...]  # absolute, in RECORD order
+    places: tuple[tuple[str, str], ...]  # (scheme key, path under it) of each source
+    dirs: tuple[tuple[str, str], ...]  # (scheme key, directory under it) they need, parents first
+    keys: tuple[str, ...]  # the scheme keys used
+    contained: bool  # every path stays below its scheme directory (no `..`, not absolute)
+    rows: tuple[tuple[str, str, str, str], ...]  # (key or "", path, hash, size) for RECORD
+    records: dict[tuple[str, ...], str]  # formatted rows by the keys' RECORD prefixes
+
+
+# Plans by (tree, constant files linked); a command's venvs share them. Bounded,
+# since a long-lived process (the tests) meets many caches.
+_PLANS: dict[tuple[str, tuple[str, ...]], _TreePlan] = {}
+_MAX_PLANS = 1024
+
+
+def _tree_plan(src: str, manifest: WheelManifest, constants: Sequence[str]) -> _TreePlan:
+    key = (src, tuple(constants))
+    plan = _PLANS.get(key)
+    if plan is not None and plan.manifest is manifest:
+        return plan
+    root_key = "purelib" if manifest.root_is_purelib else "platlib"
+    sources = [f"{src}/{a}" for a, _k, _s, _h, _n in manifest.files]
+    places = [(k, s) for _a, k, s, _h, _n in manifest.files]
+    rows = [(k, s, h, n) for _a, k, s, h, n in manifest.files]
+    for name in constants:
+        data = _CONSTANT_FILES[name]
+        sources.append(f"{src}/{OWN_DIR}/{name}")
+        places.append((root_key, f"{manifest.dist_info}/{name}"))
+        rows.append(("", f"{manifest.dist_info}/{name}", record_hash(data), str(len(data))))
+    contained = all(
+        s and os.path.normpath(s) == s and not s.startswith(("/", "../")) and s != ".."
+        for _k, s in places
+    )
+    needed: set[tuple[str, str]] = set()
+    if contained:
+        for k, s in places:
+            d = s.rpartition("/")[0]
+            while d and (k, d) not in needed:
+                needed.add((k, d))
+                d = d.rpartition("/")[0]
+    plan = _TreePlan(
+        manifest, tuple(sources), tuple(places), tuple(sorted(needed)),
+        tuple(sorted({k for k, _s in places})), contained, tuple(rows), {},
+    )
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+def _plan_record(plan: _TreePlan, in_record: Mapping[str, str]) -> str:
+    layout = tuple(in_record[k] for k in _SCHEME_KEYS)
+    text = plan.records.get(layout)
+    if text is None:
+        text = format_record([(in_record[k] + s if k else s, h, n) for k, s, h, n in plan.rows])
+        plan.records[layout] = text
+    return text
 
 
 def install_unpacked(
@@ -582,24 +655,22 @@ def install_unpacked(
     in_record = {key: _record_path(base, root) + "/" for key, base in bases.items()}
     in_record = {key: "" if p == "./" else p for key, p in in_record.items()}
     src = str(unpacked)
-    links = [(f"{src}/{a}", f"{bases[k]}/{s}") for a, k, s, _h, _n in manifest.files]
-    rows = [(in_record[k] + s, h, n) for _a, k, s, h, n in manifest.files]
+    constants = _constant_names(options)  # the same bytes for every install: linked
+    plan = _tree_plan(src, manifest, constants if manifest.stored else ())
+    targets = [f"{bases[k]}/{s}" for k, s in plan.places]
     python = options.shebang_python
     writes = [
         (f"{bases['scripts']}/{sub}", _script_bytes(f"{src}/{archive}", python), True)
         for archive, sub in manifest.scripts
     ]
-    for name in _constant_names(options):  # the same bytes for every install: linked
-        data = _CONSTANT_FILES[name]
-        if manifest.stored:
-            links.append((f"{src}/{OWN_DIR}/{name}", f"{dist_info}/{name}"))
-            rows.append((f"{manifest.dist_info}/{name}", record_hash(data), str(len(data))))
-        else:
-            writes.append((f"{dist_info}/{name}", data, False))
+    if not manifest.stored:
+        writes += [(f"{dist_info}/{name}", _CONSTANT_FILES[name], False) for name in constants]
     writes += _entry_point_writes(manifest.entry_points, scheme, python, manifest.name)
     writes += _dist_info_writes(dist_info, options, origin)
-    _apply(_Install(dist_info, links, rows, writes), scheme, options.link, manifest.dist_info,
-           options.reflink, made_dirs)
+    dirs = _planned_dirs(plan, bases, os.path.normpath(scheme.prefix))
+    _apply(_Install(dist_info, plan.sources, targets, _plan_record(plan, in_record), writes,
+                    dirs),
+           scheme, options.link, manifest.dist_info, options.reflink, made_dirs)
     return InstalledDist(
         normalize(manifest.name),
         manifest.version,
@@ -609,6 +680,23 @@ def install_unpacked(
         None,
         origin.get("fingerprint"),
     )
+
+
+def _planned_dirs(plan: _TreePlan, bases: Mapping[str, str], prefix: str) -> list[str] | None:
+    """The directories *plan* needs under *bases*, parents first; None if any could leave
+    *prefix* (then every target is checked, and refused, one by one)."""
+    if not plan.contained:
+        return None
+    inside = os.path.join(prefix, "")
+    out = []
+    for key in plan.keys:
+        base = os.path.normpath(bases[key])
+        if base != prefix and not base.startswith(inside):
+            return None
+        if base != bases[key]:  # not normalized: the lexical joins below would not be either
+            return None
+        out.append(base)
+    return out + [f"{bases[k]}/{d}" for k, d in plan.dirs]
 
 
 def _constant_names(options: InstallOptions) -> list[str]:
@@ -628,23 +716,27 @@ def _apply(job: _Install, scheme: Scheme, link: bool, what: str, reflink: bool =
            made_dirs: set[str] | None = None) -> None:
     """Put *job* in place under the PENDING protocol (see the module docstring)."""
     root, name = os.path.split(job.dist_info)
-    dests = [dest for _, dest in job.links] + [dest for dest, _, _ in job.writes]
-    for dest in dests:
+    written = [dest for dest, _, _ in job.writes]
+    checked = written if job.planned_dirs is not None else [*job.targets, *written]
+    for dest in checked:
         _check_inside(dest, scheme.prefix, what)
-    rows = list(job.link_rows)
-    for dest, data, _executable in job.writes:
-        rows.append((_record_path(dest, root), record_hash(data), str(len(data))))
+    rows = [(_record_path(dest, root), record_hash(data), str(len(data)))
+            for dest, data, _executable in job.writes]
     rows.append((f"{name}/RECORD", "", ""))
     pending = os.path.join(job.dist_info, PENDING)
     os.makedirs(job.dist_info, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(job.dist_info, "RECORD"))  # a leftover: not complete any more
-    _write_new(pending, format_record(rows).encode())
+    _write_new(pending, (job.link_record + format_record(rows)).encode())
     # The dist-info was just made, and so was its parent: no mkdir needed for either.
     known = made_dirs if made_dirs is not None else set()
     known.update((job.dist_info, root))
-    _make_dirs({os.path.dirname(dest) for dest in dests}, known, os.path.normpath(scheme.prefix))
-    for source, dest in job.links:
+    stop = os.path.normpath(scheme.prefix)
+    # A planned tree names its directories: only the writes' (a few) are worked out here.
+    planned = job.planned_dirs
+    linked = job.targets if planned is None else ()
+    _make_dirs({*(planned or ()), *(os.path.dirname(d) for d in (*linked, *written))}, known, stop)
+    for source, dest in zip(job.sources, job.targets, strict=True):
         link = _place(source, dest, link, reflink)
     for dest, data, executable in job.writes:
         _write_new(dest, data, executable=executable)
@@ -714,7 +806,7 @@ def install_editable(
     for constant in _constant_names(final):  # no unpacked tree to link them from
         writes.append((os.path.join(dist_info, constant), _CONSTANT_FILES[constant], False))
     writes += _dist_info_writes(dist_info, final, stored)
-    _apply(_Install(dist_info, [], [], writes), scheme, options.link, name)
+    _apply(_Install(dist_info, (), (), "", writes), scheme, options.link, name)
     return InstalledDist(
         normalize(name),
         version,
