@@ -635,3 +635,28 @@ def test_old_entry_in_a_read_only_cache_still_installs(
     assert dist.complete and not (tree / installer.OWN_DIR).exists()
     assert (dist.dist_info / "INSTALLER").read_text() == "orchestrator\n"
     assert run(venv, "-c", "import demo_pkg; print(demo_pkg.__version__)") == "1.0\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "sub"),
+    [("demo", "../../../../evil"), ("../../../../../x", "fine.h")],
+    ids=["climbing-path", "climbing-headers-dir"],
+)
+def test_a_linked_path_leaving_the_venv_is_refused_before_anything_is_written(
+    tmp_path: Path, venv: VenvInfo, name: str, sub: str
+) -> None:
+    # A tree's link plan skips the per-file check only when no path can climb out of
+    # its scheme directory; either way out is still refused, naming the path.
+    tree = tmp_path / "tree"
+    (tree / "demo-1.0.dist-info").mkdir(parents=True)
+    (tree / "evil").write_text("x")
+    key = "purelib" if name == "demo" else "headers"
+    manifest = installer.WheelManifest(
+        name, "1.0", "demo-1.0.dist-info", True, (("evil", key, sub, "", ""),), (), (),
+        stored=False,
+    )
+    options = installer.InstallOptions(str(venv.python))
+    with pytest.raises(VenvError, match="outside the environment"):
+        installer.install_unpacked(tree, venv.scheme, options, origin={}, manifest=manifest)
+    assert not (venv.site_packages / "demo-1.0.dist-info").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree", "venv"]
