@@ -21,7 +21,15 @@ from typing import IO
 from orchestrator import atomic
 from orchestrator.errors import BuildError
 from orchestrator.oci.layers import LAYER_TAR, Interpreter
-from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, REF_NAME, BlobStore, Descriptor
+from orchestrator.oci.layout import (
+    CONFIG,
+    INDEX,
+    MANIFEST,
+    REF_NAME,
+    BlobStore,
+    Descriptor,
+    blobs_of,
+)
 
 _PYTHON = re.compile(r"^(?:\./)?(usr/local/bin|usr/bin|bin)/python(\d+\.\d+)$")
 _DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -192,7 +200,7 @@ def _import_layout(spec: str, store: BlobStore, platform: str) -> Descriptor:
         raise BuildError(f"{root} has no image tagged {tag}", file=index_path,
                          hint="list its tags in index.json (org.opencontainers.image.ref.name)")
     chosen = _for_platform(entries[0], source, platform)
-    for digest in _reachable(chosen, source):
+    for digest in blobs_of(source, chosen):
         if not store.has(digest):
             with source.path(digest).open("rb") as f:
                 _copy_in(f, store)
@@ -211,12 +219,4 @@ def _for_platform(entry: dict[str, object], source: BlobStore, platform: str) ->
             return _for_platform(child, source, platform)
     raise BuildError(f"the base image has no {platform} variant", actual=platform,
                      hint="pick a multi-platform base, or one built for this platform")
-
-
-def _reachable(manifest: Descriptor, source: BlobStore) -> list[str]:
-    document = source.read_json(manifest.digest)
-    config = document["config"]
-    assert isinstance(config, dict)
-    return [manifest.digest, config["digest"],
-            *(layer["digest"] for layer in document["layers"])]  # type: ignore[attr-defined]
 

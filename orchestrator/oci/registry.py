@@ -53,9 +53,6 @@ class Reference:
         sep = "@" if self.digest else ":"
         return f"{self.host}/{self.repository}{sep}{self.ref}"
 
-    def with_tag(self, tag: str) -> Reference:
-        return Reference(self.host, self.repository, tag, None)
-
 
 def has_registry_host(text: str) -> bool:
     """Whether *text* names its registry host (``host[:port]/repo``); a bare name is Hub's."""
@@ -224,18 +221,11 @@ def _recall(memo: Path, store: BlobStore, *, content_addressed: bool) -> Descrip
     if not content_addressed and not 0 <= age < ttl:
         return None
     try:
-        if all(store.has(d) for d in (desc.digest, *_blob_digests(store, desc))):
+        if all(store.has(d) for d in blobs_of(store, desc)):
             return desc
     except (OSError, ValueError, KeyError, TypeError, AssertionError):
         pass
     return None
-
-
-def _blob_digests(store: BlobStore, desc: Descriptor) -> list[str]:
-    document = store.read_json(desc.digest)
-    config, layers = document["config"], document["layers"]
-    assert isinstance(config, dict) and isinstance(layers, list)
-    return [str(config["digest"]), *(str(layer["digest"]) for layer in layers)]
 
 
 def _memorize(memo: Path, desc: Descriptor) -> None:
@@ -280,11 +270,7 @@ def _pull(ref: Reference, reference: str, store: BlobStore, platform: str) -> De
                 raise PublishError(f"{reference} has no {platform} image", actual=platform,
                                    hint="pick a base image built for the target platform")
             desc = _pull_manifest(client, chosen[0]["digest"], store)
-        document = store.read_json(desc.digest)
-        config = document["config"]
-        layers = document["layers"]
-        assert isinstance(config, dict) and isinstance(layers, list)
-        for digest in [config["digest"], *(layer["digest"] for layer in layers)]:
+        for digest in blobs_of(store, desc)[1:]:
             if not store.has(digest):
                 _pull_blob(client, digest, store)
         return desc
@@ -293,8 +279,7 @@ def _pull(ref: Reference, reference: str, store: BlobStore, platform: str) -> De
 
 
 def _pull_manifest(client: Client, ref: str, store: BlobStore) -> Descriptor:
-    response = client.request("GET", f"{client.ref.base_url}/manifests/{ref}",
-                              headers={"Accept": ACCEPT})
+    response = get_manifest(client, ref)
     _check(response, "fetching a manifest", client.ref)
     media = response.headers.get("content-type", MANIFEST).split(";")[0]
     return store.put_bytes(response.content, media)
