@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -90,20 +91,29 @@ def secret_prefix(url: str) -> tuple[str, str] | None:
 
 def hide_index_secrets(url: str, indexes: Sequence[IndexSpec]) -> str:
     """*url* with the token-carrying prefix of the index it belongs to masked."""
-    for spec in indexes:
-        found = secret_prefix(spec.url)
-        if found is not None and url.startswith(found[0]):
-            return found[1] + url[len(found[0]):]
-    return url
+    return _swap_prefix(url, indexes, hide=True)
 
 
 def restore_index_secrets(url: str, indexes: Sequence[IndexSpec]) -> str:
     """The inverse of hide_index_secrets, from the configured index URLs."""
+    return _swap_prefix(url, indexes, hide=False)
+
+
+def _swap_prefix(url: str, indexes: Sequence[IndexSpec], *, hide: bool) -> str:
     for spec in indexes:
-        found = secret_prefix(spec.url)
-        if found is not None and url.startswith(found[1]):
-            return found[0] + url[len(found[1]):]
+        found = _index_secret_prefix(spec.url)
+        if found is not None:
+            old, new = found if hide else found[::-1]
+            if url.startswith(old):
+                return new + url[len(old):]
     return url
+
+
+@lru_cache(maxsize=64)
+def _index_secret_prefix(index_url: str) -> tuple[str, str] | None:
+    """secret_prefix of a configured index URL, worked out once: every file URL of a
+    lock being written (or installed) is checked against each index."""
+    return secret_prefix(index_url)
 
 
 def _looks_like_token(segment: str) -> bool:
