@@ -50,15 +50,20 @@ def wheelhouse(project: str) -> Path | None:
     return None
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[IndexServer]:
+def backend_wheels() -> list[Path]:
+    """The build backend's wheels from this machine's wheelhouse; skips the test without them."""
     wheels = {name: wheelhouse(name) for name in BACKEND}
     missing = [name for name, path in wheels.items() if path is None]
     if missing:
         pytest.skip(f"no wheel of {', '.join(missing)} on this machine")
+    return [path for path in wheels.values() if path is not None]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[IndexServer]:
+    wheels = backend_wheels()
     with IndexServer(tmp_path / "index", pep658=False) as served:
-        for path in wheels.values():
-            assert path is not None
+        for path in wheels:
             served.add_file(path)
         served.add_wheel("attrs", "24.2.0")
         served.add_wheel("bigdep", "2.0", files={"bigdep/data.bin": os.urandom(64 * 1024)})
@@ -282,14 +287,20 @@ def test_multi_platform_index_has_aarch64_extensions(workspace: Path, tmp_path: 
         assert int.from_bytes(header[18:20], "little") == machine, platform
 
 
-def test_multi_platform_index_is_pushed(workspace: Path, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def registry_prefix(workspace: Path, name: str) -> str:
+    """Point *workspace*'s image.registry at a fresh repository prefix of the test registry."""
     registry = docker_infra.registry()
     if registry is None:
         pytest.skip(docker_infra.skip_reason("registry"))
     text = (workspace / "workspace.yaml").read_text()
-    prefix = f"{registry}/oci-test-{os.getpid()}-{time.monotonic_ns()}"
+    prefix = f"{registry}/{name}-{os.getpid()}-{time.monotonic_ns()}"
     (workspace / "workspace.yaml").write_text(text.replace("127.0.0.1:5000/t", prefix))
+    return prefix
+
+
+def test_multi_platform_index_is_pushed(workspace: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = registry_prefix(workspace, "oci-test").split("/", 1)[0]
     base = base_layout(tmp_path / "b")
     results = build(workspace, tmp_path / "cache", monkeypatch, base,
                     "api", "--platform", "linux/amd64", "--platform", "linux/arm64", "--push")
@@ -310,12 +321,8 @@ def test_multi_platform_index_is_pushed(workspace: Path, tmp_path: Path,
 
 def test_an_image_the_registry_has_is_tagged_not_built(workspace: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = docker_infra.registry()
-    if registry is None:
-        pytest.skip(docker_infra.skip_reason("registry"))
-    text = (workspace / "workspace.yaml").read_text()
-    prefix = f"{registry}/oci-reuse-{os.getpid()}-{time.monotonic_ns()}"
-    (workspace / "workspace.yaml").write_text(text.replace("127.0.0.1:5000/t", prefix))
+    prefix = registry_prefix(workspace, "oci-reuse")
+    registry, _, repository = prefix.partition("/")
     base = base_layout(tmp_path / "b")
     first = build(workspace, tmp_path / "cache-a", monkeypatch, base, "web", "--push")
     assert first["web"]["built"] is True and first["web"]["reused_from"] is None
@@ -327,7 +334,7 @@ def test_an_image_the_registry_has_is_tagged_not_built(workspace: Path, tmp_path
     assert other["web"]["digest"] == first["web"]["digest"]
     assert not (tmp_path / "cache-b" / "oci-v1" / "layers").exists()
     request = urllib.request.Request(
-        f"http://{registry}/v2/{prefix.split('/', 1)[1]}/web/manifests/extra",
+        f"http://{registry}/v2/{repository}/web/manifests/extra",
         method="HEAD", headers={"Accept": MANIFEST})
     with urllib.request.urlopen(request) as response:
         assert response.headers["Docker-Content-Digest"] == first["web"]["digest"]
