@@ -284,6 +284,15 @@ class _Reporter:
         got = f", got {actual}" if actual is not None else ""
         self.fail(key, f"expected {expected}{got}", hint, expected=expected, actual=actual)
 
+    def mapping(self, key: str, value: object, allowed: set[str], expected: str
+                ) -> dict[str, Any]:
+        """*value* when it is a mapping with no key outside *allowed*; else the problem."""
+        if not isinstance(value, dict):
+            self.expect(key, expected, _describe(value))
+        for where, hint in _unknown_keys(value, allowed, key):
+            self.fail(where, "unknown key", hint)
+        return value
+
     def missing(self, key: str, expected: str, hint: str | None = None) -> NoReturn:
         self.fail(key, f"missing; expected {expected}", hint, expected=expected)
 
@@ -460,10 +469,7 @@ class _Loader(_Reporter):
         indexes: list[IndexSpec] = []
         for i, item in enumerate(value):
             path = f"indexes[{i}]"
-            if not isinstance(item, dict):
-                self.expect(path, "a mapping with name and url", _describe(item))
-            for where, hint in _unknown_keys(item, {"name", "url"}, path):
-                self.fail(where, "unknown key", hint)
+            item = self.mapping(path, item, {"name", "url"}, "a mapping with name and url")
             name = self._str(item, "name", required=True, path=f"{path}.name")
             url = self._str(item, "url", required=True, path=f"{path}.url")
             if not _INDEX_NAME.match(name):
@@ -483,16 +489,10 @@ class _Loader(_Reporter):
         """``http: {timeout: {connect: 10, read: 30, total: 120}}``, seconds, each optional."""
         if value is None:
             return HttpTimeouts()
-        if not isinstance(value, dict):
-            self.expect("http", "a mapping with timeout", _describe(value))
-        for where, hint in _unknown_keys(value, {"timeout"}, "http"):
-            self.fail(where, "unknown key", hint)
+        value = self.mapping("http", value, {"timeout"}, "a mapping with timeout")
         timeout = value.get("timeout", {})
-        if not isinstance(timeout, dict):
-            self.expect("http.timeout", "a mapping with connect, read and total (seconds)",
-                        _describe(timeout))
-        for where, hint in _unknown_keys(timeout, {"connect", "read", "total"}, "http.timeout"):
-            self.fail(where, "unknown key", hint)
+        timeout = self.mapping("http.timeout", timeout, {"connect", "read", "total"},
+                               "a mapping with connect, read and total (seconds)")
         seconds: dict[str, float | None] = {}
         for key in ("connect", "read", "total"):
             raw = timeout.get(key)
@@ -505,11 +505,8 @@ class _Loader(_Reporter):
         return HttpTimeouts(**seconds)
 
     def _image(self, value: object, python: str) -> ImageSpec:
-        if not isinstance(value, dict):
-            self.expect("image", "a mapping with base and registry", _describe(value))
-        for where, hint in _unknown_keys(value, {"base", "registry", "allow-env-secrets"},
-                                         "image"):
-            self.fail(where, "unknown key", hint)
+        value = self.mapping("image", value, {"base", "registry", "allow-env-secrets"},
+                             "a mapping with base and registry")
         base = self._str(value, "base", required=False, path="image.base")
         registry = self._str(value, "registry", required=False, path="image.registry")
         allowed = value.get("allow-env-secrets", [])
@@ -523,10 +520,7 @@ class _Loader(_Reporter):
     def _cache(self, value: object) -> Path | None:
         if value is None:
             return None
-        if not isinstance(value, dict):
-            self.expect("cache", "a mapping with dir", _describe(value))
-        for where, hint in _unknown_keys(value, {"dir", "remote"}, "cache"):
-            self.fail(where, "unknown key", hint)
+        value = self.mapping("cache", value, {"dir", "remote"}, "a mapping with dir")
         raw = self._str(value, "dir", required="remote" not in value, path="cache.dir")
         if not raw:
             return None
@@ -545,12 +539,8 @@ class _Loader(_Reporter):
     def _publish(self, value: object) -> PublishSpec:
         if value is None:
             return PublishSpec()
-        if not isinstance(value, dict):
-            self.expect("publish", "a mapping with workspace-constraint and repositories",
-                        _describe(value))
-        for where, hint in _unknown_keys(value, {"workspace-constraint", "repositories"},
-                                         "publish"):
-            self.fail(where, "unknown key", hint)
+        value = self.mapping("publish", value, {"workspace-constraint", "repositories"},
+                             "a mapping with workspace-constraint and repositories")
         constraint = value.get("workspace-constraint", "compatible")
         if constraint not in ("exact", "compatible", "minimum"):
             self.expect("publish.workspace-constraint", "one of exact, compatible, minimum",
@@ -569,10 +559,8 @@ class _Loader(_Reporter):
         return PublishSpec(workspace_constraint=constraint, repositories=tuple(repositories))
 
     def _repository(self, item: object, path: str) -> RepositorySpec:
-        if not isinstance(item, dict):
-            self.expect(path, "a mapping with name, upload-url and index-url", _describe(item))
-        for where, hint in _unknown_keys(item, {"name", "upload-url", "index-url"}, path):
-            self.fail(where, "unknown key", hint)
+        item = self.mapping(path, item, {"name", "upload-url", "index-url"},
+                            "a mapping with name, upload-url and index-url")
         name = self._str(item, "name", required=True, path=f"{path}.name")
         if not _INDEX_NAME.match(name):
             self.invalid(f"{path}.name", "a valid repository name (letters, digits, - and _)",
@@ -596,10 +584,8 @@ class _Loader(_Reporter):
     def _audit(self, value: object) -> AuditSpec:
         if value is None:
             return AuditSpec()
-        if not isinstance(value, dict):
-            self.expect("audit", "a mapping with db, ignore and fail-on", _describe(value))
-        for where, hint in _unknown_keys(value, {"db", "ignore", "fail-on"}, "audit"):
-            self.fail(where, "unknown key", hint)
+        value = self.mapping("audit", value, {"db", "ignore", "fail-on"},
+                             "a mapping with db, ignore and fail-on")
         fail_on = value.get("fail-on", "any")
         if fail_on not in ("any", "low", "medium", "high", "critical"):
             self.expect("audit.fail-on", "one of any, low, medium, high, critical",
@@ -617,10 +603,8 @@ class _Loader(_Reporter):
                          fail_on=fail_on)
 
     def _ignore(self, item: object, path: str) -> AuditIgnore:
-        if not isinstance(item, dict):
-            self.expect(path, "a mapping with id, reason and expires", _describe(item))
-        for where, hint in _unknown_keys(item, {"id", "reason", "expires"}, path):
-            self.fail(where, "unknown key", hint)
+        item = self.mapping(path, item, {"id", "reason", "expires"},
+                            "a mapping with id, reason and expires")
         advisory = self._str(item, "id", required=True, path=f"{path}.id")
         reason = self._str(item, "reason", required=True, path=f"{path}.reason")
         expires = item.get("expires")
@@ -637,10 +621,8 @@ class _Loader(_Reporter):
     def _license(self, value: object) -> LicensePolicy:
         if value is None:
             return LicensePolicy()
-        if not isinstance(value, dict):
-            self.expect("license", "a mapping with allow, deny and unknown", _describe(value))
-        for where, hint in _unknown_keys(value, {"allow", "deny", "unknown"}, "license"):
-            self.fail(where, "unknown key", hint)
+        value = self.mapping("license", value, {"allow", "deny", "unknown"},
+                             "a mapping with allow, deny and unknown")
         lists: dict[str, tuple[str, ...]] = {}
         for key in ("allow", "deny"):
             items = value.get(key, [])
@@ -660,10 +642,8 @@ class _Loader(_Reporter):
     def _policy(self, value: object) -> PolicySpec:
         if value is None:
             return PolicySpec()
-        if not isinstance(value, dict):
-            self.expect("policy", "a mapping with require-upper-bounds", _describe(value))
-        for where, hint in _unknown_keys(value, {"require-upper-bounds"}, "policy"):
-            self.fail(where, "unknown key", hint)
+        value = self.mapping("policy", value, {"require-upper-bounds"},
+                             "a mapping with require-upper-bounds")
         bounds = value.get("require-upper-bounds", False)
         if not isinstance(bounds, bool):
             self.expect("policy.require-upper-bounds", "true or false", _describe(bounds))
