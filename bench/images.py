@@ -206,6 +206,15 @@ def remove_run_images(run_id: str) -> int:
     return len(removed)
 
 
+def end_run(run_id: str, work: Path, *, keep: bool) -> None:
+    """Remove the run's images and work directory, or say where they were kept (--keep)."""
+    if keep:
+        print(f"kept {work} and the images labelled {RUN_LABEL}={run_id}", file=sys.stderr)
+    else:
+        print(f"removed {remove_run_images(run_id)} images", file=sys.stderr)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def repo_state() -> str:
     """The commit under test, and whether orchestrator/ or templates/ differ from it."""
     def out(*args: str) -> str:
@@ -959,11 +968,7 @@ def datasci_main(args: argparse.Namespace) -> int:
         print(f"benchmark aborted: {exc}", file=sys.stderr)
         return 1
     finally:
-        if args.keep:
-            print(f"kept {work} and the images labelled {RUN_LABEL}={run_id}", file=sys.stderr)
-        else:
-            print(f"removed {remove_run_images(run_id)} images", file=sys.stderr)
-            shutil.rmtree(work, ignore_errors=True)
+        end_run(run_id, work, keep=args.keep)
     return 0
 
 
@@ -1118,11 +1123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"benchmark aborted: {exc}", file=sys.stderr)
         return 1
     finally:
-        if args.keep:
-            print(f"kept {work} and the images labelled {RUN_LABEL}={run_id}", file=sys.stderr)
-        else:
-            print(f"removed {remove_run_images(run_id)} images", file=sys.stderr)
-            shutil.rmtree(work, ignore_errors=True)
+        end_run(run_id, work, keep=args.keep)
     return 0
 
 
