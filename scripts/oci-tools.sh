@@ -12,9 +12,9 @@
 # registered from /usr/lib/binfmt.d/qemu-aarch64.conf if it is not (the F flag
 # makes the kernel open the interpreter now, so it also works inside containers).
 # Where that is not permitted (no root, a container without CAP_SYS_ADMIN) it says
-# so and exits 0: the arm64 tests then skip with the reason. Idempotent; a warm run
-# does nothing. Exit status 3 (after the message) when arm64 emulation is not
-# available, so callers can tell.
+# so and exits 3, so callers can tell (base-image.sh --arch stops there, infra-up.sh
+# goes on and the arm64 tests skip with the reason). Idempotent; a warm run does
+# nothing.
 set -euo pipefail
 # shellcheck source=scripts/_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/_lib.sh"
