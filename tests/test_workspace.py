@@ -654,7 +654,8 @@ def test_a_read_only_cache_directory_only_costs_the_cache(
         assert load_workspace(shop) == first
     finally:
         cache.chmod(0o700)
-    assert len(full_loads) == 2 or os.geteuid() == 0
+    # root writes into a 0o500 directory anyway, so there the second load is a hit
+    assert len(full_loads) == (1 if os.geteuid() == 0 else 2)
 
 
 def test_requirement_head_reads_what_packaging_reads() -> None:
