@@ -174,6 +174,25 @@ def build_order(graph: nx.DiGraph) -> list[str]:
     return [name for stage in build_generations(graph) for name in stage]
 
 
+def member_order(workspace: Workspace) -> list[str]:
+    """``build_order(build_graph(workspace))`` without networkx (its import alone is ~0.17 s
+    of a no-op build): stages of members whose workspace dependencies are all in earlier
+    stages, each sorted. A cycle is refused as ``build_graph`` refuses it."""
+    cycle = member_cycle(workspace)
+    if cycle:
+        raise cycle_error(cycle)
+    needs: dict[str, set[str]] = {m.name: set() for m in workspace.members}
+    for edge in member_edges(workspace):
+        needs[edge.source].add(edge.target)
+    order: list[str] = []
+    done: set[str] = set()
+    while len(done) < len(needs):
+        stage = sorted(n for n, deps in needs.items() if n not in done and deps <= done)
+        order += stage
+        done.update(stage)
+    return order
+
+
 def dependencies_of(graph: nx.DiGraph, name: str) -> list[str]:
     """Every member *name* depends on, transitively, in build order."""
     import networkx as nx

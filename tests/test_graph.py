@@ -12,6 +12,7 @@ from orchestrator.graph import (
     build_order,
     dependencies_of,
     member_edges,
+    member_order,
     owner_of,
     requirement_name,
     select,
@@ -30,6 +31,7 @@ def test_generations_and_order(shop: Path) -> None:
     g = build_graph(load_workspace(shop))
     assert build_generations(g) == [["common", "solo"], ["api", "web"]]
     assert build_order(g) == ["common", "solo", "api", "web"]
+    assert member_order(load_workspace(shop)) == build_order(g)  # the same, without networkx
     assert dependencies_of(g, "api") == ["common"]
 
 
@@ -39,9 +41,11 @@ def test_cycle_is_reported(make_workspace: MakeWorkspace) -> None:
         "libs/b": pyproject("b", ["c"]),
         "libs/c": pyproject("c", groups={"dev": ["a"]}),
     })
+    with pytest.raises(GraphError) as plain:
+        member_order(load_workspace(root))
     with pytest.raises(GraphError) as info:
         build_graph(load_workspace(root))
-    assert str(info.value) == (
+    assert str(plain.value) == str(info.value) == (
         "dependency cycle between workspace members: a -> b -> c -> a\n"
         "hint: a member cannot depend on itself through others; move the shared code into a "
         "library both can depend on"

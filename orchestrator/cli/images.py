@@ -11,7 +11,7 @@ from orchestrator.cli.app import App, echo_json, pass_app, size
 
 if TYPE_CHECKING:
     from orchestrator.image import BuildResult
-    from orchestrator.models import Member, Workspace
+    from orchestrator.models import Member
 
 
 @click.command()
@@ -95,7 +95,9 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
             if as_json:
                 echo_json({"services": []})
             return
-    order = {name: i for i, name in enumerate(_build_order(ws))}
+    from orchestrator.graph import member_order
+
+    order = {name: i for i, name in enumerate(member_order(ws))}
     chosen.sort(key=lambda m: order[m.name])  # graph order; the pool runs them side by side
     if engine != "oci" and (oci_layout or archive or platforms or compression or pull):
         raise click.UsageError("--oci-layout, --archive, --platform, --compression and --pull "
@@ -123,26 +125,6 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
                 _print_build(result)
     if as_json:
         echo_json({"services": [r.as_dict() for r in results]})
-
-
-def _build_order(workspace: Workspace) -> list[str]:
-    """``graph.build_order`` without networkx (its import alone is ~0.17 s of a no-op build):
-    stages of members whose workspace dependencies are all in earlier stages, each sorted."""
-    from orchestrator.graph import cycle_error, member_cycle, member_edges
-
-    cycle = member_cycle(workspace)
-    if cycle:
-        raise cycle_error(cycle)
-    needs: dict[str, set[str]] = {m.name: set() for m in workspace.members}
-    for edge in member_edges(workspace):
-        needs[edge.source].add(edge.target)
-    order: list[str] = []
-    done: set[str] = set()
-    while len(done) < len(needs):
-        stage = sorted(n for n, deps in needs.items() if n not in done and deps <= done)
-        order += stage
-        done.update(stage)
-    return order
 
 
 def _build_oci(app: App, chosen: list[Member], tags: tuple[str, ...], push: bool,

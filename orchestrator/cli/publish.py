@@ -135,7 +135,7 @@ def _split(session: Session, names: tuple[str, ...], since: str | None, *,
     A named service that is not published as a package is, with --images, a
     request for its image only.
     """
-    from orchestrator.graph import affected_since, build_graph, build_order
+    from orchestrator.graph import affected_since, member_order
 
     if not images:
         return names, []
@@ -144,7 +144,7 @@ def _split(session: Session, names: tuple[str, ...], since: str | None, *,
     if since is not None:
         hit = {a.member.name for a in affected_since(ws, since)}
         chosen = [m for m in chosen if m.name in hit]
-    order = {name: i for i, name in enumerate(build_order(build_graph(ws)))}
+    order = {name: i for i, name in enumerate(member_order(ws))}
     services = sorted((m for m in chosen if m.kind == "service"), key=lambda m: order[m.name])
     if not names:
         return names, services

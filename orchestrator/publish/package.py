@@ -91,7 +91,7 @@ def release_members(session: Session, names: Sequence[str], *, since: str | None
     *publishing*, a named member marked ``publish = false`` is an error, and
     so is a member whose workspace dependency is never published.
     """
-    from orchestrator.graph import affected_since, build_graph, build_order
+    from orchestrator.graph import affected_since, member_order
 
     ws = session.workspace
     chosen = session.members(names) if names else [m for m in ws.members if m.options.publish]
@@ -101,7 +101,7 @@ def release_members(session: Session, names: Sequence[str], *, since: str | None
     if publishing:
         for member in chosen:
             _check_publishable(ws, member)
-    order = {name: i for i, name in enumerate(build_order(build_graph(ws)))}
+    order = {name: i for i, name in enumerate(member_order(ws))}
     return sorted(chosen, key=lambda m: order[m.name])
 
 
