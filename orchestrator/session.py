@@ -88,10 +88,8 @@ class Session:
         self._offline = offline
         self._cache_dir = cache_dir
         self._lock = RLock()
-        # how the wheel cache, when made, links files out and whether it re-hashes
-        # (set by `sync --link-mode/--verify` before anything uses the cache)
-        self.link_mode: LinkMode = "hardlink"
-        self.rehash = False
+        self._link_mode: LinkMode = "hardlink"  # see configure_cache
+        self._rehash = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -193,7 +191,19 @@ class Session:
     def cache(self) -> WheelCache:
         from orchestrator.cache import WheelCache
 
-        return WheelCache(self.cache_dir, rehash=self.rehash, link_mode=self.link_mode)
+        return WheelCache(self.cache_dir, rehash=self._rehash, link_mode=self._link_mode)
+
+    def configure_cache(self, *, link_mode: LinkMode | None = None,
+                        rehash: bool | None = None) -> None:
+        """How the wheel cache links files out and whether it re-hashes (`sync --link-mode`,
+        `--verify`): applied to the cache if it was made already, else when it is made, so
+        a command that never needs the cache never imports it."""
+        with self._lock:
+            self._link_mode = link_mode or self._link_mode
+            self._rehash = self._rehash if rehash is None else rehash
+            made: WheelCache | None = self.__dict__.get("cache")  # set by _made_once
+            if made is not None:
+                made.link_mode, made.rehash = self._link_mode, self._rehash
 
     @_made_once
     def sdists(self) -> SdistBuilder:

@@ -93,3 +93,13 @@ def test_conflicting_source_pins(make_workspace: MakeWorkspace) -> None:
         source_pins(members)
     assert info.value.message == "x is pinned to index 'one' by a but to 'two' by b"
     assert (info.value.member, info.value.package) == ("b", "x")
+
+
+def test_cache_options_hold_whenever_they_are_set(shop: Path, tmp_path: Path) -> None:
+    early = Session(shop, cache_dir=tmp_path / "a")
+    early.configure_cache(link_mode="copy", rehash=True)
+    assert (early.cache.link_mode, early.cache.rehash) == ("copy", True)
+    late = Session(shop, cache_dir=tmp_path / "b")
+    assert (late.cache.link_mode, late.cache.rehash) == ("hardlink", False)
+    late.configure_cache(link_mode="reflink")  # after the cache was made: still applied
+    assert (late.cache.link_mode, late.cache.rehash) == ("reflink", False)

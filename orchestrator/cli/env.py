@@ -64,12 +64,12 @@ def sync(app: App, members: tuple[str, ...], groups: tuple[str, ...],
          link_mode: Literal["hardlink", "copy", "reflink"]) -> None:
     """Make each member's .venv match its lock exactly (all groups, no extras by default)."""
     chosen = app.session().members(members)
-    app.session().link_mode = link_mode  # the cache is made (and imported) only if needed
+    app.session().configure_cache(link_mode=link_mode)
     if verify:
         from orchestrator.sync import venv_path
         from orchestrator.venv import forget_sync_state
 
-        app.session().rehash = True
+        app.session().configure_cache(rehash=True)
         for member in chosen:
             forget_sync_state(venv_path(member))
     sync_and_report(app, chosen, groups=list(groups) or None,
