@@ -132,7 +132,8 @@ def test_registry_holds_every_tag_and_the_shared_layers(built: dict[str, dict[st
         assert isinstance(platforms, dict)
         (image,) = platforms.values()
         venv[service] = image["layers"][0]["digest"]
-    # The venv layer is the same blob in every service's image (mounted, not re-sent).
+    # The venv layer is the same blob in every service's image (the registry stores it once;
+    # that a push mounts it instead of re-sending it is test_oci_registry.py's to show).
     assert len(set(venv.values())) == 1
 
 
