@@ -247,6 +247,7 @@ class _BuildSession:
         self.target = target
         self.source = source or _unpack_sdist(sdist, tmp / "src")
         self.backend, self.backend_path, self.requires = _build_system(self.source, sdist)
+        self._extra_done: set[str] = set()  # get_requires hooks already run
         if python is None:
             self.python = self._create_env(builder._interpreter(target), tmp / "env")
             self._pip_install(self.requires, "the [build-system] requirements")
@@ -254,9 +255,7 @@ class _BuildSession:
             self.python = python
 
     def build_wheel(self) -> Path:
-        extra = self._hook("get_requires_for_build_wheel", {"config_settings": None})
-        if isinstance(extra, list) and extra:
-            self._pip_install([str(r) for r in extra], "the backend's extra requirements")
+        self._install_extra_requires("get_requires_for_build_wheel")
         out = self.tmp / "wheel"
         out.mkdir()
         name = self._hook("build_wheel", {"wheel_directory": str(out), "config_settings": None})
@@ -271,9 +270,7 @@ class _BuildSession:
 
     def prepare_metadata(self) -> bytes | None:
         """METADATA from ``prepare_metadata_for_build_wheel``, or None without that hook."""
-        extra = self._hook("get_requires_for_build_wheel", {"config_settings": None})
-        if isinstance(extra, list) and extra:
-            self._pip_install([str(r) for r in extra], "the backend's extra requirements")
+        self._install_extra_requires("get_requires_for_build_wheel")
         out = self.tmp / "metadata"
         out.mkdir()
         args = {"metadata_directory": str(out), "config_settings": None}
@@ -283,6 +280,19 @@ class _BuildSession:
         return (out / str(result) / "METADATA").read_bytes()
 
     # -- environment --------------------------------------------------------------
+
+    def _install_extra_requires(self, hook: str) -> None:
+        """Run a ``get_requires_for_build_*`` hook and install what it asks for, once.
+
+        ``prepare_metadata`` then ``build_wheel`` ask the same hook: the second
+        call would only repeat a hook subprocess and a no-op pip install.
+        """
+        if hook in self._extra_done:
+            return
+        self._extra_done.add(hook)
+        extra = self._hook(hook, {"config_settings": None})
+        if isinstance(extra, list) and extra:
+            self._pip_install([str(r) for r in extra], "the backend's extra requirements")
 
     def _create_env(self, interpreter: Path, env: Path) -> Path:
         return create_build_env(self.sdist.name, interpreter, env, self.builder.cache)
@@ -325,9 +335,7 @@ class _BuildSession:
 
     def build_sdist(self) -> Path:
         """The sdist the backend's ``build_sdist`` hook makes of the source tree."""
-        extra = self._hook("get_requires_for_build_sdist", {"config_settings": None})
-        if isinstance(extra, list) and extra:
-            self._pip_install([str(r) for r in extra], "the backend's extra requirements")
+        self._install_extra_requires("get_requires_for_build_sdist")
         out = self.tmp / "sdist"
         out.mkdir()
         name = self._hook("build_sdist", {"sdist_directory": str(out), "config_settings": None})
