@@ -255,18 +255,8 @@ class _BuildSession:
             self.python = python
 
     def build_wheel(self) -> Path:
-        self._install_extra_requires("get_requires_for_build_wheel")
-        out = self.tmp / "wheel"
-        out.mkdir()
-        name = self._hook("build_wheel", {"wheel_directory": str(out), "config_settings": None})
-        wheel = out / str(name)
-        if not wheel.is_file():
-            raise BuildError(
-                f"{self.sdist.name}: the build backend {self.backend} reported {name!r}, "
-                "but wrote no such wheel",
-                hint="the sdist's build backend is broken; report it to the project",
-            )
-        return wheel
+        """The wheel the backend's ``build_wheel`` hook makes of the source tree."""
+        return self._build("wheel", ".whl")
 
     def prepare_metadata(self) -> bytes | None:
         """METADATA from ``prepare_metadata_for_build_wheel``, or None without that hook."""
@@ -277,7 +267,14 @@ class _BuildSession:
         result = self._hook("prepare_metadata_for_build_wheel", args, optional=True)
         if result is _MISSING:
             return None
-        return (out / str(result) / "METADATA").read_bytes()
+        try:
+            return (out / str(result) / "METADATA").read_bytes()
+        except OSError as exc:
+            raise BuildError(
+                f"{self.sdist.name}: the build backend {self.backend} reported {result!r} "
+                "from prepare_metadata_for_build_wheel, but wrote no METADATA in it",
+                hint="the package's build backend is broken; report it to the project",
+            ) from exc
 
     # -- environment --------------------------------------------------------------
 
@@ -335,18 +332,24 @@ class _BuildSession:
 
     def build_sdist(self) -> Path:
         """The sdist the backend's ``build_sdist`` hook makes of the source tree."""
-        self._install_extra_requires("get_requires_for_build_sdist")
-        out = self.tmp / "sdist"
+        return self._build("sdist", ".tar.gz")
+
+    def _build(self, kind: str, suffix: str) -> Path:
+        """Run ``build_<kind>`` (after its ``get_requires`` hook) into a new directory."""
+        self._install_extra_requires(f"get_requires_for_build_{kind}")
+        out = self.tmp / kind
         out.mkdir()
-        name = self._hook("build_sdist", {"sdist_directory": str(out), "config_settings": None})
-        sdist = out / str(name)
-        if not sdist.is_file() or not sdist.name.endswith(".tar.gz"):
+        args = {f"{kind}_directory": str(out), "config_settings": None}
+        name = self._hook(f"build_{kind}", args)
+        built = out / str(name)
+        # A name that is not a file of that kind would fail later, as a bare traceback.
+        if not built.is_file() or not built.name.endswith(suffix):
             raise BuildError(
                 f"{self.sdist.name}: the build backend {self.backend} reported {name!r}, "
-                "but wrote no such .tar.gz sdist",
+                f"but wrote no {suffix} file of that name",
                 hint="the package's build backend is broken; report it to the project",
             )
-        return sdist
+        return built
 
 
 def create_build_env(label: str, interpreter: Path, env: Path, cache: WheelCache) -> Path:
@@ -587,16 +590,23 @@ class MemberBuilder:
         write_bytes(record, json.dumps({"filename": path.name, "sha256": sha}).encode())
         return path, sha
 
-    def _session(self, member_dir: Path, tmp: Path, target: Target) -> _BuildSession:
-        """The member's source tree next to its kept build environment."""
-        backend, _paths, requires = _build_system(member_dir, member_dir)
-        python = self.sdists._interpreter(target)
-        env = self._environment(member_dir, python, backend, requires, target)
-        return _BuildSession(self.sdists, member_dir, tmp, target, source=member_dir,
-                             python=env)
+    def _session(self, label: Path, tmp: Path, target: Target, *, source: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> _BuildSession:
+        """The tree *source* (*label*, a member, by default) next to its kept build environment.
+
+        *env* is added to the hooks' environment (publish's SOURCE_DATE_EPOCH).
+        """
+        source = source or label
+        backend, _paths, requires = _build_system(source, label)
+        python = self._environment(source, self.sdists._interpreter(target), backend, requires)
+        tmp.mkdir(parents=True, exist_ok=True)
+        session = _BuildSession(self.sdists, label, tmp, target, source=source, python=python)
+        if env:
+            session.hook_env = MappingProxyType(dict(env))
+        return session
 
     def _environment(self, member_dir: Path, python: Path, backend: str,
-                     requires: Sequence[str], target: Target) -> Path:
+                     requires: Sequence[str]) -> Path:
         version = interpreter_facts(python, self.sdists.cache.root).major_minor
         key_data = json.dumps([sorted(requires), backend, str(python), version], sort_keys=True)
         key = hashlib.sha256(key_data.encode()).hexdigest()[:32]
@@ -677,18 +687,6 @@ def source_digest(root: Path, into: Hasher) -> None:
 # -- releases of workspace members (orchestrator.publish) ---------------------------------
 
 
-def _release_session(builder: MemberBuilder, label: Path, source: Path, tmp: Path,
-                     target: Target, env: Mapping[str, str]) -> _BuildSession:
-    """A session for *source* in the kept build environment of its [build-system]."""
-    backend, _paths, requires = _build_system(source, label)
-    python = builder.sdists._interpreter(target)
-    build_env = builder._environment(source, python, backend, requires, target)
-    tmp.mkdir(parents=True, exist_ok=True)
-    session = _BuildSession(builder.sdists, label, tmp, target, source=source, python=build_env)
-    session.hook_env = MappingProxyType(dict(env))
-    return session
-
-
 def build_member_sdist(builder: MemberBuilder, source: Path, tmp: Path, target: Target,
                        env: Mapping[str, str]) -> Path:
     """The sdist of the source tree *source* (a member, or a rewritten copy of one).
@@ -696,7 +694,7 @@ def build_member_sdist(builder: MemberBuilder, source: Path, tmp: Path, target: 
     Nothing is cached: a release is built from its sources every time, with
     *env* (SOURCE_DATE_EPOCH) added to the hooks' environment.
     """
-    return _release_session(builder, source, source, tmp, target, env).build_sdist()
+    return builder._session(source, tmp, target, env=env).build_sdist()
 
 
 def build_wheel_from_sdist(builder: MemberBuilder, sdist: Path, tmp: Path, target: Target,
@@ -707,4 +705,5 @@ def build_wheel_from_sdist(builder: MemberBuilder, sdist: Path, tmp: Path, targe
     first user who installs it from source.
     """
     source = _unpack_sdist(sdist, tmp / "unpacked")
-    return _release_session(builder, sdist, source, tmp / "build", target, env).build_wheel()
+    session = builder._session(sdist, tmp / "build", target, source=source, env=env)
+    return session.build_wheel()

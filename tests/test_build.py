@@ -43,7 +43,8 @@ PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 HOST = Target(PY, host_platform())
 
 # A minimal PEP 517 backend. Its behaviour is steered by files in the source
-# tree: PLATFORM_TAG makes a platform wheel, NO_PREPARE hides the metadata hook.
+# tree: PLATFORM_TAG makes a platform wheel, NO_PREPARE hides the metadata hook,
+# BAD_NAMES makes both hooks report names of things they did not write.
 FAKE_BACKEND = """
 import base64, hashlib, os, tomllib, zipfile
 
@@ -71,6 +72,8 @@ def get_requires_for_build_wheel(config_settings=None):
     return []
 
 def _prepare(metadata_directory, config_settings=None):
+    if os.path.exists("BAD_NAMES"):
+        return "nothing.dist-info"
     project = _project()
     name = f"{_dist(project)}-{project['version']}.dist-info"
     os.makedirs(os.path.join(metadata_directory, name))
@@ -82,6 +85,9 @@ if not os.path.exists("NO_PREPARE"):
     prepare_metadata_for_build_wheel = _prepare
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if os.path.exists("BAD_NAMES"):
+        open(os.path.join(wheel_directory, "notes.txt"), "w").close()
+        return "notes.txt"
     project = _project()
     dist, version, tag = _dist(project), project["version"], _tag()
     files = {}
@@ -222,6 +228,25 @@ def test_prepare_metadata_falls_back_to_building_the_wheel(
     assert (metadata.name, metadata.version, metadata.requires_dist) == ("nometa", "2.0", ("idna",))
     record = builder.cache.root / BUILT / sha256_of(sdist) / f"{HOST.key}.json"
     assert record.exists()  # the wheel built on the way is kept for installs
+
+
+def test_hooks_reporting_what_they_did_not_write_are_build_errors(
+    tmp_path: Path, builder: SdistBuilder
+) -> None:
+    sdist = build_sdist(tmp_path / "src", "liar", "1.0")
+    add_to_sdist(sdist, "BAD_NAMES", "")
+
+    with pytest.raises(BuildError) as caught:
+        builder.build_wheel(sdist, HOST)
+    assert caught.value.message == (
+        "liar-1.0.tar.gz: the build backend flit_core.buildapi reported 'notes.txt', but wrote "
+        "no .whl file of that name")
+    assert caught.value.hint == "the package's build backend is broken; report it to the project"
+    with pytest.raises(BuildError) as caught:
+        builder.prepare_metadata(sdist)
+    assert caught.value.message == (
+        "liar-1.0.tar.gz: the build backend flit_core.buildapi reported 'nothing.dist-info' "
+        "from prepare_metadata_for_build_wheel, but wrote no METADATA in it")
 
 
 def test_platform_wheel_cannot_be_cross_built(tmp_path: Path, builder: SdistBuilder) -> None:
