@@ -139,6 +139,15 @@ def test_a_whole_license_text_falls_back_to_classifiers() -> None:
         None, "Copyright 2020", "License")
 
 
+def test_classifiers_naming_one_license_twice_are_that_license() -> None:
+    classifiers = ("License :: OSI Approved :: Apache Software License",
+                   "License :: OSI Approved :: Apache-2.0")
+    assert from_fields(LicenseFields(classifiers=classifiers)) == License(
+        "Apache-2.0", "; ".join(classifiers), "classifier")
+    vague = ("License :: OSI Approved :: MIT License", "License :: OSI Approved :: BSD License")
+    assert from_fields(LicenseFields(classifiers=vague)).expression is None
+
+
 def test_policy_expressions_and_globs() -> None:
     policy = Policy.compile(LicensePolicy(deny=("GPL-*",), allow=()))
     ok = License("MIT OR GPL-3.0-only", None, "License-Expression")

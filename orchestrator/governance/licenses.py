@@ -140,7 +140,7 @@ def from_fields(fields: LicenseFields) -> License:
     classified = [c.rsplit(" :: ", 1)[-1] for c in fields.classifiers]
     ids = [spdx(c) for c in classified]
     known = sorted({i for i in ids if i is not None})
-    if known and len(known) == len(ids):
+    if known and None not in ids:  # two classifiers may name one license
         return License(" OR ".join(known) if len(known) > 1 else known[0],
                        "; ".join(fields.classifiers), "classifier")
     if text:
