@@ -330,6 +330,123 @@ def build_pylock(
     return lock
 
 
+# A lock as ``toml_dict`` returns it: what ``render_table`` writes.
+LockTable: TypeAlias = "dict[str, object]"
+
+
+def lock_table(
+    workspace: Workspace,
+    member: Member,
+    packages: Sequence[LockablePackage],
+) -> LockTable:
+    """``toml_dict(build_pylock(...))``, built without ``packaging.pylock``: what `lock` writes.
+
+    The same keys in the same order and the same value spellings (normalized
+    names, versions, markers and specifiers), so the same bytes; a test checks
+    both ways agree and that what is written reads back as valid PEP 751.
+    Skipped: importing ``packaging.pylock`` (about 50 dataclasses made at import),
+    its objects and ``validate()`` (``from_dict(to_dict())``), a fifth of a warm lock.
+    """
+    from packaging.utils import canonicalize_name
+
+    from orchestrator.index.auth import hide_index_secrets
+
+    def hide(url: str) -> str:  # a token in an index's path never goes into a lock
+        return hide_index_secrets(url, workspace.indexes)
+
+    def archive(file: DistFile) -> dict[str, object]:
+        entry: dict[str, object] = {"name": file.filename}
+        uploaded = _upload_time(file)
+        if uploaded is not None:
+            entry["upload-time"] = uploaded
+        entry["url"] = hide(file.url)
+        if file.size is not None:
+            entry["size"] = file.size
+        entry["hashes"] = _hashes(file)
+        return entry
+
+    index_urls = {i.name: hide(i.url) for i in workspace.indexes}
+    entries: list[dict[str, object]] = []
+    for pkg in sorted(packages, key=lambda p: (p.name, p.version, p.marker or "")):
+        entry: dict[str, object] = {"name": canonicalize_name(pkg.name)}
+        if pkg.version is not None:
+            entry["version"] = _version_text(pkg.version)
+        if pkg.marker:
+            entry["marker"] = _marker_text(pkg.marker)
+        dependencies = [{"name": d} for d in sorted(set(pkg.dependencies))]
+        if dependencies:
+            entry["dependencies"] = dependencies
+        if pkg.directory is not None:
+            target = workspace.root / pkg.directory
+            entry["directory"] = {"path": os.path.relpath(target, member.path),
+                                  "editable": True}
+        index = index_urls.get(pkg.files[0].index) if pkg.files else None
+        if index is not None:
+            entry["index"] = index
+        wheels = sorted((f for f in pkg.files if f.is_wheel), key=lambda f: f.filename)
+        sdists = [f for f in pkg.files if not f.is_wheel]
+        if sdists and not wheels:
+            entry["sdist"] = archive(sdists[0])
+        if wheels:
+            entry["wheels"] = [archive(f) for f in wheels]
+        entries.append(entry)
+    fp = fingerprint(workspace, member)
+    table: LockTable = {
+        "lock-version": _version_text(LOCK_VERSION),
+        "environments": [_marker_text(_environment_marker(t.python, t.platform))
+                         for t in workspace.targets],
+    }
+    if member.requires_python:
+        table["requires-python"] = _specifier_text(member.requires_python)
+    extras = sorted({canonicalize_name(e) for e in member.optional})
+    if extras:
+        table["extras"] = extras
+    if member.groups:
+        table["dependency-groups"] = sorted(member.groups)
+        table["default-groups"] = []
+    table["created-by"] = CREATED_BY
+    table["packages"] = entries
+    table["tool"] = {"orchestrator": {
+        "member": member.name,
+        "fingerprint": fp.combined,
+        "fingerprint-version": FINGERPRINT_VERSION,
+        "inputs": fp.as_table(),
+        "targets": [f"{t.python} {t.platform}" for t in workspace.targets],
+    }}
+    return table
+
+
+@lru_cache(maxsize=4096)
+def _version_text(text: str) -> str:
+    from packaging.version import Version
+
+    return str(Version(text))
+
+
+@lru_cache(maxsize=4096)
+def _marker_text(text: str) -> str:
+    from packaging.markers import Marker
+
+    return str(Marker(text))
+
+
+@lru_cache(maxsize=256)
+def _specifier_text(text: str) -> str:
+    from packaging.specifiers import SpecifierSet
+
+    return str(SpecifierSet(text))
+
+
+def table_pins(table: LockTable) -> dict[str, str]:
+    """``pins`` of the lock *table* describes."""
+    out: dict[str, str] = {}
+    for pkg in cast("list[Mapping[str, object]]", table["packages"]):
+        version = pkg.get("version")
+        if isinstance(version, str) and "directory" not in pkg:
+            out.setdefault(str(pkg["name"]), version)
+    return out
+
+
 def _wheel(file: DistFile, hide: Callable[[str], str]) -> PackageWheel:
     from packaging.pylock import PackageWheel
 
@@ -380,7 +497,12 @@ def render(lock: Pylock) -> str:
     """
     # Not lock.to_dict(): dataclasses.asdict deep-copies every leaf, 65 of the 88 ms
     # rendering the benchmark workspace's nine locks took (bench/workspaces.py big).
-    data = toml_dict(lock)
+    return render_table(toml_dict(lock))
+
+
+def render_table(table: Mapping[str, object]) -> str:
+    """``render`` of the lock whose ``toml_dict`` is *table* (``lock_table``'s output)."""
+    data = dict(table)
     packages = cast("list[Mapping[str, object]]", data.pop("packages"))
     tool = data.pop("tool", None)
     lines = [
@@ -497,9 +619,12 @@ def _toml_value(value: object) -> str:
     raise LockError(f"internal error: cannot write {type(value).__name__} {value!r} to a lock")
 
 
-def write_lock(member: Member, lock: Pylock) -> bool:
-    """Write *member*'s pylock.toml; returns False when the bytes were already there."""
-    text = render(lock)
+def write_lock(member: Member, lock: Pylock | LockTable) -> bool:
+    """Write *member*'s pylock.toml; returns False when the bytes were already there.
+
+    *lock* is a Pylock or ``lock_table``'s output.
+    """
+    text = render_table(lock) if isinstance(lock, dict) else render(lock)
     path = member.lockfile
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
@@ -853,14 +978,14 @@ def _lock_members(
     prefetcher = _start_prefetcher(workspace, members, by_name, catalog, known,
                                    lambda m: _previous_pins(m, foreign, upgrade)) if cold else None
 
-    def one(member: Member) -> tuple[Member, Pylock, _Previous, int, tuple[MovedPin, ...]]:
+    def one(member: Member) -> tuple[Member, LockTable, _Previous, int, tuple[MovedPin, ...]]:
         previous = known.get(member.name) or _previous_pins(member, foreign, upgrade)
         resolution = resolve(member, by_name, workspace.targets, finder,
                              preferred=previous.pins, upgrade=upgrade, catalog=catalog)
         if progress:
             progress(f"resolved {member.name}: {len(resolution.packages)} packages")
         kept, moved = _pin_outcome(previous, resolution)
-        return member, build_pylock(workspace, member, resolution.packages), previous, kept, moved
+        return member, lock_table(workspace, member, resolution.packages), previous, kept, moved
 
     # Threads overlap one member's network waits with another's resolution; with
     # everything in the cache there are none, and threads only contend for the GIL.
@@ -872,11 +997,11 @@ def _lock_members(
         if prefetcher is not None:
             prefetcher.close()
     results = []
-    for member, lock, previous, kept, moved in resolved:
-        written = write_lock(member, lock)
-        results.append(LockResult(member, compare(previous.pylock, pins(lock)), written,
-                                  len(lock.packages), previous.source, kept, moved,
-                                  previous.warnings))
+    for member, table, previous, kept, moved in resolved:
+        written = write_lock(member, table)
+        count = len(cast("list[object]", table["packages"]))
+        results.append(LockResult(member, compare(previous.pylock, table_pins(table)), written,
+                                  count, previous.source, kept, moved, previous.warnings))
     return results
 
 

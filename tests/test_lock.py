@@ -6,8 +6,10 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,9 +22,20 @@ from packaging.version import Version
 
 from orchestrator.errors import LockError
 from orchestrator.index import client as index_client
-from orchestrator.lock import read_lock, render, select, toml_dict
-from orchestrator.models import Target
+from orchestrator.lock import (
+    build_pylock,
+    lock_table,
+    read_lock,
+    render,
+    render_table,
+    select,
+    table_pins,
+    toml_dict,
+    write_lock,
+)
+from orchestrator.models import DistFile, Target
 from orchestrator.resolver.environment import TargetEnvironment
+from orchestrator.workspace import load_workspace
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
 from tests.support.cli import run
 from tests.support.indexserver import IndexServer
@@ -558,3 +571,54 @@ def test_a_cold_lock_fetches_each_page_once_and_a_warm_one_nothing(
     assert run(shop, "lock")[0] == 0
     assert index.count() == 0
     assert {p: p.read_bytes() for p in shop.rglob("pylock.toml")} == cold
+
+
+# -- the lock writer's table: the same bytes as through packaging.pylock ------------------
+
+
+@dataclass(frozen=True)
+class _Entry:  # what lock.LockablePackage asks of a resolver's package
+    name: str
+    version: str | None
+    files: tuple[DistFile, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    marker: str | None = None
+    directory: str | None = None
+
+
+def _file(name: str, **extra: Any) -> DistFile:
+    return DistFile(name, f"https://files.example/{name}", "pypi", sha256="ab" * 32, **extra)
+
+
+def test_lock_table_is_build_pylocks_table_and_reads_back_valid(
+        make_workspace: MakeWorkspace) -> None:
+    manifest = ('version: 1\nname: demo\npython: "3.11"\nplatforms: [linux/amd64, linux/arm64]\n'
+                "indexes:\n  - {name: pypi, url: https://i.example/simple}\n"
+                "members: [services/*, libs/*]\n")
+    api = pyproject("api", ["a-b", "lib"], groups={"dev": ["d"]}).replace(
+        'version = "1.0.0"', 'version = "1.0.0"\nrequires-python = "<4,>=3.11"')
+    api = api.replace("\n[dependency-groups]",
+                      '\n[project.optional-dependencies]\nFast_Thing = ["d"]\n'
+                      "\n[dependency-groups]")
+    root = make_workspace({"services/api": api, "libs/lib": pyproject("lib")}, manifest=manifest)
+    ws = load_workspace(root)
+    member = next(m for m in ws.members if m.name == "api")
+    packages = [
+        _Entry("d", "2.0-post1", (
+            _file("d-2.0.post1-py3-none-any.whl", size=3,
+                  upload_time="2024-01-02T03:04:05.123456Z"),
+            _file("d-2.0.post1-cp311-abi3-manylinux_2_17_x86_64.whl",
+                  upload_time="not a time"),
+        ), ("x", "x", "a-b"), 'python_version<"3.12" and  "dev" in dependency_groups'),
+        _Entry("a-b", "1.0", (_file("a_b-1.0.tar.gz"),)),
+        _Entry("lib", "1.0.0", directory="libs/lib"),
+    ]
+    pylock = build_pylock(ws, member, packages)
+    table = lock_table(ws, member, packages)
+    assert table == toml_dict(pylock)
+    assert list(table) == list(toml_dict(pylock))
+    assert render_table(table) == render(pylock)
+    assert table_pins(table) == {"a-b": "1.0", "d": "2.0.post1"}
+    assert write_lock(member, table)
+    assert not write_lock(member, pylock)  # the same bytes either way
+    assert read_lock(member.lockfile) == pylock  # valid PEP 751, as packaging.pylock reads it
