@@ -263,10 +263,13 @@ def extract(archive: Path, dest: Path, *, reserved: str | None = None) -> list[s
 
 def _check_no_clash(paths: Sequence[PurePosixPath], archive: Path) -> None:
     """Refuse a name listed twice, or a file that is also another member's directory."""
-    files = [p.as_posix() for p in paths]
-    seen = set(files)
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for path in paths:  # one pass: files.count() per name was quadratic (3 s at 20,000 files)
+        name = path.as_posix()
+        (twice if name in seen else seen).add(name)
     dirs = {parent.as_posix() for p in paths for parent in p.parents}
-    clash = sorted((seen & dirs) | {f for f in seen if files.count(f) > 1})
+    clash = sorted((seen & dirs) | twice)
     if clash:
         raise VenvError(
             f"{archive.name}: {clash[0]!r} is listed twice, or as both a file and a "

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import VenvError
-from orchestrator.wheelfile import check_archive_path, metadata_member, read_metadata, within
+from orchestrator.wheelfile import (
+    check_archive_path,
+    extract,
+    metadata_member,
+    read_metadata,
+    within,
+)
 from tests.support.wheels import build_wheel
 
 
@@ -50,3 +56,17 @@ def test_read_metadata_from_a_path_or_an_open_file(tmp_path: Path) -> None:
     empty = io.BytesIO()
     zipfile.ZipFile(empty, "w").close()
     assert read_metadata(empty, wheel.name) is None
+
+
+def test_a_name_listed_twice_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "twice", "1.0")
+    with zipfile.ZipFile(wheel, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("twice/__init__.py", b"again")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(VenvError) as caught:
+        extract(wheel, dest)
+    assert caught.value.message == (
+        "twice-1.0-py3-none-any.whl: 'twice/__init__.py' is listed twice, or as both a file "
+        "and a directory; refusing to install it")
+    assert list(dest.iterdir()) == []
