@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.adopt import tomledit
 from orchestrator.adopt.constraints import (
     ConstraintError,
     and_markers,
@@ -18,7 +19,7 @@ from orchestrator.adopt.constraints import (
     specifier,
 )
 from orchestrator.adopt.context import MemberRefs, Where
-from orchestrator.adopt.poetry import convert_dependency
+from orchestrator.adopt.poetry import _Reader
 from orchestrator.errors import WorkspaceError
 
 
@@ -118,6 +119,12 @@ def test_markers_are_joined_with_parentheses_around_or() -> None:
 
 
 # -- whole dependency entries --------------------------------------------------------------
+
+
+def convert_dependency(name: str, value: object, where: Where, refs: MemberRefs) -> list[str]:
+    """The PEP 508 requirements `convert` writes for one [tool.poetry.dependencies] entry."""
+    reader = _Reader(where, refs, tomledit.parse(""))
+    return [r.text for r in reader.requirements(name, value, f"tool.poetry.dependencies.{name}")]
 
 
 @pytest.fixture

@@ -119,14 +119,6 @@ def convert(text: str, data: Mapping[str, object], where: Where, refs: MemberRef
     return Conversion(doc, tables.pins, tuple(notes))
 
 
-def convert_dependency(name: str, value: object, where: Where, refs: MemberRefs,
-                       key: str | None = None) -> list[str]:
-    """The PEP 508 requirements of one ``[tool.poetry.dependencies]`` entry."""
-    reader = _Reader(where, refs, tomledit.parse(""))
-    found = reader.requirements(name, value, key or f"tool.poetry.dependencies.{_key(name)}")
-    return [r.text for r in found]
-
-
 def _insertion_point(text: str) -> int:
     """Where the new tables go: before [tool.poetry] and the comments that belong to it.
 
