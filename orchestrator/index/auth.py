@@ -6,8 +6,6 @@ log: ``ResolvedIndex`` keeps them beside a URL stripped of them.
 
 from __future__ import annotations
 
-import base64
-import netrc
 import os
 import re
 from collections.abc import Sequence
@@ -133,6 +131,10 @@ def env_prefix(index_name: str) -> str:
 
 def _netrc_auth(host: str) -> tuple[str, str] | None:
     path = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    if not os.path.exists(path):
+        return None  # the usual case; netrc would say so after its import
+    import netrc
+
     try:
         entry = netrc.netrc(path).authenticators(host)
     except (OSError, netrc.NetrcParseError):
@@ -161,5 +163,7 @@ def resolve_index(spec: IndexSpec) -> ResolvedIndex:
 
 
 def basic_auth(username: str, password: str) -> str:
+    import base64
+
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
-import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,12 +33,6 @@ from orchestrator.index.pages import (
     html_rows,
     json_rows,
 )
-from orchestrator.index.remotezip import (
-    TAIL_BYTES,
-    ZipFormatError,
-    metadata_from_tail,
-    metadata_from_zip,
-)
 from orchestrator.index.transport import (
     RETRIES,
     Deadlines,
@@ -62,8 +53,6 @@ from orchestrator.names import normalize
 
 if TYPE_CHECKING:
     import httpx
-
-log = logging.getLogger(__name__)
 
 METADATA_BUCKET = "metadata-v1"
 HTTP_EXTRA_THREADS = 24  # requesting threads besides the pool's (resolver, prefetcher)
@@ -229,6 +218,8 @@ class IndexClient:
         self._require_online(f"download {file.filename}")
         index = self._index_named(file.index)
         if isinstance(dest, Path):
+            import tempfile
+
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
             try:
@@ -482,6 +473,12 @@ class IndexClient:
 
     def _ranged_metadata(self, index: ResolvedIndex, file: DistFile) -> bytes:
         """METADATA via Range requests: the tail, maybe the directory, maybe the entry."""
+        # Here, not at the top: a warm run reads every METADATA from the cache.
+        import logging
+        import struct
+
+        from orchestrator.index.remotezip import TAIL_BYTES, ZipFormatError, metadata_from_tail
+
         response = self._get(index, file.url, {"Range": f"bytes=-{TAIL_BYTES}"})
         with contextlib.closing(response):
             if response.status_code == 200:  # Range ignored: we get the whole wheel
@@ -496,11 +493,14 @@ class IndexClient:
             fetch = partial(self._range, index, file)
             return metadata_from_tail(fetch, size, tail, file.filename)
         except (ZipFormatError, struct.error) as exc:
-            log.debug("ranged read of %s failed (%s); downloading it", file.url, exc)
+            logging.getLogger(__name__).debug("ranged read of %s failed (%s); downloading it",
+                                              file.url, exc)
             return self._full_metadata(index, file)
 
     def _range(self, index: ResolvedIndex, file: DistFile, start: int, end: int) -> bytes:
         """Bytes [start, end) of a remote file."""
+        from orchestrator.index.remotezip import ZipFormatError
+
         response = self._get(index, file.url, {"Range": f"bytes={start}-{end - 1}"})
         with contextlib.closing(response):
             if response.status_code == 200:
@@ -523,6 +523,10 @@ class IndexClient:
     def _metadata_from_body(
         self, index: ResolvedIndex, file: DistFile, response: httpx.Response
     ) -> bytes:
+        import tempfile
+
+        from orchestrator.index.remotezip import ZipFormatError, metadata_from_zip
+
         with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as spool:
             try:
                 for chunk in iter_body(index, response):

@@ -5,9 +5,7 @@ httpx is imported only when a request is made: a warm run may make none.
 
 from __future__ import annotations
 
-import logging
 import os
-import random
 import re
 import time
 from collections.abc import Iterator, Mapping
@@ -25,8 +23,6 @@ from orchestrator.index.auth import (
 
 if TYPE_CHECKING:
     import httpx
-
-log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRIES = 3  # attempts after the first
@@ -152,7 +148,9 @@ def get_with_retries(
             response.close()
             sleep_before_retry(attempt, response.headers.get("Retry-After"))
             continue
-        log.debug("GET %s -> %s", redact_url(url), response.status_code)
+        import logging  # here: a run the cache answers makes no request (2 ms of start-up)
+
+        logging.getLogger(__name__).debug("GET %s -> %s", redact_url(url), response.status_code)
         response.extensions[_DEADLINE] = (end, limits, started, attempt + 1)
         return response
     raise AssertionError("unreachable")  # the loop returns or raises
@@ -219,6 +217,8 @@ def make_http_client(max_workers: int) -> httpx.Client:
 
 
 def sleep_before_retry(attempt: int, retry_after: str | None) -> None:
+    import random
+
     # jittered, so clients that failed together do not come back together
     delay = BACKOFF * (2**attempt) * random.uniform(0.5, 1.5)
     if retry_after is not None and retry_after.strip().isdigit():
