@@ -176,7 +176,8 @@ def modules_loaded_by(*args: str) -> set[str]:
     """The modules a successful ``orchestrator ARGS`` on the example workspace imports.
 
     Fails when the command itself fails: a command stopping early imports little and
-    would pass any "imports stay light" check."""
+    would pass any "imports stay light" check. The no-op fast path is off: this is what
+    the command's normal path imports (tests/test_noop_fastpath.py checks the other)."""
     code = (
         "import sys\nfrom orchestrator.cli import main\n"
         f"try:\n    main({list(args)!r})\nexcept SystemExit as exc:\n"
@@ -184,7 +185,8 @@ def modules_loaded_by(*args: str) -> set[str]:
         "print('\\nLOADED=' + ','.join(sorted(sys.modules)))"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False,
+                          env={**os.environ, "ORCHESTRATOR_NO_FAST_PATH": "1"})
     assert proc.returncode == 0, proc.stderr
     return set(proc.stdout.splitlines()[-1].removeprefix("LOADED=").split(","))
 

@@ -12,19 +12,22 @@ goes into a stage module, never here.
 Commands are registered lazily: running one imports its module alone, and
 heavy libraries are imported inside commands, so that a no-op (`lock
 --check`, `sync` with nothing to do) and `orchestrator --help` start fast.
+The group itself (``cli``) lives in ``app`` and is imported on first use:
+``main`` first asks ``orchestrator.noop`` whether a stamp answers the
+command (a repeated no-op), and only otherwise imports click.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+import sys
+from typing import TYPE_CHECKING
 
-import click
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
-from orchestrator import __version__
-from orchestrator.cli.app import EXIT_USAGE, EXIT_USER_ERROR, App, LazyGroup
+    from orchestrator.cli.app import EXIT_USAGE, EXIT_USER_ERROR, App, LazyGroup, cli
 
-__all__ = ["COMMANDS", "EXIT_USAGE", "EXIT_USER_ERROR", "cli", "main"]
+__all__ = ["COMMANDS", "EXIT_USAGE", "EXIT_USER_ERROR", "App", "LazyGroup", "cli", "main"]
 
 # command name -> "module:attribute"; each module's COMMANDS tuple holds the same commands
 COMMANDS = {
@@ -55,21 +58,35 @@ COMMANDS = {
     "ci": "orchestrator.cli.ci:ci",
 }
 
+_FROM_APP = ("cli", "App", "LazyGroup", "EXIT_USAGE", "EXIT_USER_ERROR")
 
-@click.group(cls=LazyGroup, lazy=COMMANDS,
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--workspace", "-w", "workspace_path", type=click.Path(path_type=Path),
-              help="workspace.yaml, or a directory inside the workspace (default: search "
-              "upwards from the current directory).")
-@click.option("--verbose", "-v", is_flag=True, help="Show more detail and tracebacks.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
-@click.version_option(__version__, prog_name="orchestrator")
-@click.pass_context
-def cli(ctx: click.Context, workspace_path: Path | None, verbose: bool, quiet: bool) -> None:
-    """Plan, lock, install and build the services of a Python monorepo."""
-    ctx.obj = App(workspace_path=workspace_path, verbose=verbose, quiet=quiet)
+
+def __getattr__(name: str) -> object:
+    """``cli`` and the names re-exported from ``app``, imported (with click) when first used."""
+    if name in _FROM_APP:
+        from orchestrator.cli import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="orchestrator")
+    """Console-script entry point: a stamped no-op is answered before click is imported."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    from orchestrator import noop
+
+    code = noop.answer(args)
+    if code is not None:
+        raise SystemExit(code)
+    recorder = noop.Recorder.start(args)
+    from orchestrator.cli.app import cli
+
+    try:
+        cli.main(args=args, prog_name="orchestrator")
+    except SystemExit as exc:
+        if recorder is not None:
+            recorder.finish(exc.code)
+        raise
+    finally:
+        if recorder is not None:
+            recorder.stop()

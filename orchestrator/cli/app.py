@@ -209,3 +209,26 @@ def size(n: int) -> str:
             return f"{value:.1f} {unit}" if unit != "B" else f"{n} B"
         value /= 1024
     return f"{n} B"
+
+
+def _make_cli() -> click.Group:
+    from orchestrator import __version__
+    from orchestrator.cli import COMMANDS
+
+    @click.group(cls=LazyGroup, lazy=COMMANDS,
+                 context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--workspace", "-w", "workspace_path", type=click.Path(path_type=Path),
+                  help="workspace.yaml, or a directory inside the workspace (default: search "
+                  "upwards from the current directory).")
+    @click.option("--verbose", "-v", is_flag=True, help="Show more detail and tracebacks.")
+    @click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
+    @click.version_option(__version__, prog_name="orchestrator")
+    @click.pass_context
+    def cli(ctx: click.Context, workspace_path: Path | None, verbose: bool, quiet: bool) -> None:
+        """Plan, lock, install and build the services of a Python monorepo."""
+        ctx.obj = App(workspace_path=workspace_path, verbose=verbose, quiet=quiet)
+
+    return cli
+
+
+cli = _make_cli()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import click
@@ -15,14 +16,25 @@ from orchestrator.models import Member
 def sync_and_report(app: App, members: Sequence[Member], *, groups: Sequence[str] | None = None,
                     only_groups: Sequence[str] = (), no_dev: bool = False,
                     extras: Sequence[str] = (), all_extras: bool = False,
-                    frozen: bool = False, python: str | None = None) -> None:
-    """Sync *members* and print one line each (stderr: `run` leaves stdout to its command)."""
+                    frozen: bool = False, python: str | None = None) -> bool:
+    """Sync *members* and print one line each (stderr: `run` leaves stdout to its command).
+
+    True when nothing was locked and every venv was found as its last sync left it
+    (each member's no-op fast path), i.e. nothing was even inspected."""
     from orchestrator.sync import sync_members
+
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        app.info(message)
 
     results = sync_members(app.session(), members, groups=groups, only_groups=only_groups,
                            no_dev=no_dev, extras=extras, all_extras=all_extras, frozen=frozen,
-                           python=python, progress=app.fetch_progress(), note=app.info)
+                           python=python, progress=app.fetch_progress(), note=note)
+    untouched = True
     for member, report in results:
+        untouched = untouched and report.fast_path and not report.changed
         if not report.changed:
             app.info(f"{member.name}: up to date ({len(report.unchanged)} packages)")
             continue
@@ -35,6 +47,31 @@ def sync_and_report(app: App, members: Sequence[Member], *, groups: Sequence[str
             for change in [*report.installed, *report.upgraded, *report.removed,
                            *report.repaired]:
                 app.info(f"  {change.name}: {change.old or '-'} -> {change.new or '-'}")
+    return untouched and not notes
+
+
+def _venv_inputs(member: Member) -> list[Path] | None:
+    """What sync's no-op check of *member*'s venv reads or stats: pyvenv.cfg, the
+    records directory and every record in it, and the lib and scripts directories
+    ``venv.json`` names. None when that record cannot be read."""
+    import json
+
+    from orchestrator.sync import venv_path
+    from orchestrator.venv import STATE_DIR
+
+    venv = venv_path(member)
+    records = venv / STATE_DIR
+    try:
+        data = json.loads((records / "venv.json").read_text("utf-8"))
+        names = sorted(p.name for p in records.iterdir())
+    except (OSError, ValueError):
+        return None
+    dirs = [data.get(k) for k in ("purelib", "platlib", "scripts")] if isinstance(
+        data, dict) else [None]
+    if not all(isinstance(d, str) for d in dirs):
+        return None
+    return [venv / "pyvenv.cfg", records, *(records / n for n in names),
+            *(Path(str(d)) for d in dirs)]
 
 
 @click.command()
@@ -72,9 +109,19 @@ def sync(app: App, members: tuple[str, ...], groups: tuple[str, ...],
         app.session().configure_cache(rehash=True)
         for member in chosen:
             forget_sync_state(venv_path(member))
-    sync_and_report(app, chosen, groups=list(groups) or None,
-                    no_dev=no_dev, extras=extras, all_extras=all_extras, frozen=frozen,
-                    only_groups=only_groups, python=python)
+    untouched = sync_and_report(app, chosen, groups=list(groups) or None,
+                                no_dev=no_dev, extras=extras, all_extras=all_extras,
+                                frozen=frozen, only_groups=only_groups, python=python)
+    if untouched and not verify:
+        from orchestrator import noop
+
+        inputs: list[Path] = []
+        for member in chosen:
+            venv = _venv_inputs(member)
+            if venv is None:
+                return
+            inputs += [member.lockfile, *venv]
+        noop.vouch(app.session().workspace, inputs)
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

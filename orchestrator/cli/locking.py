@@ -47,6 +47,10 @@ def run_lock(app: App, names: Sequence[str], *, upgrade: bool | Sequence[str],
         for line in pin_summary(result, ws.root):
             click.echo(f"  {line}")
     app.info(f"locked in {time.monotonic() - started:.2f}s")
+    if not stale and upgrade is False and not refresh:
+        from orchestrator import noop
+
+        noop.vouch(ws, [m.lockfile for m in members])  # nothing resolved, nothing written
 
 
 def pin_summary(result: LockResult, root: Path) -> list[str]:
@@ -88,6 +92,9 @@ def lock(app: App, members: tuple[str, ...], check: bool, refresh: bool) -> None
             + ", ".join(s.member.name for s in stale),
             hint="run `orchestrator lock` and commit the pylock.toml files")
     click.echo(f"{len(chosen)} lock(s) up to date")
+    from orchestrator import noop
+
+    noop.vouch(session.workspace, [m.lockfile for m in chosen])
 
 
 @click.command()
