@@ -256,6 +256,14 @@ def test_ci_check_rejects_a_file_it_did_not_write(shop: Path) -> None:
     assert "was not written by `orchestrator ci generate` (no header)" in err
 
 
+def test_ci_check_of_a_binary_file_is_an_error_not_a_traceback(shop: Path) -> None:
+    (shop / "Jenkinsfile").write_bytes(b"\xff\xfe\x00binary")
+    code, _, err = orch(shop, "ci", "check", str(shop / "Jenkinsfile"))
+    assert code == 1
+    assert err == (f"error: cannot read {shop / 'Jenkinsfile'}: it is not UTF-8 text\n"
+                   "hint: pass a file `orchestrator ci generate` wrote\n")
+
+
 def test_audit_only_when_configured(shop: Path) -> None:
     assert "orchestrator audit" not in generated(shop, "github").read_text()
     manifest = shop / "workspace.yaml"

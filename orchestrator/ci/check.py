@@ -68,8 +68,9 @@ def _parse(file: Path, argv: list[str]) -> CiOptions:
 def check_file(workspace: Workspace, file: Path) -> Checked:
     try:
         text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CiError(f"cannot read {file}: {exc.strerror}",
+    except (OSError, UnicodeDecodeError) as exc:  # a binary file is no pipeline either
+        why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise CiError(f"cannot read {file}: {why}",
                       hint="pass a file `orchestrator ci generate` wrote", file=file) from exc
     options = options_of(file, text)
     return Checked(file, options, render(workspace, options) == text)
