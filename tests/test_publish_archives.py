@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import BuildError
-from orchestrator.publish.archives import archive_files, repack_sdist, repack_wheel
+from orchestrator.publish.archives import repack_sdist, repack_wheel
 from orchestrator.records import parse_record, record_hash
+from tests.support.archives import archive_files
 from tests.support.wheels import build_wheel
 
 EPOCH = 1700000000  # 2023-11-14T22:13:20Z

@@ -26,8 +26,8 @@ import pytest
 from click.testing import CliRunner
 
 from orchestrator.cli import cli
-from orchestrator.publish.archives import archive_files
 from tests.support import docker_infra
+from tests.support.archives import archive_files
 from tests.support.pypiserver import PypiServer, wheelhouse
 
 REPO = Path(__file__).parents[1]

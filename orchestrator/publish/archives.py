@@ -97,25 +97,3 @@ def repack_wheel(path: Path, epoch: int) -> None:
             fixed.compress_type = zipfile.ZIP_STORED if directory else zipfile.ZIP_DEFLATED
             out.writestr(fixed, data, compresslevel=9)
     write_bytes(path, packed.getvalue())
-
-
-def sdist_files(path: Path) -> dict[str, bytes]:
-    """Every regular file of the sdist at *path*, by archive name."""
-    with tarfile.open(path, "r:gz") as tf:
-        out: dict[str, bytes] = {}
-        for info in tf.getmembers():
-            handle = tf.extractfile(info) if info.isfile() else None
-            if handle is not None:
-                out[info.name] = handle.read()
-        return out
-
-
-def wheel_files(path: Path) -> dict[str, bytes]:
-    """Every file of the wheel at *path*, by archive name."""
-    with zipfile.ZipFile(path) as zf:
-        return {info.filename: zf.read(info) for info in zf.infolist() if not info.is_dir()}
-
-
-def archive_files(path: Path) -> dict[str, bytes]:
-    """Every file of an sdist (``.tar.gz``) or a wheel (``.whl``)."""
-    return wheel_files(path) if path.name.endswith(".whl") else sdist_files(path)
