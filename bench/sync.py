@@ -17,6 +17,15 @@ What it does:
    (and the built editables) before the timed runs; orchestrator also syncs all five members
    once, so the all-members no-op has every venv in place;
 4. times, interleaving the tools round by round (the first tool rotating):
+   - ``checkout`` (``--checkout N``, default 3): what CI does every run. Each round, each
+     tool's workspace (its locks, without venvs) is copied into a new directory (untimed),
+     as a new clone would be, and the services are synced there from the warm cache;
+     ``checkout1`` the same, one service per command, each service in a new copy of its
+     own (the sum of the services is the row; each service's time is in the JSON). The
+     copies are kept until the end of the run: deleting ~44k inodes makes the next minutes'
+     directories slow to allocate on ext4 without a journal (``recently_deleted``), which a
+     delete-then-sync round measures more than the tool; these rows run before any venv
+     is deleted;
    - ``fresh``: the services' ``.venv`` dirs deleted, caches kept (warm);
    - ``noop``: venvs present and current, nothing to do;
    - ``cold`` (``--cold N``, default 1): caches emptied and venvs deleted; downloads from the
@@ -32,7 +41,10 @@ What it does:
 uv and Poetry sync each *service* separately (one process per service, in its directory);
 orchestrator syncs the three services in one process (``orchestrator sync gateway orders
 worker``), and is also timed one process per service and, for the no-op, for all five members
-(``orchestrator sync``).
+(``orchestrator sync``). ``--baseline-rev REV`` adds ``orchestrator-before``: orchestrator
+from ``git archive REV`` with its own cache and copy, timed in the same rounds (its main
+sync, and in ``checkout1`` one service per command), so a before/after comparison does not
+cross runs whose disks differ.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import argparse
 import functools
 import io
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -86,6 +99,8 @@ MAX_NETWORK_REPS = 10  # cold runs download every wheel again; be polite to the 
 SERVICES_LABEL = "orchestrator"  # one process, every service
 PER_SERVICE_LABEL = "orchestrator per service"  # one process per service, like uv and Poetry
 ALL_LABEL = "orchestrator all members"  # `orchestrator sync`: five members, one process
+ONE_SERVICE = "one service"  # variants key: one command per service, each on its own
+BASELINE = "orchestrator-before"  # --baseline-rev
 
 
 # -- tools ---------------------------------------------------------------------------------------
@@ -101,12 +116,13 @@ def export_orchestrator(rev: str, dest: Path) -> Path:
     return dest
 
 
-def make_orchestrator(work: Path, source: Path, rev: str | None) -> Tool:
-    tool = new_tool("orchestrator", work, source, orchestrator_cmd(),
+def make_orchestrator(work: Path, source: Path, rev: str | None,
+                      name: str = "orchestrator") -> Tool:
+    tool = new_tool(name, work, source, orchestrator_cmd(),
                     lambda home: python_env({"ORCHESTRATOR_CACHE_DIR": str(home / "cache")}))
     env = tool.env
     if rev:  # the package on PYTHONPATH comes before the editable install's finder
-        src = export_orchestrator(rev, work / "orchestrator" / "src")
+        src = export_orchestrator(rev, work / name / "src")
         env["PYTHONPATH"] = str(src)
         where = subprocess.run(
             [sys.executable, "-c", "import orchestrator; print(orchestrator.__file__)"],
@@ -121,10 +137,14 @@ def make_orchestrator(work: Path, source: Path, rev: str | None) -> Tool:
     names = [m.name for m in services(tool.root)]
     tool.lock = [((*base, "lock"), tool.root)]
     tool.sync = [((*base, "sync", *names), tool.root)]
+    per_service = [((*base, "sync", n), tool.root) for n in names]
     tool.variants = {
-        PER_SERVICE_LABEL: [((*base, "sync", n), tool.root) for n in names],
+        PER_SERVICE_LABEL: per_service,
         ALL_LABEL: [((*base, "sync"), tool.root)],
+        ONE_SERVICE: per_service,
     }
+    if name != "orchestrator":  # the baseline: its main sync and one service only
+        tool.variants = {ONE_SERVICE: per_service}
     return tool
 
 
@@ -187,6 +207,39 @@ def prepare(tools: Sequence[Tool]) -> None:
         tool.run(tool.sync)
         if ALL_LABEL in tool.variants:  # the libraries' venvs too, for the all-members no-op
             tool.run(tool.variants[ALL_LABEL])
+
+
+def checkout(tool: Tool, dest: Path, runs: Sequence[Run]) -> list[Run]:
+    """Untimed: *tool*'s workspace copied to *dest* without venvs (a new clone with its
+    locks); *runs* with the workspace root swapped for the copy's."""
+    old, new = str(tool.root), str(dest)
+    shutil.copytree(tool.root, dest, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+
+    def moved(text: str) -> str:
+        return text.replace(old, new)
+
+    return [(tuple(moved(a) for a in cmd), Path(moved(str(cwd)))) for cmd, cwd in runs]
+
+
+def run_checkout(runs: Sequence[Variant], reps: int, samples: Samples, work: Path) -> None:
+    """``checkout``: each tool's main sync in a new copy of its workspace per round;
+    ``checkout1``: each of its one-service commands in a new copy of its own, summed
+    (each service's time under ``checkout1:<service>``). The copies stay until the end."""
+    for rep in range(reps):
+        for tool, cmds, label in rotated(runs, rep):
+            fresh = checkout(tool, work / "checkouts" / f"{label}-{rep}" / "ws", cmds)
+            t = tool.run(fresh)
+            samples.setdefault("checkout", {}).setdefault(label, []).append(t)
+            one = tool.variants.get(ONE_SERVICE, tool.sync)
+            total = 0.0
+            for i, (run, member) in enumerate(zip(one, services(tool.root), strict=True)):
+                dest = work / "checkouts" / f"{label}-{rep}-{i}" / "ws"
+                t1 = tool.run(checkout(tool, dest, [run]))
+                samples.setdefault(f"checkout1:{member.name}", {}).setdefault(label, []).append(t1)
+                total += t1
+            samples.setdefault("checkout1", {}).setdefault(label, []).append(total)
+            print(f"  checkout #{rep + 1} {label:<26} {t:7.3f} s, one service at a time "
+                  f"{total:7.3f} s", file=sys.stderr)
 
 
 def run_scenario(name: str, runs: Sequence[Variant], reps: int, samples: Samples,
@@ -258,9 +311,16 @@ def facts_lines(facts: dict[str, dict[str, VenvFacts]]) -> list[str]:
 
 
 ROWS = [  # (scenario, orchestrator label, row title)
+    ("checkout", SERVICES_LABEL, "fresh checkout (new copy, no venvs), warm cache"),
+    ("checkout", BASELINE, "fresh checkout, orchestrator-before (--baseline-rev)"),
+    ("checkout1", SERVICES_LABEL,
+     "fresh checkout, one service per command, each in its own copy (sum)"),
+    ("checkout1", BASELINE, "fresh checkout, one service per command, orchestrator-before"),
     ("fresh", SERVICES_LABEL, "fresh venvs, warm cache"),
+    ("fresh", BASELINE, "fresh venvs, warm cache, orchestrator-before"),
     ("fresh", PER_SERVICE_LABEL, "fresh venvs, warm cache, orchestrator one process per service"),
     ("noop", SERVICES_LABEL, "no-op re-sync"),
+    ("noop", BASELINE, "no-op re-sync, orchestrator-before"),
     ("noop", PER_SERVICE_LABEL, "no-op re-sync, orchestrator one process per service"),
     ("noop", ALL_LABEL, "no-op re-sync, orchestrator all members (`orchestrator sync`)"),
     ("cold", SERVICES_LABEL, "fresh venvs, cold cache (downloads)"),
@@ -285,6 +345,16 @@ def targets(stats: dict[str, dict[str, Summary]]) -> dict[str, dict[str, object]
     if orch:  # issue 13: every service's fresh venv, one command, warm cache
         out["fresh venvs of the services in one command <= 1.2 s"] = {
             "met": orch.median <= 1.2, "measured": f"{orch.median:.3f} s"}
+    for scenario, what in (("checkout", "fresh checkout, the services in one command"),
+                           ("checkout1", "fresh checkout, one service per command")):
+        by = stats.get(scenario, {})
+        if SERVICES_LABEL in by and "uv-ws" in by:
+            med, uv_med = by[SERVICES_LABEL].median, by["uv-ws"].median
+            goal = (f"{what} <= 1.2 s" if scenario == "checkout"
+                    else f"{what} <= uv-ws's time for it")
+            out[goal] = {"met": med <= 1.2 if scenario == "checkout" else med <= uv_med,
+                         "measured": f"{med:.3f} s vs uv-ws {uv_med:.3f} s "
+                                     f"({med / uv_med:.2f}x)"}
     for label, what in ((SERVICES_LABEL, "the services"), (ALL_LABEL, "all members")):
         if label in noop:
             med = noop[label].median
@@ -301,6 +371,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--fresh", type=int, default=5,
                    help="fresh-venv (warm cache) repetitions (default 5)")
     p.add_argument("--noop", type=int, default=10, help="no-op repetitions (default 10)")
+    p.add_argument("--checkout", type=int, default=3,
+                   help="fresh-checkout repetitions (default 3): the services synced in a "
+                        "new copy of the workspace, then each service alone in its own copy")
     p.add_argument("--cold", type=int, default=1,
                    help=f"cold-cache repetitions (default 1, at most {MAX_NETWORK_REPS})")
     p.add_argument("--no-variants", action="store_true",
@@ -308,11 +381,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--orchestrator-rev", metavar="REV",
                    help="run orchestrator from `git archive REV` (e.g. HEAD) instead of the "
                         "working tree, whose uncommitted edits would otherwise count")
+    p.add_argument("--baseline-rev", metavar="REV",
+                   help=f"also time orchestrator from `git archive REV` as {BASELINE} "
+                        "in the same rounds (before/after in one run)")
     add_tool_options(p)
     args = p.parse_args(argv)
     if not 0 <= args.cold <= MAX_NETWORK_REPS:
         p.error(f"--cold must be between 0 and {MAX_NETWORK_REPS} (the index is shared)")
-    if args.fresh < 0 or args.noop < 0:
+    if args.fresh < 0 or args.noop < 0 or args.checkout < 0:
         p.error("repetitions must not be negative")
     check_tool_names(p, args)
     return args
@@ -326,6 +402,13 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
     print(f"orchestrator from commit {source['commit']}; uncommitted in orchestrator/: "
           f"{source['dirty']}", file=sys.stderr)
     print(comparison_table(stats, ROWS, "orchestrator (services, 1 process)", digits=2))
+    per_service = {sc.split(":", 1)[1]: by for sc, by in stats.items()
+                   if sc.startswith("checkout1:")}
+    if per_service:
+        print("\nFresh checkout, one service per command (medians):")
+        for service, by in per_service.items():
+            print(f"- {service}: " + ", ".join(f"{label} {s.median:.3f} s"
+                                               for label, s in by.items()))
     print("\nInstalled per service (distributions, +/- relative to orchestrator; bytecode; links):")
     print("\n".join(facts_lines(facts)))
     print("\nTargets:")
@@ -337,7 +420,9 @@ def report(args: argparse.Namespace, tools: Sequence[Tool], samples: Samples,
         "load_average": os.getloadavg(),
         "versions": {t.name: t.version for t in tools},
         "orchestrator_source": source,
-        "repetitions": {"fresh": args.fresh, "noop": args.noop, "cold": args.cold},
+        "repetitions": {"checkout": args.checkout, "fresh": args.fresh, "noop": args.noop,
+                        "cold": args.cold},
+        "baseline_rev": args.baseline_rev,
         "samples": samples,
         "summary": {sc: {t: summary_dict(s) for t, s in by.items()} for sc, by in stats.items()},
         "installed": {s: {t: vars(f) for t, f in by.items()} for s, by in facts.items()},
@@ -364,16 +449,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return in_work_dir("bench-sync-", args.keep, lambda work: run(args, work))
 
 
+def pin_rev(rev: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--verify", rev + "^{commit}"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def run(args: argparse.Namespace, work: Path) -> None:
     source = workspace_source(args.workspace, work)
-    if args.orchestrator_rev:  # pin it now: others may commit while the benchmark runs
-        args.orchestrator_rev = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--verify",
-             args.orchestrator_rev + "^{commit}"],
-            capture_output=True, text=True, check=True).stdout.strip()
+    for attr in ("orchestrator_rev", "baseline_rev"):  # pin them now: others may commit
+        if getattr(args, attr):
+            setattr(args, attr, pin_rev(getattr(args, attr)))
     orchestrator = functools.partial(make_orchestrator, rev=args.orchestrator_rev)
     tools = make_tools(args.tools.split(","), work, source, args.upgrade_tools,
                        orchestrator, make_uv, make_poetry, make_uv_ws)
+    if args.baseline_rev:
+        tools.insert(1, make_orchestrator(work, source, args.baseline_rev, BASELINE))
     for tool in tools:
         print(f"{tool.name}: {tool.version}", file=sys.stderr)
     prepare(tools)
@@ -381,6 +471,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     fresh = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL])
     noop = variants(tools, [] if args.no_variants else [PER_SERVICE_LABEL, ALL_LABEL])
     main_only = variants(tools, [])
+    run_checkout(main_only, args.checkout, samples, work)  # before any venv is deleted
     run_scenario("fresh", fresh, args.fresh, samples, delete_venvs=True)
     facts = installed_facts(tools)  # what a fresh sync from a warm cache produced
     run_scenario("noop", noop, args.noop, samples)

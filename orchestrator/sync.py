@@ -44,12 +44,19 @@ def venv_path(member: Member) -> Path:
     return member.path / VENV_DIR
 
 
+def _index_names(workspace: Workspace) -> dict[str, str]:
+    """Each index's URL as a lock holds it (path tokens masked) -> its name in
+    workspace.yaml: worked out once per plan, not once per archive."""
+    from orchestrator.index.auth import hide_index_secrets
+
+    return {hide_index_secrets(i.url, workspace.indexes): i.name for i in workspace.indexes}
+
+
 def _dist_file(workspace: Workspace, selected: Selected,
-               archive: PackageWheel | PackageSdist) -> DistFile:
-    from orchestrator.index.auth import hide_index_secrets, restore_index_secrets
+               archive: PackageWheel | PackageSdist, by_url: dict[str, str]) -> DistFile:
+    from orchestrator.index.auth import restore_index_secrets
 
     # Locks hold index URLs with path tokens masked; the real ones come from workspace.yaml.
-    by_url = {hide_index_secrets(i.url, workspace.indexes): i.name for i in workspace.indexes}
     index = by_url.get(selected.package.index or "", workspace.indexes[0].name)
     if archive.url is None or "sha256" not in archive.hashes:
         raise LockError(f"the lock entry for {selected.name} has no URL or sha256 for "
@@ -89,11 +96,12 @@ def plan(
         include_self = False
     files: dict[str, DistFile] = {}
     sdists: dict[str, DistFile] = {}
+    by_url = _index_names(workspace)
     for item in chosen:
         if item.is_member:
             continue
         archive = item.file_for(target)
-        dist = _dist_file(workspace, item, archive)
+        dist = _dist_file(workspace, item, archive, by_url)
         (files if dist.is_wheel else sdists)[item.name] = dist
     paths = session.cache.fetch_many([*files.values(), *sdists.values()], session.index,
                                      progress=progress)
