@@ -238,6 +238,26 @@ def test_bad_sources(text: str, message: str) -> None:
     assert caught.value.message == message
 
 
+@pytest.mark.parametrize(("text", "message", "hint"), [
+    ('[tool.uv]\nindex = "https://corp.example/simple"\n',
+     "services/api/pyproject.toml: tool.uv.index: expected an array of tables",
+     "write each entry as a [[tool.uv.index]] table with a name and a url"),
+    ('[[tool.poetry.source]]\nname = "corp"\n',
+     "services/api/pyproject.toml: tool.poetry.source[0].url: expected a non-empty string",
+     "set `url` to a string in that entry"),
+    ('[[tool.pdm.source]]\nname = "corp"\nurl = "https://corp.example/simple"\n'
+     'include_packages = "acme-*"\n',
+     "services/api/pyproject.toml: tool.pdm.source[0].include_packages: expected a list of "
+     "package names",
+     'write it as a list of strings, e.g. include_packages = ["acme-*"]'),
+])
+def test_malformed_source_tables_say_how_to_write_them(text: str, message: str,
+                                                       hint: str) -> None:
+    with pytest.raises(WorkspaceError) as caught:
+        sources_of(found(text))
+    assert (caught.value.message, caught.value.hint) == (message, hint)
+
+
 def test_one_source_name_with_two_urls() -> None:
     a = found('[[tool.poetry.source]]\nname = "corp"\nurl = "https://a.example/simple"\n',
               "libs/a")

@@ -121,7 +121,9 @@ def read_pyproject(root: Path, rel: str) -> Found:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise WorkspaceError(f"{label}: cannot read the file ({exc})", file=file) from exc
+        raise WorkspaceError(f"{label}: cannot read the file ({exc})",
+                             hint="make it readable UTF-8 text, or remove the directory",
+                             file=file) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -151,6 +151,7 @@ def _entries(found: Found, value: object, key: str) -> list[Mapping[str, object]
         return []
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
         raise WorkspaceError(f"{found.label}: {key}: expected an array of tables",
+                             hint=f"write each entry as a [[{key}]] table with a name and a url",
                              file=found.file, key=key)
     return list(value)
 
@@ -163,7 +164,8 @@ def _field(found: Found, entry: Mapping[str, object], key: str, name: str,
     if not required and value is None:
         return ""
     raise WorkspaceError(f"{found.label}: {key}.{name}: expected a non-empty string",
-                         file=found.file, key=f"{key}.{name}")
+                         hint=f"set `{name}` to a string in that entry", file=found.file,
+                         key=f"{key}.{name}")
 
 
 def _poetry(found: Found) -> list[Source]:
@@ -222,7 +224,9 @@ def _pdm(found: Found) -> list[Source]:
         packages = entry.get("include_packages", [])
         if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
             raise WorkspaceError(f"{found.label}: {key}[{i}].include_packages: expected a "
-                                 "list of package names", file=found.file,
+                                 "list of package names",
+                                 hint="write it as a list of strings, e.g. "
+                                 "include_packages = [\"acme-*\"]", file=found.file,
                                  key=f"{key}[{i}].include_packages")
         priority = "pypi" if name.lower() == "pypi" else "supplemental"
         out.append(Source(name, url.rstrip("/"), priority, f"{found.label} [[{key}]]",
