@@ -52,7 +52,9 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-from typing import TYPE_CHECKING
+
+# typing costs 3 ms of a 25 ms no-op; mypy reads any TYPE_CHECKING as true
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

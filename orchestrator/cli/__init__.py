@@ -20,7 +20,9 @@ command (a repeated no-op), and only otherwise imports click.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+
+# typing costs 3 ms of a 25 ms no-op; mypy reads any TYPE_CHECKING as true
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
