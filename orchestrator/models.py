@@ -59,6 +59,7 @@ class ImageSpec:
     registry: str | None = None
     # env keys whose secret-looking values may be baked into images anyway
     allow_env_secrets: tuple[str, ...] = ()
+    compression: str = "gzip"  # of `build --engine oci` layers: gzip or zstd
 
 
 @dataclass(frozen=True, slots=True)

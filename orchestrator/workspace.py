@@ -51,6 +51,7 @@ from orchestrator.names import normalize
 
 MANIFEST = "workspace.yaml"
 KNOWN_PLATFORMS = ("linux/amd64", "linux/arm64")
+IMAGE_COMPRESSIONS = ("gzip", "zstd")  # oci.layers.COMPRESSIONS (a test keeps them equal)
 DEFAULT_INDEX = IndexSpec("pypi", "https://pypi.org/simple")
 INIT_FROM_POETRY = "`orchestrator init --from poetry`"
 
@@ -505,7 +506,8 @@ class _Loader(_Reporter):
         return HttpTimeouts(**seconds)
 
     def _image(self, value: object, python: str) -> ImageSpec:
-        value = self.mapping("image", value, {"base", "registry", "allow-env-secrets"},
+        value = self.mapping("image", value, {"base", "registry", "allow-env-secrets",
+                                              "compression"},
                              "a mapping with base and registry")
         base = self._str(value, "base", required=False, path="image.base")
         registry = self._str(value, "registry", required=False, path="image.registry")
@@ -513,9 +515,14 @@ class _Loader(_Reporter):
         if not isinstance(allowed, list) or not all(isinstance(k, str) for k in allowed):
             self.expect("image.allow-env-secrets", "a list of env variable names",
                         _describe(allowed))
+        compression = value.get("compression", "gzip")
+        if compression not in IMAGE_COMPRESSIONS:
+            self.expect("image.compression", "one of " + ", ".join(IMAGE_COMPRESSIONS),
+                        _describe(compression), "write image: {compression: gzip} (read "
+                        "everywhere) or zstd (needs Docker 23+ or containerd 1.5+)")
         return ImageSpec(base=base or f"python:{python}-slim",
                          registry=registry.rstrip("/") or None,
-                         allow_env_secrets=tuple(allowed))
+                         allow_env_secrets=tuple(allowed), compression=compression)
 
     def _cache(self, value: object) -> Path | None:
         if value is None:

@@ -26,8 +26,9 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from orchestrator import image
 from orchestrator.cli import cli
-from orchestrator.oci.layers import write_tar
+from orchestrator.oci.layers import LAYER_GZIP, LAYER_ZSTD, write_tar
 from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, BlobStore, write_layout
+from tests.conftest import MANIFEST as MANIFEST_TEXT
 from tests.conftest import MakeWorkspace, index_manifest
 from tests.support import docker_infra
 from tests.support.indexserver import IndexServer
@@ -404,6 +405,56 @@ def test_zstd_layers_are_accepted_by_oci_tools(workspace: Path, tmp_path: Path,
     subprocess.run(["skopeo", "copy", f"oci:{layout}:1.0.0", f"dir:{tmp_path / 'copied'}"],
                    check=True, capture_output=True)
     assert (tmp_path / "copied" / service.split(":")[1]).is_file()
+
+
+def _layer_types(layout: Path, digest: object) -> set[str]:
+    manifest = json.loads((layout / "blobs" / str(digest).replace(":", "/")).read_text())
+    return {x["mediaType"] for x in manifest["layers"][1:]}  # [0]: the base's, as it was
+
+
+def test_image_compression_key_and_the_option_that_wins(workspace: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("zstandard", reason="the zstd extra (zstandard) is not installed")
+    base = base_layout(tmp_path / "b")
+    layout = tmp_path / "out"
+    gzipped = build(workspace, tmp_path / "cache", monkeypatch, base, "web",
+                    "--oci-layout", str(layout))["web"]
+    assert _layer_types(layout, gzipped["digest"]) == {LAYER_GZIP}  # the default
+    manifest = workspace / "workspace.yaml"
+    manifest.write_text(manifest.read_text() + "  compression: zstd\n")  # under image:
+    keyed = build(workspace, tmp_path / "cache", monkeypatch, base, "web",
+                  "--oci-layout", str(layout))["web"]
+    assert keyed["built"] and keyed["digest"] != gzipped["digest"]
+    assert _layer_types(layout, keyed["digest"]) == {LAYER_ZSTD}
+    again = build(workspace, tmp_path / "cache", monkeypatch, base, "web", "--compression",
+                  "zstd")["web"]
+    assert again["digest"] == keyed["digest"] and not again["built"]  # key = option: same
+    option = build(workspace, tmp_path / "cache", monkeypatch, base, "web", "--compression",
+                   "gzip", "--oci-layout", str(layout))["web"]
+    assert option["digest"] == gzipped["digest"]  # the option wins over the key
+    assert _layer_types(layout, option["digest"]) == {LAYER_GZIP}
+
+
+@pytest.mark.parametrize(("value", "got"), [("brotli", "string 'brotli'"),
+                                            ("[zstd]", "list ['zstd']")])
+def test_image_compression_key_must_be_gzip_or_zstd(make_workspace: MakeWorkspace, value: str,
+                                                    got: str) -> None:
+    from orchestrator.errors import WorkspaceError
+    from orchestrator.oci.layers import COMPRESSIONS
+    from orchestrator.workspace import IMAGE_COMPRESSIONS, load_workspace
+
+    assert IMAGE_COMPRESSIONS == COMPRESSIONS  # what the key takes, the builder writes
+    root = make_workspace({}, manifest=MANIFEST_TEXT + f"image:\n  compression: {value}\n")
+    assert load_workspace(make_workspace({}, manifest=MANIFEST_TEXT, root=root.parent / "d")
+                          ).image.compression == "gzip"
+    with pytest.raises(WorkspaceError) as info:
+        load_workspace(root)
+    assert info.value.file == root / "workspace.yaml"
+    assert info.value.key == "image.compression"
+    message = str(info.value)
+    assert f"workspace.yaml: image.compression: expected one of gzip, zstd, got {got}" \
+        in message
+    assert "hint: write image: {compression: gzip}" in message
 
 
 def test_zstd_without_the_extra_is_a_clear_error(workspace: Path, tmp_path: Path,

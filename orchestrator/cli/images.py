@@ -72,7 +72,8 @@ def dockerfile(app: App, service: str, context: Path | None, base: str | None,
 @click.option("--platform", "platforms", multiple=True,
               help="With --engine oci: target platform (repeatable; default: this machine's).")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default=None,
-              help="With --engine oci: layer compression (default gzip; zstd needs the "
+              help="With --engine oci: layer compression (default: image.compression from "
+              "workspace.yaml, else gzip; zstd needs the "
               "zstandard extra and a runtime that reads zstd layers, e.g. Docker 23+).")
 @pass_app
 def build(app: App, services: tuple[str, ...], affected: bool, since: str | None,
@@ -104,7 +105,7 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
                                "need --engine oci")
     if engine == "oci":
         _build_oci(app, chosen, tags, push, base, as_json, oci_layout, archive, platforms,
-                   rebuild, compression or "gzip", pull)
+                   rebuild, compression, pull)
         return
     from concurrent.futures import ThreadPoolExecutor
 
@@ -129,7 +130,7 @@ def build(app: App, services: tuple[str, ...], affected: bool, since: str | None
 
 def _build_oci(app: App, chosen: list[Member], tags: tuple[str, ...], push: bool,
                base: str | None, as_json: bool, layout: Path | None, archive: Path | None,
-               platforms: tuple[str, ...], rebuild: bool, compression: str,
+               platforms: tuple[str, ...], rebuild: bool, compression: str | None,
                pull: bool) -> None:
     from orchestrator.oci.build import OciRequest, build_service
 

@@ -79,7 +79,7 @@ class OciRequest:
     push: bool = False
     extra_tags: tuple[str, ...] = ()
     rebuild: bool = False  # ignore an image recorded with the same fingerprint
-    compression: str = "gzip"  # of the layers: gzip, or zstd (the zstandard extra)
+    compression: str | None = None  # of the layers: gzip or zstd; None: image.compression
     pull: bool = False  # ask the registry for the base tag even if resolved a moment ago
 
 
@@ -399,11 +399,12 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
     workspace = session.workspace
     check_lock(workspace, service)
     command_for(service)
-    if request.compression not in COMPRESSIONS:
-        raise BuildError(f"unknown layer compression {request.compression}",
+    compression = request.compression or workspace.image.compression  # the option wins
+    if compression not in COMPRESSIONS:
+        raise BuildError(f"unknown layer compression {compression}",
                          hint=f"use one of {', '.join(COMPRESSIONS)}",
-                         actual=request.compression)
-    if request.compression == "zstd":
+                         actual=compression)
+    if compression == "zstd":
         zstd_compressor()  # the missing extra is said before any work
     store = oci_store(session)
     platforms = _platforms(session, request)
@@ -425,8 +426,7 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
                      {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime),
                       "created": created, "revision": revision.get("revision", ""),
                       "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0],
-                      **({"compression": request.compression}
-                         if request.compression != "gzip" else {})})
+                      **({"compression": compression} if compression != "gzip" else {})})
     found = None if request.rebuild else _known(store, fp)
     if found is None and request.push and not request.rebuild and request.layout is None \
             and request.archive is None:
@@ -449,7 +449,7 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
             labels[BASE_DIGEST_LABEL] = bases[platform].digest
             labels[BASE_NAME_LABEL] = reference
             images.append(build_platform(session, service, store, bases[platform], platform,
-                                         labels, mtime, created, note, request.compression))
+                                         labels, mtime, created, note, compression))
         found = (_top(store, images), tuple(images))
         _remember(store, fp, found[0], found[1])
     top, images_t = found
