@@ -6,20 +6,19 @@ IndexServer serving:
 
 * a stand-in ``flit_core`` 3.9.0 wheel built here (``FAKE_BACKEND``): a real
   PEP 517 backend in 60 lines, so every test runs offline and fast; and
-* for ``test_real_flit_core_builds_the_sdist`` only, a real flit_core < 4
-  wheel found on this machine (``$ORCHESTRATOR_TEST_WHEELHOUSE``,
-  /opt/wheels, /opt/pypi/files); that test is skipped when there is none.
-  Fetch one once, outside the tests, with
-  ``pip download 'flit_core>=3.2,<4' --no-deps -d $ORCHESTRATOR_TEST_WHEELHOUSE``.
+* for ``test_real_flit_core_builds_the_sdist`` only (marked ``network``), a
+  real flit_core < 4 wheel: from this machine's wheel directories
+  (``$ORCHESTRATOR_TEST_WHEELHOUSE``, /opt/wheels, /opt/pypi/files) when they
+  hold one, else downloaded by pip (``pypiserver.wheelhouse``); skipped only
+  when neither works.
 
 Every build needs a Python matching the host's (to create build envs) and
-pip's wheel bundled with virtualenv; nothing reaches the network.
+pip's wheel bundled with virtualenv; nothing else reaches the network.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import sys
 import tarfile
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import parse_wheel_filename
-from packaging.version import Version
 
 from orchestrator import venv as venv_module
 from orchestrator.build import MemberBuilder, SdistBuilder, create_build_env, host_platform
@@ -37,6 +35,7 @@ from orchestrator.cache import BUILT, WheelCache
 from orchestrator.errors import BuildError, VenvError
 from orchestrator.models import CoreMetadata, Target
 from tests.support.indexserver import IndexServer
+from tests.support.pypiserver import wheelhouse
 from tests.support.wheels import build_sdist, sha256_of
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -375,20 +374,12 @@ def test_builder_needs_an_index(tmp_path: Path) -> None:
         SdistBuilder(WheelCache(tmp_path / "cache"), [])
 
 
-def _real_flit_core() -> Path | None:
-    places = [os.environ.get("ORCHESTRATOR_TEST_WHEELHOUSE", ""), "/opt/wheels", "/opt/pypi/files"]
-    for place in filter(None, places):
-        for wheel in sorted(Path(place).glob("flit_core-*.whl")) if Path(place).is_dir() else []:
-            version = parse_wheel_filename(wheel.name)[1]
-            if Version("3.2") <= version < Version("4"):
-                return wheel
-    return None
-
-
-@pytest.mark.skipif(_real_flit_core() is None, reason="no flit_core>=3.2,<4 wheel on this machine")
+@pytest.mark.network
 def test_real_flit_core_builds_the_sdist(tmp_path: Path) -> None:
-    flit = _real_flit_core()
-    assert flit is not None
+    wheels = wheelhouse(tmp_path / "wheelhouse", ["flit_core>=3.2,<4"])
+    if wheels is None:
+        pytest.skip("no flit_core>=3.2,<4 wheel on this machine, and pip could not fetch one")
+    flit = next(wheels.glob("flit_core-*.whl"))
     # pep658=False: the server's .metadata for this wheel is the vendored tomli's.
     with IndexServer(tmp_path / "index", pep658=False) as server:
         server.add_file(flit)
