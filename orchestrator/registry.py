@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import PublishError
@@ -53,22 +53,25 @@ def parse(ref: str) -> Reference | None:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
+    """A manifest's bytes as the registry sent them, and what is read from them (parsed once).
+
+    Bytes that are not a manifest's JSON raise ValueError, AttributeError or TypeError.
+    """
+
     body: bytes
     media_type: str
     digest: str
+    layers: int = field(init=False, compare=False)  # 0 for an index
+    size: int = field(init=False, compare=False)  # of the layers, compressed
+    config_digest: str = field(init=False, compare=False)  # an index's own digest
 
-    @property
-    def layers(self) -> int:
-        return len(json.loads(self.body).get("layers", []))
-
-    @property
-    def size(self) -> int:
+    def __post_init__(self) -> None:
         data = json.loads(self.body)
-        return sum(int(layer.get("size", 0)) for layer in data.get("layers", []))
-
-    @property
-    def config_digest(self) -> str:
-        return str(json.loads(self.body).get("config", {}).get("digest", self.digest))
+        layers = data.get("layers", [])
+        object.__setattr__(self, "layers", len(layers))
+        object.__setattr__(self, "size", sum(int(layer.get("size", 0)) for layer in layers))
+        object.__setattr__(self, "config_digest",
+                           str(data.get("config", {}).get("digest", self.digest)))
 
 
 class RegistryClient:
@@ -109,7 +112,10 @@ class RegistryClient:
             return None
         media_type = response.headers.get("content-type", MANIFEST_TYPES[0]).split(";")[0]
         digest = response.headers.get("docker-content-digest") or _digest(response.content)
-        return Manifest(response.content, media_type, digest)
+        try:
+            return Manifest(response.content, media_type, digest)
+        except (ValueError, AttributeError, TypeError):  # not a manifest: cannot tell either
+            return None
 
     def put(self, ref: Reference, manifest: Manifest) -> str:
         """Tag *manifest* as *ref* in the registry; returns the digest it reports."""

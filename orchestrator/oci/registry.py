@@ -158,16 +158,8 @@ def put_manifest(client: Client, ref: str, body: bytes, media_type: str) -> http
 def upload_bytes(client: Client, data: bytes) -> str:
     """Send *data* as one blob unless the registry has it already; returns its digest."""
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    url = client.ref.base_url
-    if client.request("HEAD", f"{url}/blobs/{digest}").status_code == 200:
-        return digest
-    started = client.request("POST", f"{url}/blobs/uploads/")
-    _check(started, "starting an upload", client.ref)
-    location = _absolute(client, started.headers["location"])
-    joiner = "&" if "?" in location else "?"
-    done = client.request("PUT", f"{location}{joiner}digest={digest}", content=data,
-                          headers={"Content-Type": "application/octet-stream"})
-    _check(done, f"uploading {digest}", client.ref)
+    if client.request("HEAD", f"{client.ref.base_url}/blobs/{digest}").status_code != 200:
+        _upload(client, digest, data)
     return digest
 
 
@@ -315,27 +307,37 @@ def _chunks(path: Path, start: int = 0) -> Iterator[bytes]:
             yield chunk
 
 
-def _upload(client: Client, store: BlobStore, digest: str) -> None:
-    url = client.ref.base_url
-    started = client.request("POST", f"{url}/blobs/uploads/")
+def _part(source: bytes | Path, offset: int, size: int) -> bytes:
+    if isinstance(source, bytes):
+        return source[offset:offset + size]
+    with source.open("rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def _upload(client: Client, digest: str, source: bytes | Path) -> None:
+    """Upload the blob *digest* (its bytes, or the file holding them): POST, PATCH, PUT.
+
+    The POST opens an upload at the Location it answers; a blob bigger than ``CHUNK``
+    goes up in ``PATCH`` chunks first (a proxy need not hold one huge body), each
+    answering the next Location; the ``PUT ...?digest=`` sends the rest and completes it.
+    """
+    started = client.request("POST", f"{client.ref.base_url}/blobs/uploads/")
     _check(started, "starting an upload", client.ref)
     location = _absolute(client, started.headers["location"])
-    path = store.path(digest)
-    size = path.stat().st_size
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
     offset = 0
-    while size - offset > CHUNK:  # big blobs in chunks: a proxy need not hold one huge body
-        with path.open("rb") as f:
-            f.seek(offset)
-            part = f.read(CHUNK)
+    while size - offset > CHUNK:
+        part = _part(source, offset, CHUNK)
         sent = client.request("PATCH", location, content=part, headers={
             "Content-Type": "application/octet-stream",
             "Content-Range": f"{offset}-{offset + len(part) - 1}"})
         _check(sent, "uploading a chunk", client.ref)
         location = _absolute(client, sent.headers["location"])
         offset += len(part)
+    rest = source[offset:] if isinstance(source, bytes) else _chunks(source, offset)
     joiner = "&" if "?" in location else "?"
-    done = client.request("PUT", f"{location}{joiner}digest={digest}",
-                          content=_chunks(path, offset),
+    done = client.request("PUT", f"{location}{joiner}digest={digest}", content=rest,
                           headers={"Content-Type": "application/octet-stream",
                                    "Content-Length": str(size - offset)})
     _check(done, f"uploading {digest}", client.ref)
@@ -385,7 +387,7 @@ def _push(ref: Reference, reference: str, store: BlobStore, image: Descriptor,
             if _mount(client, digest, known.get(digest)):
                 mounted += 1
                 continue
-            _upload(client, store, digest)
+            _upload(client, digest, store.path(digest))
             sent += store.path(digest).stat().st_size
         _remember_pushed(store, ref.host, {d: ref.repository for d in blobs}, known)
         for desc in documents[:-1]:
