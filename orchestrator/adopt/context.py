@@ -27,7 +27,11 @@ class Where:
 
     def fail(self, key: str, problem: str, hint: str | None = None, *,
              package: str | None = None, actual: str | None = None) -> NoReturn:
-        """Raise the WorkspaceError ``<file>: <key>: <problem>`` with its fields."""
+        """Raise the WorkspaceError ``<file>: <key>: <problem>`` with its fields.
+
+        Without a *hint*, the hint says to fix that key and run init again.
+        """
+        hint = hint or f"fix {key} in {self.label}, then run `orchestrator init` again"
         raise WorkspaceError(f"{self.label}: {key}: {problem}", hint=hint, file=self.file,
                              key=key, member=self.member, package=package, actual=actual)
 
