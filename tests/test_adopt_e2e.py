@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from tests.support import docker_infra
-from tests.test_adopt_init import git
+from tests.support.git import git
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

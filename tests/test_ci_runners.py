@@ -23,14 +23,10 @@ from orchestrator.cli import cli
 from orchestrator.oci.registry import Reference
 from orchestrator.registry import RegistryClient, fingerprint_tag, parse
 from tests.support import docker_infra
+from tests.support.git import git
 
 REPO = Path(__file__).parents[1]
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.slow]
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                   cwd=root, check=True, capture_output=True)
 
 
 def docker(*args: str) -> str:

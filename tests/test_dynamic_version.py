@@ -37,6 +37,7 @@ from orchestrator.session import Session
 from orchestrator.venv import installed
 from orchestrator.versions import member_version
 from tests.support.cli import run as orch
+from tests.support.git import git
 from tests.support.indexserver import IndexServer
 
 PLACES = (os.environ.get("ORCHESTRATOR_TEST_WHEELHOUSE", ""), "/opt/wheels", "/opt/pypi/files")
@@ -295,11 +296,6 @@ def test_a_backend_without_the_prepare_hook_builds_the_wheel_once(
     assert wheel.name == "nohook-5.0.1-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as zf:
         assert "nohook-5.0.1.dist-info/METADATA" in zf.namelist()
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                   cwd=root, check=True, capture_output=True)
 
 
 def test_a_version_from_git_tags_follows_a_new_tag(acme: Path) -> None:

@@ -24,14 +24,10 @@ import pytest
 
 from tests.support import docker_infra
 from tests.support.cli import run as orch
+from tests.support.git import git
 
 REPO = Path(__file__).parents[1]
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.slow]
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                   cwd=root, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from orchestrator.oci.layout import CONFIG, INDEX, MANIFEST, BlobStore, write_la
 from tests.conftest import MANIFEST as MANIFEST_TEXT
 from tests.conftest import MakeWorkspace, index_manifest
 from tests.support import docker_infra
+from tests.support.git import git
 from tests.support.indexserver import IndexServer
 
 PLACES = (os.environ.get("ORCHESTRATOR_TEST_WHEELHOUSE", ""), "/opt/wheels", "/opt/pypi/files")
@@ -102,11 +103,6 @@ def member(root: Path, rel: str, name: str, deps: list[str], kind: str = "servic
     (root / rel / "src" / module / "main.py").write_text("def run() -> None:\n    print('hi')\n")
     (root / rel / "pyproject.toml").write_text(MEMBER.format(
         name=name, deps=", ".join(f'"{d}"' for d in deps), module=module, kind=kind))
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                   cwd=root, check=True, capture_output=True)
 
 
 def base_layout(root: Path, python: str = "3.11") -> Path:

@@ -25,8 +25,9 @@ import pytest
 
 from tests.conftest import MakeWorkspace, index_manifest
 from tests.support import docker_infra
+from tests.support.git import git
 from tests.support.indexserver import IndexServer
-from tests.test_oci import backend_wheels, git, run
+from tests.test_oci import backend_wheels, run
 
 pytestmark = pytest.mark.docker
 

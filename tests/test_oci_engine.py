@@ -22,7 +22,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from tests.support import docker_infra
-from tests.test_image import docker, free_port, git, wait_for
+from tests.support.git import git
+from tests.test_image import docker, free_port, wait_for
 
 REPO = Path(__file__).parents[1]
 pytestmark = [pytest.mark.docker, pytest.mark.network, pytest.mark.slow]

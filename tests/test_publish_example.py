@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from orchestrator.cli import cli
 from tests.support import docker_infra
 from tests.support.archives import archive_files
+from tests.support.git import git
 from tests.support.pypiserver import PypiServer, wheelhouse
 
 REPO = Path(__file__).parents[1]
@@ -36,11 +37,6 @@ pytestmark = pytest.mark.slow
 LIBRARY_FILES = ["acme_common-0.3.0.tar.gz", "acme_common-0.3.0-py3-none-any.whl",
                  "acme_events-0.2.0.tar.gz", "acme_events-0.2.0-py3-none-any.whl"]
 RELEASE_FILES = [*LIBRARY_FILES, "worker-0.9.0.tar.gz", "worker-0.9.0-py3-none-any.whl"]
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                   cwd=root, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,13 +8,7 @@ from orchestrator.errors import GitError
 from orchestrator.graph import affected, build_graph
 from orchestrator.vcs import changed_files
 from orchestrator.workspace import load_workspace
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=root, check=True, capture_output=True, text=True,
-    ).stdout
+from tests.support.git import git
 
 
 @pytest.fixture
