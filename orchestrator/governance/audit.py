@@ -276,7 +276,7 @@ def relative(workspace: Workspace, path: Path) -> str:
         return str(path)
 
 
-def advisory_source(workspace: Workspace, cache_dir: Path | None, *, db: Path | None = None,
+def advisory_source(workspace: Workspace, cache_dir: Path, *, db: Path | None = None,
                     online: bool = False) -> AdvisorySource:
     """Where `audit` reads advisories: *db* (``--db``), else ``audit.db``, or the OSV API.
 
@@ -290,8 +290,6 @@ def advisory_source(workspace: Workspace, cache_dir: Path | None, *, db: Path | 
     if online:
         from orchestrator.governance.osv_api import OnlineSource, OsvApi
 
-        if cache_dir is None:
-            raise GovernanceError("internal error: --online needs a cache directory")
         return OnlineSource(OsvApi(cache_dir), local)
     if local is None:
         raise GovernanceError(
