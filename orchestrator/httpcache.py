@@ -8,7 +8,8 @@ revalidated with the server's validators when there are any, or re-fetched.
 One entry is one file: a single JSON header line, a newline, then the body.
 The header carries the body's sha256, which keys what is derived from a page
 (``load_derived``/``store_derived``: e.g. its files pre-parsed into a compact
-form, so a warm run need not parse megabytes of JSON again). Entries are
+form, so a warm run need not parse megabytes of JSON again; ``store_parts`` and
+``load_parts`` keep such data as separately checked parts, read one at a time). Entries are
 written to a temporary file in the same directory and renamed into place, so
 two processes can share the cache and a reader never sees a half-written
 entry; anything unreadable is treated as a miss.
@@ -295,6 +296,16 @@ class PageCache:
             return None
         return restore_secrets(data, secrets, header.get("holes")) if intact else None
 
+    def load_parts(self, url: str, kind: str, page_sha256: str) -> DerivedParts | None:
+        """What ``store_parts`` stored as *kind* for the page of *url* with body hash
+        *page_sha256*, its parts read when asked for; None as for ``load_derived``
+        (another page version, a header or size that does not match)."""
+        return _load_parts(self, url, kind, page_sha256)
+
+    def store_parts(self, url: str, kind: str, page_sha256: str, parts: Sequence[bytes]) -> None:
+        """Store *parts* derived from the page of *url*, each part masked and checked alone."""
+        _store_parts(self, url, kind, page_sha256, parts)
+
     def store_derived(self, url: str, kind: str, page_sha256: str, data: bytes) -> None:
         """Store *data* derived from the page of *url* with body hash *page_sha256*."""
         secrets = url_secrets(url)
@@ -309,3 +320,140 @@ class PageCache:
         if holes:
             header["holes"] = holes
         write_bytes(self.derived_path(url, kind), json.dumps(header).encode() + b"\n" + data)
+
+
+class DerivedParts:
+    """A derived entry stored as parts (``PageCache.store_parts``), each read on first use.
+
+    The header (URL, kind, page hash, every part's size and CRC-32) was checked
+    when the entry was opened and the file's size matched it; each part is read
+    with ``os.pread`` from the file as it was opened (a later replacement by
+    another process is not seen), CRC-checked and its secrets restored. ``part``
+    returns None for a part that fails that: the caller treats the entry as a miss.
+    Small entries are read whole at once; big ones keep their file open until
+    this object is gone.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_crcs",
+        "_data",
+        "_fd",
+        "_holes",
+        "_offsets",
+        "_secrets",
+        "_sizes",
+    )
+
+    def __init__(self, fd: int | None, data: bytes | None, base: int, sizes: Sequence[int],
+                 crcs: Sequence[int], holes: dict[int, object], secrets: Sequence[bytes]) -> None:
+        self._fd = fd
+        self._data = data  # the whole body, when small; then fd is None
+        self._sizes = tuple(sizes)
+        self._crcs = tuple(crcs)
+        offsets, at = [], base
+        for size in sizes:
+            offsets.append(at)
+            at += size
+        self._offsets = tuple(offsets)
+        self._holes = holes
+        self._secrets = secrets
+        if fd is not None:
+            import weakref
+
+            weakref.finalize(self, os.close, fd)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def part(self, number: int) -> bytes | None:
+        """Part *number*'s bytes, or None when it is damaged (or there is no such part)."""
+        if not 0 <= number < len(self._sizes):
+            return None
+        size, offset = self._sizes[number], self._offsets[number]
+        if self._data is not None:
+            data = self._data[offset:offset + size]
+        else:
+            assert self._fd is not None
+            try:
+                data = os.pread(self._fd, size, offset)
+            except OSError:
+                return None
+        if len(data) != size or zlib.crc32(data) != self._crcs[number]:
+            return None
+        return restore_secrets(data, self._secrets, self._holes.get(number))
+
+
+# Entries up to this size are read whole when opened (one read, no open file kept).
+_SMALL_PARTS = 256 * 1024
+
+
+def _load_parts(cache: PageCache, url: str, kind: str, page_sha256: str) -> DerivedParts | None:
+    path = cache.derived_path(url, kind)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    keep = False
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, min(size, 64 * 1024), 0)
+        newline = head.find(b"\n")
+        if newline < 0 and len(head) < size:  # a long header: a project with many releases
+            head = os.pread(fd, size, 0)
+            newline = head.find(b"\n")
+        if newline < 0:
+            return None
+        secrets = url_secrets(url)
+        try:
+            header = json.loads(head[:newline])
+            parts = header["parts"]
+            sizes = [int(item[0]) for item in parts]
+            crcs = [int(item[1]) for item in parts]
+            holes = {int(k): v for k, v in dict(header.get("holes") or {}).items()}
+            intact = (
+                header["url"] == mask_url(url, secrets)
+                and header["kind"] == kind
+                and header["page_sha256"] == page_sha256
+                and min(sizes, default=0) >= 0
+                and sum(sizes) == size - newline - 1
+            )
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+        if not intact:
+            return None
+        base = newline + 1
+        if size <= _SMALL_PARTS:
+            data = head if len(head) == size else os.pread(fd, size, 0)
+            if len(data) != size:
+                return None
+            return DerivedParts(None, data, base, sizes, crcs, holes, secrets)
+        keep = True
+        return DerivedParts(fd, None, base, sizes, crcs, holes, secrets)
+    except OSError:
+        return None
+    finally:
+        if not keep:
+            os.close(fd)
+
+
+def _store_parts(cache: PageCache, url: str, kind: str, page_sha256: str,
+                 parts: Sequence[bytes]) -> None:
+    secrets = url_secrets(url)
+    masked: list[bytes] = []
+    holes: dict[str, list[list[int]]] = {}
+    for number, part in enumerate(parts):
+        data, found = mask_secrets(part, secrets)
+        masked.append(data)
+        if found:
+            holes[str(number)] = found
+    header: dict[str, object] = {
+        "url": mask_url(url, secrets),
+        "kind": kind,
+        "page_sha256": page_sha256,
+        "parts": [[len(data), zlib.crc32(data)] for data in masked],
+    }
+    if holes:
+        header["holes"] = holes
+    write_bytes(cache.derived_path(url, kind),
+                json.dumps(header, separators=(",", ":")).encode() + b"\n" + b"".join(masked))

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from orchestrator.cli import cli
 from orchestrator.index.auth import redact_url
+from orchestrator.index.listing import LISTING_KIND
 from tests.conftest import MakeWorkspace, index_manifest, pyproject
 from tests.support.indexserver import IndexServer
 
@@ -172,7 +173,7 @@ def test_no_page_cache_file_holds_a_path_token_and_a_warm_lock_still_hits(
     assert code == 0, out
     cache = tmp_path / "cache"
     pages = list((cache / "http-v1").rglob("*.page"))
-    listings = list((cache / "http-v1").rglob("*.files-v3"))
+    listings = list((cache / "http-v1").rglob(f"*.{LISTING_KIND}"))
     assert pages and listings, list((cache / "http-v1").rglob("*"))
     assert _cache_files_holding(cache, TOKEN) == []
     assert b"*" * len(TOKEN) in b"".join(p.read_bytes() for p in pages + listings)  # masked
@@ -246,3 +247,17 @@ def test_page_cache_masks_url_secrets_in_bodies_and_derived_data_and_restores_th
     entry = cache.path_for(url)
     entry.write_bytes(entry.read_bytes().replace(b"*" * len(TOKEN), b"x" * len(TOKEN), 1))
     assert cache.load(url) is None
+    # derived data stored in parts: each part masked alone, restored when it is read
+    parts = (marshal.dumps(("1.0",)), derived, b"no secret", TOKEN.encode() * 2)
+    cache.store_parts(url, "listing-parts", "abc", parts)
+    raw = cache.derived_path(url, "listing-parts").read_bytes()
+    assert TOKEN.encode() not in raw and raw.count(b"*" * len(TOKEN)) == 5
+    loaded = cache.load_parts(url, "listing-parts", "abc")
+    assert loaded is not None and [loaded.part(i) for i in range(4)] == list(parts)
+    assert cache.load_parts(other, "listing-parts", "abc") is None
+    stored = cache.derived_path(url, "listing-parts")
+    body_at = raw.index(b"\n") + 1  # the first masked token after the header is in part 1
+    stored.write_bytes(raw[:body_at] + raw[body_at:].replace(b"*" * len(TOKEN),
+                                                             b"x" * len(TOKEN), 1))
+    loaded = cache.load_parts(url, "listing-parts", "abc")  # sizes fit; part 1 does not
+    assert loaded is not None and loaded.part(1) is None and loaded.part(2) == b"no secret"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import httpcache
 from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
 from orchestrator.index import IndexClient, ProjectFiles, listing, remotezip, transport
@@ -469,14 +470,64 @@ def test_damaged_derived_listing_is_ignored_and_rewritten(
 def test_derived_listing_with_valid_checksum_but_wrong_shape_is_ignored(tmp_path: Path) -> None:
     cache = PageCache(tmp_path)
     url, digest = "https://x/simple/a/", "ab" * 32
-    cache.store_derived(url, LISTING_KIND, digest, b"\x00not marshal")
-    assert cache.load_derived(url, LISTING_KIND, digest) == b"\x00not marshal"
-    assert cache.load_derived(url, LISTING_KIND, "cd" * 32) is None  # another page body
-    assert listing.decode_listing(b"\x00not marshal", "main") is None
-    assert listing.decode_listing(marshal.dumps(((), b"")), "main") is None
-    assert listing.decode_listing(marshal.dumps((("1.0",), 5)), "main") is None
-    assert listing.decode_listing(marshal.dumps(((), (("1.0", "x"),))), "main") is None
-    assert listing.decode_listing(marshal.dumps(((), (("1.0", b""),))), "main") is not None
+
+    def parts(*stored: bytes) -> tuple[ProjectFiles, tuple[str, ...]] | None:
+        cache.store_parts(url, LISTING_KIND, digest, stored)
+        loaded = cache.load_parts(url, LISTING_KIND, digest)
+        assert loaded is not None and len(loaded) == len(stored)
+        return listing.decode_listing(loaded, "main")
+
+    assert parts(b"\x00not marshal") is None
+    assert cache.load_parts(url, LISTING_KIND, "cd" * 32) is None  # another page body
+    assert parts(marshal.dumps(((), b""))) is None
+    assert parts(marshal.dumps((("1.0",), 5))) is None
+    assert parts(marshal.dumps(((), ("1.0",)))) is None  # names a group it does not hold
+    assert parts(marshal.dumps(((), ("1.0", "1.0"))), b"", b"") is None
+    found = parts(marshal.dumps(((), ("1.0",))), b"not marshal")
+    assert found is not None  # a group is checked when it is read: then it is damaged
+    with pytest.raises(PackageIndexError, match="a cached index listing is damaged"):
+        found[0].files_of("1.0")
+
+
+def test_a_warm_run_reads_only_the_groups_it_looks_at(
+    server: IndexServer, make_client: MakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for version in ("1.0", "1.1", "2.0"):
+        server.add_wheel("demo", version)
+    first = make_client(server.url).project("demo")
+    read: list[int] = []
+    part = httpcache.DerivedParts.part
+
+    def recording(self: httpcache.DerivedParts, number: int) -> bytes | None:
+        read.append(number)
+        return part(self, number)
+
+    monkeypatch.setattr(httpcache.DerivedParts, "part", recording)
+    _forbid_parsing(monkeypatch)
+    files = make_client(server.url).project("demo").files
+    assert isinstance(files, ProjectFiles) and read == [0]  # the versions and group names
+    assert list(files.version_texts()) == ["2.0", "1.1", "1.0"]
+    assert [f.filename for f in files.files_of("1.1")] == ["demo-1.1-py3-none-any.whl"]
+    assert read == [0, 2]
+    assert list(files) == list(first.files)
+
+
+def test_a_group_damaged_on_disk_is_a_miss_found_when_it_is_read(
+    server: IndexServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    for version in ("1.0", "2.0"):
+        server.add_wheel("demo", version)
+    expected = list(make_client(server.url).files("demo"))
+    (path,) = _listings(tmp_path / "cache")
+    good = path.read_bytes()
+    at = good.index(b"demo-1.0-py3")  # in the last group's part
+    path.write_bytes(good[:at] + b"X" + good[at + 1:])
+    files = make_client(server.url).project("demo").files
+    assert isinstance(files, ProjectFiles)
+    assert [f.filename for f in files.files_of("2.0")] == ["demo-2.0-py3-none-any.whl"]
+    assert list(files) == expected  # 1.0's part fails its CRC: the page is parsed again
+    assert path.read_bytes() == good  # and the listing written anew
+
 
 
 def test_a_damaged_group_behind_a_valid_checksum_names_what_to_delete() -> None:

@@ -314,10 +314,17 @@ class IndexClient:
         """
         digest = page.digest()
         if digest is not None:
-            derived = self._pages.load_derived(page.url, LISTING_KIND, digest)
-            loaded = None if derived is None else decode_listing(derived, index.name)
+            derived = self._pages.load_parts(page.url, LISTING_KIND, digest)
+            loaded = None if derived is None else decode_listing(
+                derived, index.name, partial(self._relisted, index, page, name))
             if loaded is not None:
                 return ProjectPage(name, index.name, *loaded)
+        files, versions = self._listed(index, page, name)
+        return ProjectPage(name, index.name, files, versions)
+
+    def _listed(self, index: ResolvedIndex, page: CachedPage,
+                name: str) -> tuple[ProjectFiles, tuple[str, ...]]:
+        """The page body parsed, and its listing stored beside it."""
         if page.body is None:
             page = self._full_page(index, page, name)
         files, versions = self._parse_body(index, page, name)
@@ -325,8 +332,24 @@ class IndexClient:
         if digest is not None:  # always, now that the body is there
             with contextlib.suppress(OSError):  # the listing only saves time
                 listing = encode_listing(files, versions)
-                self._pages.store_derived(page.url, LISTING_KIND, digest, listing)
-        return ProjectPage(name, index.name, files, versions)
+                self._pages.store_parts(page.url, LISTING_KIND, digest, listing)
+        return files, versions
+
+    def _relisted(self, index: ResolvedIndex, page: CachedPage, name: str) -> ProjectFiles:
+        """The files of *page* parsed again, for a cached listing that turned out damaged
+        only when one of its groups was read (a miss, found late)."""
+        digest = page.digest()
+        if page.body is None:
+            page = self._full_page(index, page, name)
+            if page.digest() != digest:
+                raise PackageIndexError(
+                    f"the cached page of '{name}' from index {index.describe()} changed "
+                    "while it was read",
+                    hint="retry; if it persists, use --refresh",
+                    package=name,
+                    index=index.name,
+                )
+        return self._listed(index, page, name)[0]
 
     def _full_page(self, index: ResolvedIndex, page: CachedPage, name: str) -> CachedPage:
         """*page* with its body, read from the cache again."""

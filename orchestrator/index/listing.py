@@ -1,19 +1,26 @@
 """A project's files grouped by version, and the pre-parsed listing cache format.
 
 ``IndexClient`` keeps each page's files beside the page in the page cache
-(``LISTING_KIND``), so that a warm run never parses a page body again.
+(``LISTING_KIND``), so that a warm run never parses a page body again. The
+listing is stored as parts (``PageCache.store_parts``): first the versions and
+the group names, then one part per group, so that a warm run reads (and
+CRC-checks) only the groups the resolver looks at: one or two of pydantic-core's
+few hundred, not all of its 5 MB.
 """
 
 from __future__ import annotations
 
 import marshal
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from packaging.version import InvalidVersion, Version
 
 from orchestrator.errors import PackageIndexError
 from orchestrator.models import DistFile
+
+if TYPE_CHECKING:
+    from orchestrator.httpcache import DerivedParts
 
 T = TypeVar("T")
 
@@ -28,7 +35,7 @@ Row = tuple[str, str, str | None, int | None, str | None, str | None, str | None
 # tuples of strings several times faster than json or pickle; it never runs
 # code, the cache is as trusted as __pycache__ (which is marshal too), and
 # every entry is size-, CRC- and shape-checked before use.
-LISTING_KIND = "files-v3"
+LISTING_KIND = "files-v4"
 _MARSHAL_VERSION = 4  # fixed, so every Python 3 that shares the cache reads it
 
 
@@ -83,15 +90,21 @@ class ProjectFiles(Sequence[DistFile]):
     Big projects list tens of thousands of files (pydantic-core about 15,000)
     and a lock reads one or two releases of each, so the resolver asks for
     one group at a time (``version_texts``/``files_of``, the resolver's
-    ``GroupedFiles``). From the page cache, each group stays marshal-encoded
-    until it is read. As a plain sequence, it lists every file, group by group.
+    ``GroupedFiles``). From the page cache, each group stays on disk until it
+    is read (``from_parts``); one that fails its check there is a miss:
+    *recover* (the page parsed again) supplies every group instead. As a
+    plain sequence, it lists every file, group by group.
     """
 
-    __slots__ = ("_built", "_groups", "_index")
+    __slots__ = ("_built", "_groups", "_index", "_parts", "_recover")
 
-    def __init__(self, index: str, groups: Mapping[str, Sequence[Row] | bytes]) -> None:
+    def __init__(self, index: str, groups: Mapping[str, Sequence[Row] | bytes | int],
+                 parts: DerivedParts | None = None,
+                 recover: Callable[[], ProjectFiles] | None = None) -> None:
         self._index = index
-        self._groups = groups
+        self._groups = groups  # an int: that part of *parts*
+        self._parts = parts
+        self._recover = recover
         # Filled from several resolver threads; a race builds the same tuple twice.
         self._built: dict[str, tuple[DistFile, ...]] = {}
 
@@ -108,11 +121,29 @@ class ProjectFiles(Sequence[DistFile]):
     def files_of(self, version_text: str) -> tuple[DistFile, ...]:
         built = self._built.get(version_text)
         if built is None:
-            rows = self._groups.get(version_text, ())
-            if isinstance(rows, bytes):
-                rows = _decode_rows(rows)
+            rows = self._rows(version_text)
             built = self._built[version_text] = tuple(dist_file(r, self._index) for r in rows)
         return built
+
+    def _rows(self, version_text: str) -> Sequence[Row]:
+        rows = self._groups.get(version_text, ())
+        if isinstance(rows, int):
+            data = self._parts.part(rows) if self._parts is not None else None
+            decoded = None if data is None else _rows_or_none(data)
+            if decoded is not None:
+                return decoded
+            return self._recovered()._rows(version_text)
+        if isinstance(rows, bytes):
+            return _decode_rows(rows)
+        return rows
+
+    def _recovered(self) -> ProjectFiles:
+        """Every group from *recover*, once a part read from the cache failed its check."""
+        # Threads that raced here each recover (the same groups); none sees a half swap.
+        if self._recover is None:
+            raise _damaged()
+        self._groups = self._recover()._groups  # rows in memory, no part numbers
+        return self
 
     def encoded_groups(self) -> tuple[tuple[str, bytes], ...]:
         """(version text, marshal data of its rows) per group, for the page cache.
@@ -120,7 +151,8 @@ class ProjectFiles(Sequence[DistFile]):
         Each group is encoded on its own, so that loading can stay lazy.
         """
         return tuple(
-            (text, r if isinstance(r, bytes) else marshal.dumps(tuple(r), _MARSHAL_VERSION))
+            (text, marshal.dumps(tuple(self._rows(text)), _MARSHAL_VERSION)
+             if not isinstance(r, bytes) else r)
             for text, r in self._groups.items()
         )
 
@@ -162,35 +194,58 @@ class ProjectFiles(Sequence[DistFile]):
         return f"ProjectFiles({list(self)!r})"
 
 
-def _decode_rows(data: bytes) -> tuple[Row, ...]:
-    """One group's rows from a cached listing.
-
-    The listing's CRC-32 was checked when it was loaded, so a shape error here
-    means a bug or a tampered cache; the error says what to delete.
-    """
+def _rows_or_none(data: bytes) -> tuple[Row, ...] | None:
     try:
         rows = marshal.loads(data)
     except (ValueError, EOFError, TypeError):
-        rows = None
+        return None
     if type(rows) is not tuple or not all(type(r) is tuple and len(r) == 9 for r in rows):
-        raise PackageIndexError(
-            "a cached index listing is damaged",
-            hint="delete the http-v1 directory in the orchestrator cache and retry",
-        )
+        return None
     return rows
 
 
-def encode_listing(files: ProjectFiles, versions: tuple[str, ...]) -> bytes:
-    return marshal.dumps((versions, files.encoded_groups()), _MARSHAL_VERSION)
+def _damaged() -> PackageIndexError:
+    return PackageIndexError(
+        "a cached index listing is damaged",
+        hint="delete the http-v1 directory in the orchestrator cache and retry",
+    )
 
 
-def decode_listing(data: bytes, index: str) -> tuple[ProjectFiles, tuple[str, ...]] | None:
-    """``encode_listing``'s input again, or None when *data* is not its output."""
+def _decode_rows(data: bytes) -> tuple[Row, ...]:
+    """One group's rows from an in-memory listing (``from_encoded``).
+
+    A shape error here means a bug or a tampered cache; the error says what to delete.
+    """
+    rows = _rows_or_none(data)
+    if rows is None:
+        raise _damaged()
+    return rows
+
+
+def encode_listing(files: ProjectFiles, versions: tuple[str, ...]) -> tuple[bytes, ...]:
+    """The parts ``PageCache.store_parts`` keeps: (versions, group names), then each group."""
+    groups = files.encoded_groups()
+    head = marshal.dumps((versions, tuple(text for text, _data in groups)), _MARSHAL_VERSION)
+    return (head, *(data for _text, data in groups))
+
+
+def decode_listing(
+    parts: DerivedParts, index: str, recover: Callable[[], ProjectFiles] | None = None
+) -> tuple[ProjectFiles, tuple[str, ...]] | None:
+    """``encode_listing``'s input again, its groups read on use; None when *parts* is
+    not its output. *recover* stands in for a group that turns out damaged."""
+    data = parts.part(0)
+    if data is None:
+        return None
     try:
-        versions, groups = marshal.loads(data)
+        versions, texts = marshal.loads(data)
     except (ValueError, EOFError, TypeError):
         return None
-    if type(versions) is not tuple or not all(type(v) is str for v in versions):
+    if (type(versions) is not tuple or not all(type(v) is str for v in versions)
+            or type(texts) is not tuple or not all(type(t) is str for t in texts)
+            or len(texts) != len(parts) - 1):
         return None
-    files = ProjectFiles.from_encoded(index, groups)
-    return None if files is None else (files, versions)
+    groups = {text: number for number, text in enumerate(texts, start=1)}
+    if len(groups) != len(texts):
+        return None
+    return ProjectFiles(index, groups, parts, recover), versions
