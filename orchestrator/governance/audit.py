@@ -28,7 +28,6 @@ from orchestrator.governance.osv import Advisory, AdvisorySource, parse_version
 from orchestrator.models import AuditIgnore, FailOn, Member, Target, Workspace
 
 Severity = Band | Literal["unknown"]
-FAIL_ON: tuple[FailOn, ...] = ("any", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,13 +266,6 @@ def lock_line(member: Member, package: str) -> int:
     except OSError:
         return 1
     return next((i for i, line in enumerate(lines, 1) if line.strip() == wanted), 1)
-
-
-def relative(workspace: Workspace, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(workspace.root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def advisory_source(workspace: Workspace, cache_dir: Path, *, db: Path | None = None,

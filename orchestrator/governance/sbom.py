@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 SbomFormat = Literal["cyclonedx-json", "spdx-json"]
 FORMATS: tuple[SbomFormat, ...] = ("cyclonedx-json", "spdx-json")
-IMAGE_PATH = "/opt/venv/sbom.cdx.json"  # where `build` puts a service's SBOM
 
 
 @dataclass(frozen=True, slots=True)
