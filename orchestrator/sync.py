@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from orchestrator.build import BuiltWheel
     from orchestrator.cache import Progress
     from orchestrator.session import Session
-    from orchestrator.venv import SyncReport, VenvInfo, WantedDist
+    from orchestrator.venv import InstallPool, SyncReport, VenvInfo, VenvSync, WantedDist
 
 VENV_DIR = ".venv"
 
@@ -185,41 +186,89 @@ def sync_member(
     progress: Progress | None = None,
 ) -> SyncReport:
     """Create (if needed) and sync *member*'s venv to its lock; returns the SyncReport."""
+    from orchestrator.venv import InstallPool
+
+    with InstallPool() as pool:
+        return _finish_member(_start_member(session, member, groups, pool, python=python,
+                                            only_groups=only_groups, extras=extras,
+                                            progress=progress))
+
+
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """A member's sync, its installs queued (``job``), or its no-op fast path (``report``)."""
+
+    report: SyncReport | None = None
+    job: VenvSync | None = None
+    info: VenvInfo | None = None
+    key: str | None = None
+    names: tuple[str, ...] = ()
+
+
+def _start_member(
+    session: Session,
+    member: Member,
+    groups: Sequence[str],
+    pool: InstallPool,
+    *,
+    python: str | None,
+    only_groups: bool,
+    extras: Sequence[str],
+    progress: Progress | None,
+) -> _Started:
+    """``sync_member`` up to the installs, which are queued in *pool*."""
     from orchestrator.venv import (
         SyncReport,
         create_venv,
         hold_venv_lock,
         load_venv,
         release_venv_lock,
-        sync_venv,
+        start_sync,
     )
 
     workspace = session.workspace
     path = venv_path(member)
-    hold_venv_lock(path, session.cache_dir)  # until sync_venv is done: one sync at a time
-    wanted_python = python or workspace.python
-    key = _plan_key(session, member, groups, python, only_groups, extras)
-    if (path / "pyvenv.cfg").exists():
-        # The no-op check reads venv.py's records only: no VenvInfo, no installer import
-        record = _venv_record(path) if key is not None else None
-        if (record is not None and key is not None
-                and (python is not None or record["version"].startswith(workspace.python + "."))
-                and (names := _unchanged(path, record, key)) is not None):
-            release_venv_lock(path)
-            return SyncReport(unchanged=names, fast_path=True)
-        info = load_venv(path)
-        if python is None and not info.version.startswith(workspace.python + "."):
-            # the workspace moved to another Python
+    hold_venv_lock(path, session.cache_dir)  # until the venv's sync is done: one at a time
+    try:
+        wanted_python = python or workspace.python
+        key = _plan_key(session, member, groups, python, only_groups, extras)
+        if (path / "pyvenv.cfg").exists():
+            # The no-op check reads venv.py's records only: no VenvInfo, no installer import
+            record = _venv_record(path) if key is not None else None
+            if (record is not None and key is not None
+                    and (python is not None
+                         or record["version"].startswith(workspace.python + "."))
+                    and (names := _unchanged(path, record, key)) is not None):
+                release_venv_lock(path)
+                return _Started(SyncReport(unchanged=names, fast_path=True))
+            info = load_venv(path)
+            if python is None and not info.version.startswith(workspace.python + "."):
+                # the workspace moved to another Python
+                info = create_venv(path, wanted_python, cache_dir=session.cache.root)
+        else:
             info = create_venv(path, wanted_python, cache_dir=session.cache.root)
-    else:
-        info = create_venv(path, wanted_python, cache_dir=session.cache.root)
-    major_minor = ".".join(info.version.split(".")[:2])
-    target = host_target(major_minor)
-    wanted = plan(session, member, target, groups, only_groups=only_groups, extras=extras,
-                  progress=progress)
-    report = sync_venv(path, wanted, session.cache)
-    if key is not None:
-        _record_plan(info, key, tuple(sorted(w.name for w in wanted)))
+        major_minor = ".".join(info.version.split(".")[:2])
+        target = host_target(major_minor)
+        wanted = plan(session, member, target, groups, only_groups=only_groups, extras=extras,
+                      progress=progress)
+        # start_sync holds the lock again (re-entrant) and releases it when done
+        job = start_sync(path, wanted, session.cache, pool)
+    except BaseException:
+        release_venv_lock(path)
+        raise
+    return _Started(None, job, info, key, tuple(sorted(w.name for w in wanted)))
+
+
+def _finish_member(started: _Started) -> SyncReport:
+    """Wait for a started member's installs; record its plan for the next no-op."""
+    from orchestrator.venv import finish_sync
+
+    if started.report is not None:
+        return started.report
+    assert started.job is not None and started.info is not None  # set by _start_member
+    report = finish_sync(started.job)
+    if started.key is not None:
+        _record_plan(started.info, started.key, started.names)
     return report
 
 
@@ -342,7 +391,8 @@ def sync_members(
 
     *extras* (or, with *all_extras*, every one) of each member's own extras
     are installed too; an extra a member lacks is an error before anything
-    is locked. Yields each member's report as soon as it is synced. *note*
+    is locked. Yields each member's report, in order, once its venv is synced
+    (the next member is planned and its installs started meanwhile). *note*
     hears about the locking step.
     """
     from orchestrator.lock import lock_members, stale_members
@@ -357,8 +407,35 @@ def sync_members(
         if note is not None:
             note(f"locking first: {', '.join(s.member.name for s in stale)}")
         lock_members(session.workspace, [s.member for s in stale], session.index)
-    for member in members:
-        chosen = member_groups(member, groups=groups, only_groups=only_groups, no_dev=no_dev)
-        yield member, sync_member(session, member, chosen, python=python,
-                                  only_groups=bool(only_groups),
-                                  extras=chosen_extras[member.name], progress=progress)
+
+    from orchestrator.venv import InstallPool, release_venv_lock
+
+    # One pool for the command: member k+1 is planned (and its installs queued) while
+    # member k's still run; each report is yielded, in order, once its venv is done.
+    with InstallPool() as pool:
+        previous: tuple[Member, _Started] | None = None
+        done: tuple[Member, _Started] | None
+        try:
+            for member in members:
+                try:
+                    chosen = member_groups(member, groups=groups, only_groups=only_groups,
+                                           no_dev=no_dev)
+                    started = _start_member(session, member, chosen, pool, python=python,
+                                            only_groups=bool(only_groups),
+                                            extras=chosen_extras[member.name],
+                                            progress=progress)
+                except BaseException:
+                    done, previous = previous, None
+                    if done is not None:  # it was fine: finish it before the failure shows
+                        yield done[0], _finish_member(done[1])
+                    raise
+                done, previous = previous, (member, started)
+                if done is not None:
+                    yield done[0], _finish_member(done[1])
+            done, previous = previous, None
+            if done is not None:
+                yield done[0], _finish_member(done[1])
+        finally:
+            if previous is not None and previous[1].job is not None:  # abandoned midway
+                pool.close()  # its installs end before its lock goes; no state is written
+                release_venv_lock(previous[1].job.path)

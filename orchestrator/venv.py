@@ -45,6 +45,8 @@ from orchestrator.models import Member
 from orchestrator.names import normalize
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from orchestrator.cache import WheelCache
     from orchestrator.installer import InstalledDist, Scheme, WheelManifest
 
@@ -53,17 +55,21 @@ if TYPE_CHECKING:
 # needs neither.
 
 __all__ = [
+    "InstallPool",
     "InstalledDist",
     "InterpreterFacts",
     "SyncReport",
     "VenvInfo",
+    "VenvSync",
     "WantedDist",
     "create_venv",
     "find_python",
+    "finish_sync",
     "install",
     "installed",
     "interpreter_facts",
     "load_venv",
+    "start_sync",
     "sync_venv",
     "uninstall",
 ]
@@ -684,6 +690,61 @@ class _Plan:
     unchanged: tuple[str, ...] = ()
 
 
+class InstallPool:
+    """The install threads of one command, shared by the venvs it syncs.
+
+    Made on first use (a no-op sync starts no thread). With one job, installs
+    run at once in the caller's thread, and the first failure is raised there.
+    ``sync_members`` plans and starts the next venv while the pool still
+    installs the last one, so neither core waits between venvs, nor for one
+    venv's biggest dist at the end of it.
+    """
+
+    def __init__(self, jobs: int | None = None) -> None:
+        # one per core, at most 4: the work is mostly the kernel's making directories
+        # and links, and more threads than cores only contend for the GIL and its locks
+        self.jobs = jobs if jobs is not None else min(4, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, work: Callable[[_T], _R], item: _T) -> Future[_R]:
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if self.jobs > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.jobs,
+                                                thread_name_prefix="install")
+            return self._pool.submit(work, item)
+        done: Future[_R] = Future()
+        done.set_result(work(item))  # a failure stops the caller here, before the next
+        return done
+
+    def close(self) -> None:
+        """Wait for every install started here, then stop the threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> InstallPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class VenvSync:
+    """A sync ``start_sync`` began: its installs queued in a pool, the venv locked
+    until ``finish_sync``. *report* is set when there was nothing to do."""
+
+    path: Path
+    report: SyncReport | None = None
+    info: VenvInfo | None = None
+    plan: _Plan | None = None
+    wanted: Mapping[str, WantedDist] = dataclasses.field(default_factory=dict)
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    installs: tuple[Future[InstalledDist], ...] = ()
+
+
 def sync_venv(
     venv_path: Path,
     wanted: Sequence[WantedDist],
@@ -697,47 +758,86 @@ def sync_venv(
 
     Removals finish before installs start (a file may move between dists);
     both run in *jobs* threads, since distinct dists write distinct files
-    (default: one per core, at most 4; the work is mostly the kernel's making
-    directories and links, and more threads than cores only contend for it).
+    (default: one per core, at most 4; see ``InstallPool``).
     """
-    if jobs is None:
-        jobs = min(4, os.cpu_count() or 1)
-    hold_venv_lock(venv_path, cache.root)
-    try:
-        return _sync_venv(venv_path, wanted, cache, exact=exact, jobs=jobs, link=link)
-    except OSError as exc:
-        # A full disk or a read-only venv mid-sync: the sync state is already
-        # invalidated and every dist in flight has its PENDING file, so the next
-        # sync repairs exactly what this one left half-done.
-        from orchestrator.cache import disk_hint
-
-        where = exc.filename or venv_path
-        raise VenvError(
-            f"syncing {venv_path} failed writing {where}: {exc.strerror or exc}; the venv "
-            "is marked for repair and the next sync completes it",
-            hint=disk_hint(exc, "make the directory writable, then run sync again"),
-            file=Path(where),
-        ) from exc
-    finally:
-        release_venv_lock(venv_path)
+    with InstallPool(jobs) as pool:
+        return finish_sync(start_sync(venv_path, wanted, cache, pool, exact=exact, link=link))
 
 
-def _sync_venv(
+def start_sync(
     venv_path: Path,
     wanted: Sequence[WantedDist],
     cache: WheelCache,
+    pool: InstallPool,
+    *,
+    exact: bool = True,
+    link: bool = True,
+) -> VenvSync:
+    """``sync_venv`` up to its installs, which are queued in *pool* (biggest first);
+    ``finish_sync`` waits for them and records the venv's state. The venv stays
+    locked in between; a failure here releases it."""
+    hold_venv_lock(venv_path, cache.root)
+    try:
+        return _start_sync(venv_path, wanted, cache, pool, exact=exact, link=link)
+    except BaseException as exc:
+        release_venv_lock(venv_path)
+        if isinstance(exc, OSError):
+            raise _write_failed(venv_path, exc) from exc
+        raise
+
+
+def finish_sync(job: VenvSync) -> SyncReport:
+    """Wait for *job*'s installs, record the venv's state, release its lock."""
+    if job.report is not None:
+        return job.report
+    assert job.info is not None and job.plan is not None  # set by _start_sync
+    try:
+        if job.installs:
+            from concurrent.futures import wait
+
+            wait(job.installs)  # every one: none may still write once the lock is gone
+            for future in job.installs:
+                future.result()  # re-raises the first failure
+        _write_state(job.info, _state(job.info, job.wanted, job.settings))
+        return _report(job.plan, job.wanted)
+    except OSError as exc:
+        raise _write_failed(job.path, exc) from exc
+    finally:
+        release_venv_lock(job.path)
+
+
+def _write_failed(venv_path: Path, exc: OSError) -> VenvError:
+    # A full disk or a read-only venv mid-sync: the sync state is already
+    # invalidated and every dist in flight has its PENDING file, so the next
+    # sync repairs exactly what this one left half-done.
+    from orchestrator.cache import disk_hint
+
+    where = exc.filename or venv_path
+    return VenvError(
+        f"syncing {venv_path} failed writing {where}: {exc.strerror or exc}; the venv "
+        "is marked for repair and the next sync completes it",
+        hint=disk_hint(exc, "make the directory writable, then run sync again"),
+        file=Path(where),
+    )
+
+
+def _start_sync(
+    venv_path: Path,
+    wanted: Sequence[WantedDist],
+    cache: WheelCache,
+    pool: InstallPool,
     *,
     exact: bool,
-    jobs: int,
     link: bool,
-) -> SyncReport:
+) -> VenvSync:
     info = load_venv(venv_path)
     by_name = _index_wanted(wanted)
     settings = {"exact": exact, "link": link, "link_mode": cache.link_mode}
     state_now = _state(info, by_name, settings)
     # cache.rehash (`sync --verify`) distrusts the fast path and every file's bytes
     if not cache.rehash and _read_state(info) == state_now:
-        return SyncReport(unchanged=tuple(sorted(by_name)), fast_path=True)
+        release_venv_lock(venv_path)
+        return VenvSync(venv_path, SyncReport(unchanged=tuple(sorted(by_name)), fast_path=True))
     _invalidate_state(info)
 
     from orchestrator.installer import uninstall_dist
@@ -750,8 +850,9 @@ def _sync_venv(
     def put(w: WantedDist) -> InstalledDist:
         return install(info, w, cache, link=link, made_dirs=made)
 
+    # In this thread (and its own threads), before any install of this venv is queued
     _parallel(
-        jobs,
+        pool.jobs,
         [d for d, _ in plan.upgrade + plan.repair] + list(plan.remove),
         lambda d: uninstall_dist(d, info.scheme),
     )
@@ -760,9 +861,20 @@ def _sync_venv(
         + [w for _, w in plan.upgrade]
         + [w for _, w in plan.repair if w is not None]
     )
-    _parallel(jobs, todo, put)
-    _write_state(info, _state(info, by_name, settings))
-    return _report(plan, by_name)
+    # Biggest first, so the venv does not end with one thread linking a big tree alone
+    todo.sort(key=_install_weight, reverse=True)
+    installs = tuple(pool.submit(put, w) for w in todo)
+    return VenvSync(venv_path, None, info, plan, by_name, settings, installs)
+
+
+def _install_weight(w: WantedDist) -> int:
+    """About how much linking *w* takes: its wheel's size (an editable member: none)."""
+    if w.wheel is None:
+        return 0
+    try:
+        return os.stat(w.wheel).st_size
+    except OSError:
+        return 0
 
 
 def _verified(current: Mapping[str, InstalledDist]) -> dict[str, InstalledDist]:

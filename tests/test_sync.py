@@ -215,3 +215,20 @@ def test_example_service_runs_its_own_tests(tmp_path: Path) -> None:
                               cwd=root, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert " passed" in proc.stdout
+
+
+def test_members_of_one_command_finish_in_order_and_a_failure_keeps_the_done_one(
+        locked_shop: Path) -> None:
+    # sync_members plans the next member while the last one's installs run: each is still
+    # reported in order, and one that fails to start leaves the finished ones complete
+    code, _, err = run(locked_shop, "sync", "api", "common")
+    assert code == 0, err
+    assert err.splitlines()[-2:] == ["api: synced services/api/.venv (+7 ~0 -0)",
+                                     "common: synced libs/common/.venv (+2 ~0 -0)"]
+    shutil.rmtree(locked_shop / "services/api/.venv")
+    (locked_shop / "libs/common/.venv/pyvenv.cfg").unlink()  # no venv any more, not empty
+    code, _, err = run(locked_shop, "sync", "api", "common")
+    assert code == 1
+    assert "api: synced services/api/.venv (+7 ~0 -0)" in err
+    assert "is not a virtual environment; refusing to replace it" in err
+    assert run(locked_shop, "sync", "api") == (0, "", "api: up to date (7 packages)\n")
