@@ -132,6 +132,8 @@ def test_reports_exactly_the_advisories_the_snapshot_lists(
                                 for a in finding["advisories"]))
                 assert finding["targets"] == ["3.11 linux/amd64"]
         assert {f["package"] for f in findings} == set(names)
+        # A fix computed as None everywhere would pass the check above: these have fixes.
+        assert {f["package"] for f in findings if f["fix"] is not None} == set(names)
     assert "error: " in err and "at or above --fail-on any" in err
 
 
