@@ -150,6 +150,13 @@ def reset_dir(path: Path) -> None:
     path.mkdir(parents=True)
 
 
+def git(root: Path, *args: str) -> str:
+    """``git *args`` in ``root`` as a fixed benchmark author; its stdout (fails loudly)."""
+    return subprocess.run(["git", "-c", "user.name=bench", "-c",
+                           "user.email=bench@example.invalid", *args],
+                          cwd=root, check=True, capture_output=True, text=True).stdout
+
+
 # -- project files for uv and Poetry (lock and sync) --------------------------------------------
 
 SIMPLE_API = "https://pypi.org/simple"

@@ -3,6 +3,7 @@
 Usage (from the repository root; the Docker engine of scripts/infra-up.sh must be running):
 
     /work/venv/bin/python bench/images.py [--reps 3] [--no-change 5] [--code 3] [--empty-cache 1]
+        [--variants orchestrator,naive,multistage,oci] [--no-push]
 
 What it does:
 
@@ -23,6 +24,15 @@ What it does:
      third-party requirements, then ``COPY . /app`` and installs the workspace code, and
      the final stage takes ``COPY --from=builder /opt/venv /opt/venv``;
    each naive variant is built cold, then rebuilt after the same one-line change;
+   - ``oci`` (``build --engine oci``, no daemon; the base read from a ``docker save``
+     archive of ``--base`` written once, the only daemon use): cold ``build SERVICE`` with
+     ``oci-v1/`` (base blobs, layer and image records) emptied and the wheel cache kept,
+     then ``1 + --code`` code-only edits each followed by ``build SERVICE`` (both with
+     ``--oci-layout``), then ``--no-change`` builds of every service; after the rounds
+     (unless ``--no-push``) every service is pushed, a comment appended to the service's
+     first workspace library, every service built and pushed again: the bytes uploaded
+     (the ``pushed ...: N bytes uploaded`` notes; blobs the registry has are skipped by
+     HEAD or mounted);
 3. measures image sizes (``docker image inspect``) and, for each code-only rebuild, the
    layers the new image has that the previous one did not, with their sizes (the layer
    tars of ``docker save``: the bytes a push or pull of the change moves, uncompressed);
@@ -66,6 +76,7 @@ from _common import (
     Summary,
     base_env,
     copy_workspace,
+    git,
     load_members,
     machine_info,
     orchestrator_cmd,
@@ -87,6 +98,7 @@ NONCE_LABEL = "dev.orchestrator.bench.nonce"
 DEFAULT_BASE = "orchestrator/python-base:3.11-bookworm"
 EDIT_FILE = "app.py"  # the code-only change appends a comment to src/<pkg>/app.py
 TARGETS = {"code_ratio": 5.0, "code_bytes": 1_000_000, "no_change_s": 3.0}
+VARIANTS = ("orchestrator", "naive", "multistage", "oci")  # of the example workspace's run
 
 # The service and its workspace libraries as one context; pip resolves from the index.
 NAIVE_DOCKERFILE = """\
@@ -237,11 +249,6 @@ def container_python(image: str) -> str:
 # -- the workspace --------------------------------------------------------------------------------
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid",
-                    *args], cwd=root, check=True, capture_output=True)
-
-
 def set_registry(root: Path, prefix: str) -> None:
     manifest = root / "workspace.yaml"
     text = re.sub(r"(?m)^(\s*registry:).*$", rf"\1 {prefix}", manifest.read_text())
@@ -293,16 +300,21 @@ class Orchestrator:
     def cmd(self, *args: str) -> list[str]:
         return [*self.exe, "-w", str(self.root), *args]
 
-    def build(self, base: str, *services: str) -> tuple[float, str]:
-        """Run ``build``; return wall time and stdout."""
+    def run(self, *args: str) -> tuple[float, str, str]:
+        """Run orchestrator with *args*; return wall time, stdout and stderr."""
         start = time.perf_counter()
-        proc = subprocess.run(self.cmd("build", "--base", base, *services), cwd=self.root,
-                              env=self.env, capture_output=True, text=True)
+        proc = subprocess.run(self.cmd(*args), cwd=self.root, env=self.env,
+                              capture_output=True, text=True)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
-            raise CommandFailedError(f"orchestrator build exited {proc.returncode}:\n"
+            raise CommandFailedError(f"orchestrator {args[0]} exited {proc.returncode}:\n"
                                      f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-        return elapsed, proc.stdout
+        return elapsed, proc.stdout, proc.stderr
+
+    def build(self, base: str, *services: str) -> tuple[float, str]:
+        """Run ``build`` through the engine; return wall time and stdout."""
+        seconds, out, _ = self.run("build", "--base", base, *services)
+        return seconds, out
 
 
 _BUILT = re.compile(r"^(?P<service>\S+): (?P<ref>\S+) .*?, (?:built in (?P<seconds>[\d.]+)s"
@@ -375,6 +387,7 @@ class Results:
     cached_steps: dict[str, list[int]] = field(default_factory=dict)  # code-only, orchestrator
     layers: dict[str, list[dict[str, str | int]]] = field(default_factory=dict)
     refs: dict[str, str] = field(default_factory=dict)  # variant -> its service image
+    oci_push: dict[str, object] = field(default_factory=dict)  # library, seconds, bytes
 
     def add(self, scenario: str, variant: str, seconds: float) -> None:
         self.times.setdefault(scenario, {}).setdefault(variant, []).append(seconds)
@@ -437,6 +450,45 @@ def run_naive_round(variant: Naive, base: str, rep: int, res: Results) -> None:
     res.add_bytes(variant.name, *new_layers(before, variant.ref))
 
 
+def run_oci_round(orch: Orchestrator, oci: Sequence[str], service: str, edit: Path,
+                  layout: Path, rep: int, no_change: int, code: int, res: Results) -> None:
+    """``--engine oci``: cold ``build SERVICE`` (``oci-v1/`` emptied), code-only, no-change."""
+    shutil.rmtree(orch.cache / "oci-v1", ignore_errors=True)
+    seconds, out, _ = orch.run("build", service, *oci, "--oci-layout", str(layout))
+    if "assembled" not in out:
+        raise CommandFailedError(f"the cold oci build reused an image:\n{out}")
+    res.add("cold", "oci", seconds)
+    for i in range(1 + code):
+        edit_code(edit, f"oci round {rep}, edit {i}")
+        seconds, out, _ = orch.run("build", service, *oci, "--oci-layout", str(layout))
+        if "assembled" not in out:
+            raise CommandFailedError(f"the code-only change was not rebuilt:\n{out}")
+        res.add("code-only", "oci", seconds)
+    orch.run("build", *oci)  # the other services, after the emptied store
+    for _ in range(no_change):
+        seconds, out, _ = orch.run("build", *oci)
+        if "assembled" in out:
+            raise CommandFailedError(f"a no-change oci build assembled an image:\n{out}")
+        res.add("no-change", "oci", seconds)
+
+
+def pushed_bytes(stderr: str) -> int:
+    """The bytes uploaded, from the ``pushed REF: N bytes uploaded`` notes of ``build``."""
+    return sum(int(n) for n in re.findall(r"pushed \S+: (\d+) bytes uploaded", stderr))
+
+
+def run_oci_push(orch: Orchestrator, oci: Sequence[str], library: MemberInfo,
+                 res: Results) -> None:
+    """Every service pushed, a comment in *library*, every service built and pushed again."""
+    orch.run("build", *oci, "--push")
+    edit_code(source_file(library.path), "a library change")
+    seconds, _, stderr = orch.run("build", *oci, "--push")
+    res.oci_push = {"library": library.name, "seconds": seconds,
+                    "bytes": pushed_bytes(stderr)}
+    print(f"  {'push':<10} {'oci':<12} {res.oci_push['bytes']:,} B uploaded after a change "
+          f"in {library.name}, build + push {seconds:.3f} s", file=sys.stderr)
+
+
 def layer_table(ref: str) -> list[dict[str, str | int]]:
     """The image's layers, bottom to top, with the step that made each and its tar size.
 
@@ -483,32 +535,48 @@ def ratio(by: dict[str, list[float]], other: str) -> str:
     return f"{Summary.of(by[other]).median / Summary.of(by['orchestrator']).median:.1f}x"
 
 
+COLUMNS = {"orchestrator": "orchestrator", "naive": "naive (`COPY . /app` + `pip install`)",
+           "multistage": "multi-stage venv copy", "oci": "`--engine oci`"}
+
+
 def markdown_tables(res: Results, service: str) -> str:
+    """The tables of the variants that ran (a column, or a table, of none is left out)."""
+    ran = [v for v in VARIANTS if any(v in by for by in res.times.values())]
     naive = ["naive", "multistage"]
-    lines = ["| scenario | orchestrator | naive (`COPY . /app` + `pip install`) "
-             "| multi-stage venv copy | naive ÷ orchestrator | multi-stage ÷ orchestrator |",
-             "|---|---:|---:|---:|---:|---:|"]
+    ratios = [v for v in naive if v in ran and "orchestrator" in ran]
+    head = [COLUMNS[v] for v in ran] + [f"{v} ÷ orchestrator" for v in ratios]
+    lines = ["| scenario | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
     for scenario, title in ROWS:
         by = res.times.get(scenario, {})
         if not by:
             continue
-        cells = [title.format(service=service), summary_cell(by.get("orchestrator", [])),
-                 *(summary_cell(by.get(v, [])) for v in naive), *(ratio(by, v) for v in naive)]
+        cells = [title.format(service=service), *(summary_cell(by.get(v, [])) for v in ran),
+                 *(ratio(by, v) for v in ratios)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"| {service} image | orchestrator | naive | multi-stage venv copy |",
-              "|---|---:|---:|---:|"]
-    for label, title in (("orchestrator first", "new bytes, code-only rebuild first after the "
-                          "cold build"), ("orchestrator", "new bytes, code-only rebuild")):
-        cells = [title, new_bytes_cell(res, label)]
-        cells += [new_bytes_cell(res, v) if label == "orchestrator" else "-" for v in naive]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("| image size | " + " | ".join(
-        mb(res.sizes[k]) if k in res.sizes else "-"
-        for k in (f"orchestrator {service}", *naive)) + " |")
-    lines += ["", "| service | orchestrator engine time in the cold build of all services "
-              "| image size |", "|---|---:|---:|"]
-    for name, secs in sorted(res.per_service.items()):
-        lines.append(f"| {name} | {summary_cell(secs)} | {mb(res.sizes[f'orchestrator {name}'])} |")
+    if res.oci_push:
+        push = res.oci_push
+        lines += ["", "| `--engine oci`, every service | build + push | bytes uploaded |",
+                  "|---|---:|---:|",
+                  f"| after a comment in {push['library']} | {push['seconds']:.3f} s "
+                  f"| {push['bytes']:,} |"]
+    if res.new_bytes or res.sizes:  # the engine's images (docker save, image inspect)
+        lines += ["", f"| {service} image | orchestrator | naive | multi-stage venv copy |",
+                  "|---|---:|---:|---:|"]
+        for label, title in (("orchestrator first", "new bytes, code-only rebuild first "
+                              "after the cold build"), ("orchestrator",
+                                                        "new bytes, code-only rebuild")):
+            cells = [title, new_bytes_cell(res, label)]
+            cells += [new_bytes_cell(res, v) if label == "orchestrator" else "-" for v in naive]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| image size | " + " | ".join(
+            mb(res.sizes[k]) if k in res.sizes else "-"
+            for k in (f"orchestrator {service}", *naive)) + " |")
+    if res.per_service:
+        lines += ["", "| service | orchestrator engine time in the cold build of all services "
+                  "| image size |", "|---|---:|---:|"]
+        for name, secs in sorted(res.per_service.items()):
+            lines.append(f"| {name} | {summary_cell(secs)} "
+                         f"| {mb(res.sizes[f'orchestrator {name}'])} |")
     return "\n".join(lines)
 
 
@@ -987,8 +1055,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="cold orchestrator builds with an empty wheel cache (default 1)")
     p.add_argument("--service", default="orders",
                    help="the service of the code-only change and the naive Dockerfiles")
-    p.add_argument("--variants", default="orchestrator,naive,multistage",
-                   help="comma-separated subset of orchestrator,naive,multistage")
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="comma-separated subset of " + ",".join(VARIANTS))
     p.add_argument("--base", default=docker_infra.setting(docker_infra.BASE_IMAGE_VAR)
                    or DEFAULT_BASE, help=f"base image (default {DEFAULT_BASE})")
     p.add_argument("--workspace", type=Path, default=REPO_ROOT,
@@ -1003,12 +1071,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=DS_CACHE,
                    help=f"with --datasci: the wheel cache kept between runs (default {DS_CACHE})")
     p.add_argument("--no-push", action="store_true",
-                   help="with --datasci: leave out the bytes-pushed scenario")
+                   help="leave out the bytes-pushed scenario (of --datasci, or of the oci "
+                   "variant)")
     args = p.parse_args(argv)
     for name in ("reps", "empty_cache"):
         if not 0 <= getattr(args, name) <= MAX_NETWORK_REPS:
             p.error(f"--{name.replace('_', '-')} must be between 0 and {MAX_NETWORK_REPS}")
-    unknown = set(args.variants.split(",")) - {"orchestrator", "naive", "multistage"}
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
     if unknown:
         p.error(f"unknown variants: {', '.join(sorted(unknown))}")
     return args
@@ -1074,7 +1143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             warm = make_base(args.base, prefix, run_id, "warmup")
             seconds, _ = orch.build(warm)
             print(f"  warm-up build (downloads, untimed) {seconds:.1f} s", file=sys.stderr)
-        variants = [v for v in ("orchestrator", "naive", "multistage") if v in wanted]
+        oci: list[str] = []
+        if "oci" in wanted:  # the base as a `docker save` archive: the only daemon use
+            archive = work / "base.tar"
+            docker("save", args.base, "-o", str(archive))
+            oci = ["--engine", "oci", "--base", f"docker-archive:{archive}"]
+            seconds = orch.run("build", *oci)[0]
+            print(f"  warm-up oci build (untimed) {seconds:.1f} s", file=sys.stderr)
+        variants = [v for v in VARIANTS if v in wanted]
         def fresh_base() -> str:
             return make_base(args.base, prefix, run_id, uuid.uuid4().hex[:12])
 
@@ -1084,13 +1160,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if name == "orchestrator":
                     run_orchestrator_round(orch, fresh_base, svc, edit, rep, args.no_change,
                                            args.code, res)
+                elif name == "oci":
+                    run_oci_round(orch, oci, svc, edit, work / f"oci-layout-{rep}", rep,
+                                  args.no_change, args.code, res)
                 else:
                     variant = next(n for n in naive if n.name == name)
                     run_naive_round(variant, fresh_base(), rep, res)
+        if "oci" in wanted and not args.no_push:
+            members = load_members(orch.root)
+            libs = runtime_libraries(next(m for m in members if m.path == service.path),
+                                     members)
+            if libs:
+                run_oci_push(orch, oci, libs[0], res)
         for n in naive:
             res.refs[n.name] = n.ref
         for name in variants:
-            res.layers[name] = layer_table(res.refs[name])
+            if name != "oci":  # the oci images are not in the engine
+                res.layers[name] = layer_table(res.refs[name])
         if "orchestrator" in wanted:
             for _ in range(args.empty_cache):
                 reset_dir(orch.cache)
@@ -1116,7 +1202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "code_only_new_bytes": res.new_bytes,
             "code_only_new_layers": res.new_layer_counts,
             "code_only_cached_steps": res.cached_steps,
-            "layers": res.layers, "targets": goals,
+            "layers": res.layers, "targets": goals, "oci_library_change_push": res.oci_push,
         })
         print(f"\nresults: {path}", file=sys.stderr)
     except CommandFailedError as exc:
