@@ -21,8 +21,10 @@ every file and directory that answer rests on:
 and the context: the arguments, the working directory and the start path
 resolved, the interpreter (path, version, ``sys.path``), this package's
 directory, every ``ORCHESTRATOR_*`` variable and the others the no-op paths
-read (HOME, XDG_CACHE_HOME, NETRC), whether stdout and stderr are terminals
-and their encodings, the user and the machine.
+read (HOME, XDG_CACHE_HOME, NETRC; a credential's value only as its
+SHA-256), whether stdout and stderr are terminals and their encodings, the
+user and the machine. Each context has its own stamp (a terminal and a pipe
+do not take turns).
 
 The next run of the same arguments in the same directory (``answer``) stats
 those paths and, when every identity and the context are equal, writes the
@@ -70,6 +72,8 @@ MAX_OUTPUT = 1 << 20  # a command that printed more than this is not stamped
 _FORMS = (("lock", "--check"), ("lock",), ("sync",))
 _ENV = ("HOME", "XDG_CACHE_HOME", "NETRC")  # read on these paths besides ORCHESTRATOR_*
 _MANIFEST = "workspace.yaml"
+# variables whose values a stamp keeps only as a digest (index credentials and the like)
+_SECRET_WORDS = ("PASSWORD", "TOKEN", "SECRET", "USERNAME", "KEY", "AUTH", "CRED")
 
 Identity = tuple[int, int, int, int, int, int]
 Context = tuple[object, ...]
@@ -123,16 +127,16 @@ def cache_dir() -> str | None:
     return os.path.join(base, "orchestrator")
 
 
-def _stamp_path(argv: Sequence[str], cwd: str) -> str | None:
+def _stamp_path(context: Context) -> str | None:
+    """One stamp per context: a terminal and a pipe, or two environments, each keep theirs."""
     root = cache_dir()
     if root is None:
         return None
-    # FNV-1a: hashlib would cost more than the rest of the fast path; the stamp holds
-    # its whole context, so a collision is only a miss
-    value = 0xCBF29CE484222325
-    for byte in "\0".join([cwd, sys.executable, *argv]).encode("utf-8", "surrogateescape"):
-        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return os.path.join(root, BUCKET, f"{value:016x}.stamp")
+    import zlib  # 0.1 ms; hashlib costs more than the rest of the fast path
+
+    # the stamp holds its whole context, so a collision of the name is only a miss
+    data = repr(context).encode("utf-8", "surrogateescape")
+    return os.path.join(root, BUCKET, f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}.stamp")
 
 
 def _streams() -> tuple[object, ...] | None:
@@ -151,13 +155,22 @@ def _context(argv: Sequence[str], workspace: str | None, cwd: str) -> Context | 
     streams = _streams()
     if streams is None:
         return None
-    env = tuple(sorted((k, v) for k, v in os.environ.items()
+    env = tuple(sorted((k, _digest(v) if any(w in k for w in _SECRET_WORDS) else v)
+                       for k, v in os.environ.items()
                        if k.startswith("ORCHESTRATOR_") or k in _ENV))
     uname = os.uname()
     start = os.path.realpath(os.path.join(cwd, workspace) if workspace is not None else cwd)
-    return (tuple(argv), cwd, start, sys.executable, sys.version, tuple(sys.path),
+    return (tuple(argv), cwd, start, os.path.isfile(start), sys.executable, sys.version,
+            tuple(sys.flags), tuple(sys.path),
             os.path.dirname(os.path.abspath(__file__)), env, streams,
             (uname.sysname, uname.machine), (os.getuid(), os.getgid()))
+
+
+def _digest(value: str) -> str:
+    """A credential's value as the stamp keeps it: its SHA-256, never the value."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def answer(argv: Sequence[str]) -> int | None:
@@ -166,9 +179,8 @@ def answer(argv: Sequence[str]) -> int | None:
     if parsed is None or not enabled():
         return None
     try:
-        cwd = os.getcwd()
-        path = _stamp_path(argv, cwd)
-        context = _context(argv, parsed[0], cwd)
+        context = _context(argv, parsed[0], os.getcwd())
+        path = _stamp_path(context) if context is not None else None
         if path is None or context is None:
             return None
         with open(path, "rb") as handle:
@@ -275,8 +287,8 @@ class Recorder:
             return None
         try:
             cwd = os.getcwd()
-            path = _stamp_path(argv, cwd)
             context = _context(argv, parsed[0], cwd)
+            path = _stamp_path(context) if context is not None else None
         except OSError:
             return None
         if path is None or context is None:
@@ -321,7 +333,7 @@ class Recorder:
         paths: list[str] = []
         start = str(self.context[2])
         manifest = str(workspace.manifest)
-        if not os.path.isfile(start):  # find_manifest walked up from here
+        if not self.context[3]:  # a directory: find_manifest walked up from here
             directory = start
             while True:
                 candidate = os.path.join(directory, _MANIFEST)
