@@ -28,7 +28,6 @@ source, not a target.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -155,11 +154,10 @@ class SdistBuilder:
         """
         sdist_sha = (sha256 or file_sha256(sdist)).lower()
         record = self.cache.root / BUILT / sdist_sha / "METADATA"
-        with contextlib.suppress(OSError):
-            cached = CoreMetadata.parse(record.read_bytes())
-            if cached is not None:  # else damaged: prepared again below
-                return cached
-        target = target or Target(f"{sys.version_info[0]}.{sys.version_info[1]}", host_platform())
+        cached = _cached_metadata(record)
+        if cached is not None:
+            return cached
+        target = target or _host_target()
         with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
             session = _BuildSession(self, sdist, Path(tmp), target)
             data = session.prepare_metadata()
@@ -202,7 +200,7 @@ class SdistBuilder:
     def _interpreter(self, target: Target) -> Path:
         if self.python is not None:
             return find_python(self.python)
-        if target.python == f"{sys.version_info[0]}.{sys.version_info[1]}":
+        if target.python == _THIS_PYTHON:
             return Path(sys.executable)
         return find_python(target.python)
 
@@ -490,6 +488,22 @@ def _build_system(source: Path, sdist: Path) -> tuple[str, list[str], list[str]]
     return backend, absolute, [str(r) for r in requires]
 
 
+_THIS_PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _host_target() -> Target:
+    """This interpreter on this machine: metadata describes the source, any target serves."""
+    return Target(_THIS_PYTHON, host_platform())
+
+
+def _cached_metadata(record: Path) -> CoreMetadata | None:
+    """The metadata kept at *record*; None when absent or damaged (then prepared again)."""
+    try:
+        return CoreMetadata.parse(record.read_bytes())
+    except OSError:
+        return None
+
+
 def _metadata_from_wheel(wheel: Path) -> bytes:
     data = read_metadata(wheel, wheel.name)
     if data is None:
@@ -550,12 +564,10 @@ class MemberBuilder:
         source = _digest_of(member_dir)
         key = hashlib.sha256(f"{source}\0{_vcs_state(member_dir)}".encode()).hexdigest()
         record = self.sdists.cache.root / "member-metadata-v1" / f"{key}.METADATA"
-        with contextlib.suppress(OSError):
-            cached = CoreMetadata.parse(record.read_bytes())
-            if cached is not None:  # else damaged: prepared again below
-                return cached
-        # Metadata does not depend on the target: this interpreter serves, as for sdists.
-        target = Target(f"{sys.version_info[0]}.{sys.version_info[1]}", host_platform())
+        cached = _cached_metadata(record)
+        if cached is not None:
+            return cached
+        target = _host_target()
         with tempfile.TemporaryDirectory(prefix="orchestrator-build-") as tmp:
             session = self._session(member_dir, Path(tmp), target)
             data = session.prepare_metadata()
