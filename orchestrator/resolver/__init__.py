@@ -29,7 +29,6 @@ from orchestrator.models import Member, Target
 from orchestrator.names import normalize
 from orchestrator.resolver.catalog import Catalog, PackageFinder
 from orchestrator.resolver.environment import TargetEnvironment
-from orchestrator.resolver.explain import conflict_error
 from orchestrator.resolver.merge import ResolvedPackage, TargetResolution, merge
 from orchestrator.resolver.origin import Extra, Origin
 from orchestrator.resolver.provider import (
@@ -174,6 +173,8 @@ def _resolve_target(member: Member, provider: Provider) -> TargetResolution:
     try:
         result = resolver.resolve(wanted, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as error:
+        from orchestrator.resolver.explain import conflict_error  # only when it failed
+
         raise conflict_error(member.name, provider, list(error.causes)) from None
     except ResolutionTooDeep as error:
         raise ResolutionError(

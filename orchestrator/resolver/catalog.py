@@ -13,7 +13,7 @@ only when the resolver first asks for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol, runtime_checkable
@@ -88,11 +88,11 @@ class Release:
     threads may both fill a field; they compute equal values.
     """
 
-    __slots__ = ("_files", "_load", "_text", "_version")
+    __slots__ = ("_files", "_listing", "_text", "_version")
 
-    def __init__(self, text: str, load: Callable[[], Iterable[DistFile]]) -> None:
+    def __init__(self, text: str, listing: GroupedFiles) -> None:
         self._text = text
-        self._load = load
+        self._listing = listing  # where files_of(text) reads this release's files
         self._version: Version | None = None
         self._files: tuple[ReleaseFile, ...] | None = None
 
@@ -114,7 +114,8 @@ class Release:
         """The release's files whose names parse to this version, in index order."""
         files = self._files
         if files is None:
-            files = self._files = _release_files(self.version, self._load())
+            files = self._files = _release_files(self.version,
+                                                 self._listing.files_of(self._text))
         return files
 
     def __repr__(self) -> str:
@@ -164,11 +165,7 @@ class Catalog:
 def group_releases(files: Sequence[DistFile]) -> tuple[Release, ...]:
     """Group files by version, newest first; unparsable names are skipped, as pip does."""
     listing = files if isinstance(files, GroupedFiles) else _ListedFiles(files)
-    return tuple(Release(text, _loader(listing, text)) for text in listing.version_texts())
-
-
-def _loader(listing: GroupedFiles, text: str) -> Callable[[], Iterable[DistFile]]:
-    return lambda: listing.files_of(text)
+    return tuple(Release(text, listing) for text in listing.version_texts())
 
 
 class _ListedFiles:
