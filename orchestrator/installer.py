@@ -66,6 +66,7 @@ PENDING = "ORCHESTRATOR-PENDING"  # paths in flight while installing/uninstallin
 ORIGIN = "orchestrator.json"  # what was installed: wheel sha256 or editable source
 OWN_DIR = ".orchestrator"  # in an unpacked wheel's root: orchestrator's files, not the wheel's
 MANIFEST = f"{OWN_DIR}/manifest.json"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)  # fds to link through
 _CONSTANT_FILES = {"INSTALLER": f"{INSTALLER_NAME}\n".encode(), "REQUESTED": b""}
 _MANIFEST_FORMAT = 3  # bump when the manifest's meaning changes; old ones are rebuilt
 _DIST_INFO_FILES_WRITTEN_HERE = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", ORIGIN}
@@ -204,18 +205,24 @@ def check_entry(unpacked: Path, manifest: WheelManifest, *, rehash: bool = False
     """
     bad = []
     stats = manifest.stats or ((-1, -1),) * len(manifest.files)
-    for (archive, _k, _s, expected, _n), (size, mtime) in zip(manifest.files, stats, strict=True):
-        path = os.path.join(unpacked, archive)
-        try:
-            st = os.stat(path)
-        except OSError:
-            bad.append(archive)
-            continue
-        changed = bool(manifest.stats) and (st.st_size, st.st_mtime_ns) != (size, mtime)
-        if changed or (
-            rehash and expected.startswith("sha256=") and _file_record_hash(path) != expected
-        ):
-            bad.append(archive)
+    try:  # each file stat'ed relative to the tree's fd: no walk down the cache per file
+        tree = os.open(unpacked, _DIR_FLAGS)
+    except OSError:
+        return [archive for archive, *_ in manifest.files]
+    try:
+        for (archive, _k, _s, expected, _n), (size, mtime) in zip(manifest.files, stats,
+                                                                 strict=True):
+            try:
+                st = os.stat(archive, dir_fd=tree)
+            except OSError:
+                bad.append(archive)
+                continue
+            changed = bool(manifest.stats) and (st.st_size, st.st_mtime_ns) != (size, mtime)
+            if changed or (rehash and expected.startswith("sha256=")
+                           and _file_record_hash(os.path.join(unpacked, archive)) != expected):
+                bad.append(archive)
+    finally:
+        os.close(tree)
     return bad
 
 
@@ -548,6 +555,10 @@ class _Install:
     # Every directory the targets need, parents first, all inside the scheme's
     # prefix (a planned tree's); None: worked out from the targets, each checked
     planned_dirs: Sequence[str] | None = None
+    # A planned tree's links as (tree, its files relative to it, (scheme dir, path
+    # under it) of each): linked through directory fds, so the kernel does not walk
+    # the two long prefixes for every file. None: the absolute paths above.
+    relative: tuple[str, Sequence[str], Sequence[tuple[str, str]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -561,6 +572,7 @@ class _TreePlan:
 
     manifest: WheelManifest  # the one this plan was made from
     sources: tuple[str, ...]  # absolute, in RECORD order
+    relative: tuple[str, ...]  # the same, relative to the tree (linked through its fd)
     places: tuple[tuple[str, str], ...]  # (scheme key, path under it) of each source
     dirs: tuple[tuple[str, str], ...]  # (scheme key, directory under it) they need, parents first
     keys: tuple[str, ...]  # the scheme keys used
@@ -581,12 +593,12 @@ def _tree_plan(src: str, manifest: WheelManifest, constants: Sequence[str]) -> _
     if plan is not None and plan.manifest is manifest:
         return plan
     root_key = "purelib" if manifest.root_is_purelib else "platlib"
-    sources = [f"{src}/{a}" for a, _k, _s, _h, _n in manifest.files]
+    relative = [a for a, _k, _s, _h, _n in manifest.files]
     places = [(k, s) for _a, k, s, _h, _n in manifest.files]
     rows = [(k, s, h, n) for _a, k, s, h, n in manifest.files]
     for name in constants:
         data = _CONSTANT_FILES[name]
-        sources.append(f"{src}/{OWN_DIR}/{name}")
+        relative.append(f"{OWN_DIR}/{name}")
         places.append((root_key, f"{manifest.dist_info}/{name}"))
         rows.append(("", f"{manifest.dist_info}/{name}", record_hash(data), str(len(data))))
     # Relative and already normal (no empty, `.` or `..` part): os.path.normpath's
@@ -604,7 +616,8 @@ def _tree_plan(src: str, manifest: WheelManifest, constants: Sequence[str]) -> _
                 needed.add((k, d))
                 d = d.rpartition("/")[0]
     plan = _TreePlan(
-        manifest, tuple(sources), tuple(places), tuple(sorted(needed)),
+        manifest, tuple(f"{src}/{a}" for a in relative), tuple(relative), tuple(places),
+        tuple(sorted(needed)),
         tuple(sorted({k for k, _s in places})), contained, tuple(rows), {},
     )
     if len(_PLANS) >= _MAX_PLANS:
@@ -671,8 +684,11 @@ def install_unpacked(
     writes += _entry_point_writes(manifest.entry_points, scheme, python, manifest.name)
     writes += _dist_info_writes(dist_info, options, origin)
     dirs = _planned_dirs(plan, bases, os.path.normpath(scheme.prefix))
+    relative = None
+    if dirs is not None:  # every target checked inside its (normal) scheme directory
+        relative = (src, plan.relative, [(bases[k], p) for k, p in plan.places])
     _apply(_Install(dist_info, plan.sources, targets, _plan_record(plan, in_record), writes,
-                    dirs),
+                    dirs, relative),
            scheme, options.link, manifest.dist_info, options.reflink, made_dirs)
     return InstalledDist(
         normalize(manifest.name),
@@ -739,12 +755,37 @@ def _apply(job: _Install, scheme: Scheme, link: bool, what: str, reflink: bool =
     planned = job.planned_dirs
     linked = job.targets if planned is None else ()
     _make_dirs({*(planned or ()), *(os.path.dirname(d) for d in (*linked, *written))}, known, stop)
-    for source, dest in zip(job.sources, job.targets, strict=True):
+    start = _link_relative(job) if link and job.relative is not None else 0
+    for source, dest in zip(job.sources[start:], job.targets[start:], strict=True):
         link = _place(source, dest, link, reflink)
     for dest, data, executable in job.writes:
         _write_new(dest, data, executable=executable)
     # PENDING already holds the final RECORD: the rename completes the install at once.
     os.replace(pending, os.path.join(job.dist_info, "RECORD"))
+
+
+def _link_relative(job: _Install) -> int:
+    """Hard-link *job*'s files through directory fds, as far as that goes: how many
+    were linked (the rest, from the first that was not, go through ``_place``)."""
+    assert job.relative is not None
+    tree, sources, places = job.relative
+    fds: dict[str, int] = {}
+    done = 0
+    try:
+        src_fd = os.open(tree, _DIR_FLAGS)
+        fds[tree] = src_fd
+        for source, (base, path) in zip(sources, places, strict=True):
+            dst_fd = fds.get(base)
+            if dst_fd is None:
+                dst_fd = fds[base] = os.open(base, _DIR_FLAGS)
+            os.link(source, path, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+            done += 1
+    except OSError:
+        pass  # a leftover there, or no links across these dirs: _place sees to it
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    return done
 
 
 def _record_path(path: str, root: str) -> str:

@@ -11,6 +11,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -389,20 +390,21 @@ def test_interrupted_install_is_repaired_by_the_next_sync(
 ) -> None:
     wheel = rich_wheel(tmp_path / "wheels")
     wanted = [wanted_wheel(wheel, "demo-pkg", "1.0")]
-    real_place = installer._place
+    real_link = os.link
     calls = 0
 
-    def crash_after_two(source: str, dest: str, link: bool, reflink: bool = False) -> bool:
+    def crash_after_two(*args: Any, **kwargs: Any) -> None:  # every link goes through here
         nonlocal calls
         calls += 1
         if calls > 2:
             raise KeyboardInterrupt  # what Ctrl-C does halfway through an install
-        return real_place(source, dest, link, reflink)
+        real_link(*args, **kwargs)
 
-    monkeypatch.setattr(installer, "_place", crash_after_two)
+    monkeypatch.setattr(os, "link", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         sync_venv(venv.path, wanted, cache)
-    monkeypatch.setattr(installer, "_place", real_place)
+    monkeypatch.setattr(os, "link", real_link)
+    assert calls == 3
     broken = installed(venv.path)["demo-pkg"]
     assert not broken.complete
 
@@ -416,22 +418,21 @@ def test_interrupted_install_is_repaired_by_the_next_sync(
 KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
-from orchestrator import installer
 from orchestrator.cache import WheelCache
 from orchestrator.venv import WantedDist, sync_venv
 
 venv, cache, wheel, sha, kill_after = sys.argv[1:]
-real = installer._place
+real = os.link
 calls = 0
 
-def place(source, dest, link, reflink=False):
+def link(*args, **kwargs):  # every link the installer makes goes through here
     global calls
     calls += 1
     if calls > int(kill_after):
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(source, dest, link, reflink)
+    return real(*args, **kwargs)
 
-installer._place = place
+os.link = link
 sync_venv(Path(venv), [WantedDist("demo-pkg", "2.0", wheel=Path(wheel), sha256=sha)],
           WheelCache(Path(cache)))
 """
