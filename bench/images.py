@@ -1,4 +1,4 @@
-"""Time `orchestrator build` against a naive and a multi-stage Dockerfile for the same service.
+"""Time `orchestrator build` (engine and `--engine oci`) against naive and multi-stage Dockerfiles.
 
 Usage (from the repository root; the Docker engine of scripts/infra-up.sh must be running):
 
