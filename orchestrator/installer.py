@@ -549,16 +549,18 @@ class _Install:
 
     dist_info: str
     sources: Sequence[str]  # files to link (or copy) from the unpacked tree ...
-    targets: Sequence[str]  # ... and where each goes
+    targets: Sequence[str]  # ... and where each goes (empty when *relative* says it)
     link_record: str  # their RECORD rows, formatted
     writes: Sequence[tuple[str, bytes, bool]]  # (destination, content, executable)
     # Every directory the targets need, parents first, all inside the scheme's
     # prefix (a planned tree's); None: worked out from the targets, each checked
     planned_dirs: Sequence[str] | None = None
-    # A planned tree's links as (tree, its files relative to it, (scheme dir, path
-    # under it) of each): linked through directory fds, so the kernel does not walk
-    # the two long prefixes for every file. None: the absolute paths above.
-    relative: tuple[str, Sequence[str], Sequence[tuple[str, str]]] | None = None
+    # A planned tree's links as (tree, its files relative to it, (scheme key, path
+    # under that key's directory) of each, the directory of each key): linked through
+    # directory fds, so the kernel does not walk the two long prefixes for every file.
+    # None: the absolute paths above.
+    relative: tuple[str, Sequence[str], Sequence[tuple[str, str]], Mapping[str, str]] | None = (
+        None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,7 +675,6 @@ def install_unpacked(
     src = str(unpacked)
     constants = _constant_names(options)  # the same bytes for every install: linked
     plan = _tree_plan(src, manifest, constants if manifest.stored else ())
-    targets = [f"{bases[k]}/{s}" for k, s in plan.places]
     python = options.shebang_python
     writes = [
         (f"{bases['scripts']}/{sub}", _script_bytes(f"{src}/{archive}", python), True)
@@ -685,8 +686,11 @@ def install_unpacked(
     writes += _dist_info_writes(dist_info, options, origin)
     dirs = _planned_dirs(plan, bases, os.path.normpath(scheme.prefix))
     relative = None
+    targets: list[str] = []  # with *relative*, made only if a file needs its full path
     if dirs is not None:  # every target checked inside its (normal) scheme directory
-        relative = (src, plan.relative, [(bases[k], p) for k, p in plan.places])
+        relative = (src, plan.relative, plan.places, bases)
+    else:
+        targets = [f"{bases[k]}/{s}" for k, s in plan.places]
     _apply(_Install(dist_info, plan.sources, targets, _plan_record(plan, in_record), writes,
                     dirs, relative),
            scheme, options.link, manifest.dist_info, options.reflink, made_dirs)
@@ -756,7 +760,11 @@ def _apply(job: _Install, scheme: Scheme, link: bool, what: str, reflink: bool =
     linked = job.targets if planned is None else ()
     _make_dirs({*(planned or ()), *(os.path.dirname(d) for d in (*linked, *written))}, known, stop)
     start = _link_relative(job) if link and job.relative is not None else 0
-    for source, dest in zip(job.sources[start:], job.targets[start:], strict=True):
+    targets = job.targets
+    if job.relative is not None and start < len(job.sources):  # the rest by full paths
+        _tree, _sources, places, bases = job.relative
+        targets = [f"{bases[k]}/{p}" for k, p in places]
+    for source, dest in zip(job.sources[start:], targets[start:], strict=True):
         link = _place(source, dest, link, reflink)
     for dest, data, executable in job.writes:
         _write_new(dest, data, executable=executable)
@@ -768,16 +776,15 @@ def _link_relative(job: _Install) -> int:
     """Hard-link *job*'s files through directory fds, as far as that goes: how many
     were linked (the rest, from the first that was not, go through ``_place``)."""
     assert job.relative is not None
-    tree, sources, places = job.relative
-    fds: dict[str, int] = {}
+    tree, sources, places, bases = job.relative
+    fds: dict[str, int] = {}  # by scheme key, and "" for the tree
     done = 0
     try:
-        src_fd = os.open(tree, _DIR_FLAGS)
-        fds[tree] = src_fd
-        for source, (base, path) in zip(sources, places, strict=True):
-            dst_fd = fds.get(base)
+        src_fd = fds[""] = os.open(tree, _DIR_FLAGS)
+        for source, (key, path) in zip(sources, places, strict=True):
+            dst_fd = fds.get(key)
             if dst_fd is None:
-                dst_fd = fds[base] = os.open(base, _DIR_FLAGS)
+                dst_fd = fds[key] = os.open(bases[key], _DIR_FLAGS)
             os.link(source, path, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
             done += 1
     except OSError:
