@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -408,11 +409,18 @@ def sync_members(
             note(f"locking first: {', '.join(s.member.name for s in stale)}")
         lock_members(session.workspace, [s.member for s in stale], session.index)
 
+    import gc
+
     from orchestrator.venv import InstallPool, release_venv_lock
 
+    # A sync allocates many short-lived, acyclic objects (plans, paths, rows): the cycle
+    # collector only walks the workspace's and the imports' objects over and over
+    # (0.05-0.08 s a command, measured with gc.callbacks). Back on when the sync ends.
+    collecting = gc.isenabled()
+    gc.disable()
     # One pool for the command: member k+1 is planned (and its installs queued) while
     # member k's still run; each report is yielded, in order, once its venv is done.
-    with InstallPool() as pool:
+    with _collecting_after(collecting), InstallPool() as pool:
         previous: tuple[Member, _Started] | None = None
         done: tuple[Member, _Started] | None
         try:
@@ -439,3 +447,15 @@ def sync_members(
             if previous is not None and previous[1].job is not None:  # abandoned midway
                 pool.close()  # its installs end before its lock goes; no state is written
                 release_venv_lock(previous[1].job.path)
+
+
+@contextmanager
+def _collecting_after(enabled: bool) -> Iterator[None]:
+    """Turn the cycle collector back on (if *enabled*) however the block ends."""
+    import gc
+
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
