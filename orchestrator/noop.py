@@ -289,7 +289,7 @@ class Recorder:
             cwd = os.getcwd()
             context = _context(argv, parsed[0], cwd)
             path = _stamp_path(context) if context is not None else None
-        except OSError:
+        except Exception:  # e.g. no os.uname: no stamp, the command runs as ever
             return None
         if path is None or context is None:
             return None
