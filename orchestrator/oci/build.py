@@ -49,8 +49,11 @@ from orchestrator.image import (
 from orchestrator.oci.layers import (
     COMPRESSIONS,
     Blob,
+    Bytecode,
+    BytecodeCompiler,
     Interpreter,
     can_compile,
+    compressor_identity,
     stage_venv,
     stage_wheels,
     write_tar,
@@ -145,11 +148,11 @@ def _iso(epoch: int) -> str:
 
 def _layer_key(name: str, wheels: Sequence[tuple[str, str]], python: Interpreter,
                mtime: int, pyc: str = "", compression: str = "gzip") -> str:
+    # The compressor's identity (igzip or zlib, version, level): a store shared by two
+    # installs, one without python-isal, never takes one's blob for the other's.
     fields: dict[str, object] = {"recipe": LAYER_RECIPE, "name": name, "wheels": list(wheels),
                                  "python": [python.path, python.version], "mtime": mtime,
-                                 "pyc": pyc}
-    if compression != "gzip":  # gzip layers keep their keys
-        fields["compression"] = compression
+                                 "pyc": pyc, "compression": compressor_identity(compression)}
     text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -168,19 +171,24 @@ def _has_layer(store: BlobStore, key: str) -> bool:
     return (store.root / "layers" / f"{key}.json").is_file()
 
 
-def write_layer(store: BlobStore, key: str, stage: Callable[[Path], None],
+def write_layer(store: BlobStore, key: str, stage: Callable[[Path], Bytecode | None],
                 mtime: int, compression: str = "gzip") -> tuple[Blob, bool]:
-    """The layer blob for *key*: cached, or staged by *stage* and tarred; (blob, written)."""
+    """The layer blob for *key*: cached, or staged by *stage* and tarred; (blob, written).
+
+    *stage* may hand back the layer's pycs, compiling: they are written into the
+    tar as they come.
+    """
     cached = _cached_layer(store, key)
     if cached is not None:
         return cached, False
     (store.root / "tmp").mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=store.root / "tmp", prefix=".stage-"))
     try:
-        stage(staging)
+        bytecode = stage(staging)
         fd, tmp = store.temp()
         with open(fd, "wb") as out:
-            blob = write_tar(staging, out, mtime=mtime, compression=compression)
+            blob = write_tar(staging, out, mtime=mtime, compression=compression,
+                             bytecode=bytecode)
         store.adopt(tmp, blob.digest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -247,8 +255,7 @@ def _sbom_layer(session: Session, service: Member, target: Target, members: Sequ
         digest = ""
 
     def sbom_key(digest: str) -> str:
-        extra = "" if compression == "gzip" else f"\0{compression}"
-        text = f"sbom\0{LAYER_RECIPE}\0{mtime}\0{digest}{extra}"
+        text = f"sbom\0{LAYER_RECIPE}\0{mtime}\0{digest}\0{compressor_identity(compression)}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     cached = _cached_layer(store, sbom_key(digest)) if digest else None
@@ -265,6 +272,7 @@ def _sbom_layer(session: Session, service: Member, target: Target, members: Sequ
         venv = root / VENV.lstrip("/")
         venv.mkdir(parents=True)
         (venv / SBOM_FILE).write_text(text)
+        return None
 
     return (f"sbom: {VENV}/{SBOM_FILE}",
             *write_layer(store, sbom_key(digest), stage, mtime, compression))
@@ -325,43 +333,58 @@ def build_platform(session: Session, service: Member, store: BlobStore, base: Ba
     # The venv and the SBOM are two layers more than the plan.
     plan = cap_layers(split_layers(deps, libs, own), MAX_LAYERS - len(base.layers) - 2)
     venv_key = _layer_key("venv", [], python, mtime, compression=compression)
-    jobs: list[tuple[str, str, Callable[[Path], None]]] = [
+    jobs: list[tuple[str, str, Callable[[Path], Bytecode | None]]] = [
         (f"venv at {VENV} for {python.path}", venv_key,
          lambda root: stage_venv(root, python))]
+    sizes = [0]  # of each job's wheels: the biggest layers are started first
     pyc = can_compile(python)
     if not pyc and note is not None:
         note(f"{service.name}: no bytecode in the image: this python is not {python.minor}")
     # Pycs depend on the compiling CPython's exact version: it is part of the key.
     pyc_key = sys.version.split()[0] if pyc else ""
     sbom: tuple[str, Blob, bool] | None = None
-    for layer in plan:
+    keys = [_layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime,
+                       pyc_key, compression) for layer in plan]
+    compiler: BytecodeCompiler | None = None
+    if pyc and any(not _has_layer(store, key) for key in keys):
+        compiler = BytecodeCompiler()  # one pool of interpreters for every layer's modules
+    for layer, key in zip(plan, keys, strict=True):
         if layer.name == "service":  # the SBOM sits below: a code-only change leaves it
             sbom = _sbom_layer(session, service, target, [*libs, *own], store, labels, mtime,
                                compression)
             jobs.append((sbom[0], "", lambda root: None))
-        key = _layer_key(layer.name, [(w.name, w.sha256) for w in layer.wheels], python, mtime,
-                         pyc_key, compression)
+            sizes.append(0)
         stage = functools.partial(stage_wheels, layer, python=python, cache=session.cache,
-                                  compile_pyc=pyc)
+                                  compiler=compiler)
         jobs.append((_holds(layer), key, stage))
+        sizes.append(sum(w.size for w in layer.wheels))
 
-    def one(job: tuple[str, str, Callable[[Path], None]]) -> tuple[str, Blob, bool]:
-        holds, key, stage = job
+    def one(i: int) -> tuple[str, Blob, bool]:
+        holds, key, stage = jobs[i]
         if not key:
             assert sbom is not None
             return sbom
         return (holds, *write_layer(store, key, stage, mtime, compression))
 
-    # Layers are written side by side: gzip (which releases the GIL) in one thread while
-    # another layer's bytecode compiles in subprocesses; the order stays the plan's.
+    # Layers are written side by side, the biggest first (the last to finish are then
+    # small): one thread stages a layer, whose modules the compiler's interpreters take in
+    # batches, and writes its tar as the pycs come (igzip, zlib and sha256 release the
+    # GIL); the order in the image stays the plan's.
+    order = sorted(range(len(jobs)), key=lambda i: -sizes[i])
     workers = min(len(jobs), max(1, os.cpu_count() or 1))
-    if workers > 1 and sum(1 for _, key, _ in jobs if key and not _has_layer(store, key)) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+    try:
+        if workers > 1 and sum(1 for _, key, _ in jobs
+                               if key and not _has_layer(store, key)) > 1:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            blobs = list(pool.map(one, jobs))
-    else:
-        blobs = [one(job) for job in jobs]
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                done = dict(zip(order, pool.map(one, order), strict=True))
+        else:
+            done = {i: one(i) for i in order}
+    finally:
+        if compiler is not None:
+            compiler.close()
+    blobs = [done[i] for i in range(len(jobs))]
     for holds, blob, written in blobs:
         if written and note is not None:  # progress: what each new layer holds, its bytes
             note(f"{service.name}: {platform} layer {holds.split(':')[0]}: {blob.size} bytes")
