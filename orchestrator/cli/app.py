@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from orchestrator import __version__
+from orchestrator.cli import COMMANDS
 from orchestrator.errors import OrchestratorError
 
 if TYPE_CHECKING:
@@ -211,24 +213,17 @@ def size(n: int) -> str:
     return f"{n} B"
 
 
-def _make_cli() -> click.Group:
-    from orchestrator import __version__
-    from orchestrator.cli import COMMANDS
 
-    @click.group(cls=LazyGroup, lazy=COMMANDS,
-                 context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--workspace", "-w", "workspace_path", type=click.Path(path_type=Path),
-                  help="workspace.yaml, or a directory inside the workspace (default: search "
-                  "upwards from the current directory).")
-    @click.option("--verbose", "-v", is_flag=True, help="Show more detail and tracebacks.")
-    @click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
-    @click.version_option(__version__, prog_name="orchestrator")
-    @click.pass_context
-    def cli(ctx: click.Context, workspace_path: Path | None, verbose: bool, quiet: bool) -> None:
-        """Plan, lock, install and build the services of a Python monorepo."""
-        ctx.obj = App(workspace_path=workspace_path, verbose=verbose, quiet=quiet)
-
-    return cli
-
-
-cli = _make_cli()
+# The group: `orchestrator.cli` serves it (``cli``) on first use, after the no-op fast path.
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--workspace", "-w", "workspace_path", type=click.Path(path_type=Path),
+              help="workspace.yaml, or a directory inside the workspace (default: search "
+              "upwards from the current directory).")
+@click.option("--verbose", "-v", is_flag=True, help="Show more detail and tracebacks.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only results, no progress.")
+@click.version_option(__version__, prog_name="orchestrator")
+@click.pass_context
+def cli(ctx: click.Context, workspace_path: Path | None, verbose: bool, quiet: bool) -> None:
+    """Plan, lock, install and build the services of a Python monorepo."""
+    ctx.obj = App(workspace_path=workspace_path, verbose=verbose, quiet=quiet)
