@@ -455,28 +455,37 @@ def _unpack_sdist(sdist: Path, dest: Path) -> Path:
 
 
 def _build_system(source: Path, sdist: Path) -> tuple[str, list[str], list[str]]:
-    """(backend, absolute backend-path entries, requires) from pyproject.toml."""
+    """(backend, absolute backend-path entries, requires) from pyproject.toml.
+
+    *sdist* names the source in errors: an sdist's file, or a member's directory
+    (whose owner can fix the file, where an sdist's user can only avoid it).
+    """
+    is_sdist = sdist.name.endswith((".tar.gz", ".zip"))
+    fix = ("the sdist is broken; use a wheel of this package instead" if is_sdist
+           else f"fix [build-system] in {sdist.name}/pyproject.toml (PEP 518)")
     pyproject = source / "pyproject.toml"
-    table: dict[str, Any] = dict(_DEFAULT_BACKEND)
+    table: object = dict(_DEFAULT_BACKEND)
     if pyproject.exists():
         try:
             data = tomllib.loads(pyproject.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise BuildError(
-                f"{sdist.name}: pyproject.toml is not valid TOML: {exc}",
-                hint="the sdist is broken; use a wheel of this package instead",
-            ) from exc
+            raise BuildError(f"{sdist.name}: pyproject.toml is not valid TOML: {exc}",
+                             hint=fix) from exc
         if "build-system" in data:
             table = data["build-system"]
-    requires = table.get("requires")
-    backend = table.get("build-backend", _DEFAULT_BACKEND["build-backend"])
-    paths = table.get("backend-path", [])
-    if not isinstance(requires, list) or not isinstance(backend, str):
+    # A [build-system] that is not a table, or a backend-path that is not a list of
+    # strings, would otherwise end in an AttributeError or a path per character.
+    system = table if isinstance(table, dict) else {}
+    requires = system.get("requires")
+    backend = system.get("build-backend", _DEFAULT_BACKEND["build-backend"])
+    paths = system.get("backend-path", [])
+    if (not isinstance(table, dict) or not isinstance(requires, list)
+            or not isinstance(backend, str) or not isinstance(paths, list)
+            or not all(isinstance(p, str) for p in paths)):
         raise BuildError(
-            f"{sdist.name}: pyproject.toml's [build-system] needs `requires` (a list) "
-            "and `build-backend` (a string)",
-            hint="the sdist is broken; use a wheel of this package instead",
-        )
+            f"{sdist.name}: pyproject.toml's [build-system] needs `requires` (a list), and "
+            "`build-backend` and `backend-path` when given must be a string and a list of "
+            "strings", hint=fix)
     root = source.resolve()
     absolute = [str((source / p).resolve()) for p in paths]
     for entry in absolute:

@@ -331,6 +331,23 @@ def test_backend_path_must_stay_in_the_source_tree(tmp_path: Path, builder: Sdis
     )
 
 
+@pytest.mark.parametrize("system", ['build-system = "flit_core"',
+                                    '[build-system]\nbuild-backend = "flit_core.buildapi"',
+                                    '[build-system]\nrequires = []\nbackend-path = "."'])
+def test_a_malformed_build_system_is_a_build_error(tmp_path: Path, builder: SdistBuilder,
+                                                   system: str) -> None:
+    member = write_member(tmp_path / "ws", "svc")
+    pyproject = member / "pyproject.toml"
+    pyproject.write_text(system + "\n\n[project]\nname = \"svc\"\nversion = \"1.0\"\n")
+    with pytest.raises(BuildError) as info:
+        MemberBuilder(builder).build(member, HOST)
+    assert info.value.message == (
+        "svc: pyproject.toml's [build-system] needs `requires` (a list), and `build-backend` "
+        "and `backend-path` when given must be a string and a list of strings")
+    # A member's owner can fix the file; only an sdist's user is told to avoid it.
+    assert info.value.hint == "fix [build-system] in svc/pyproject.toml (PEP 518)"
+
+
 def test_build_environment_is_a_venv_holding_only_pip(tmp_path: Path) -> None:
     from virtualenv.seed.wheels.embed import get_embed_wheel
 
