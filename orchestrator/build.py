@@ -518,7 +518,8 @@ def _metadata_from_wheel(wheel: Path) -> bytes:
     if data is None:
         raise BuildError(
             f"{wheel.name}: the built wheel has no .dist-info/METADATA",
-            hint="the sdist's build backend is broken; report it to the project",
+            # Members' metadata comes here too: not only sdists'.
+            hint="the package's build backend is broken; report it to the project",
         )
     return data
 
