@@ -191,11 +191,15 @@ def answer(argv: Sequence[str]) -> int | None:
     if outputs is None:
         return None
     streams = {1: sys.stdout, 2: sys.stderr}
-    for fd, data in outputs[0]:
-        stream = streams[fd]
-        stream.flush()
-        stream.buffer.write(data)
-        stream.buffer.flush()
+    try:
+        for fd, data in outputs[0]:
+            stream = streams[fd]
+            stream.flush()
+            stream.buffer.write(data)
+            stream.buffer.flush()
+    except BrokenPipeError:  # as click does: exit 1, and nothing more said at shutdown
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+        return 1
     return outputs[1]
 
 
