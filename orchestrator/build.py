@@ -703,7 +703,13 @@ def source_digest(root: Path, into: Hasher) -> None:
                 continue
             path = Path(dirpath) / name
             into.update(path.relative_to(root).as_posix().encode() + b"\0")
-            into.update(hashlib.sha256(path.read_bytes()).digest())
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # a dangling symlink (a local .env link): its target
+                if not path.is_symlink():
+                    raise
+                data = b"symlink to " + os.fsencode(os.readlink(path))
+            into.update(hashlib.sha256(data).digest())
 
 
 # -- releases of workspace members (orchestrator.publish) ---------------------------------

@@ -312,6 +312,20 @@ def test_zip_sdist_with_a_path_leaving_the_tree_is_rejected(
     assert not (tmp_path / "escape.txt").exists()
 
 
+def test_a_dangling_symlink_in_a_member_is_hashed_by_its_target_name(
+    tmp_path: Path, builder: SdistBuilder
+) -> None:
+    member = write_member(tmp_path / "ws", "svc")
+    (member / "settings.local").symlink_to("nowhere")  # was a FileNotFoundError traceback
+    members = MemberBuilder(builder)
+    first = members.build(member, HOST)
+    assert members.build(member, HOST) == first
+    (member / "settings.local").unlink()
+    (member / "settings.local").symlink_to("elsewhere")
+    members.build(member, HOST)  # another link is another source: recorded anew
+    assert len(list((builder.cache.root / "members-v1").glob("*.json"))) == 2
+
+
 def test_backend_path_must_stay_in_the_source_tree(tmp_path: Path, builder: SdistBuilder) -> None:
     member = write_member(tmp_path / "ws", "svc")
     pyproject = member / "pyproject.toml"
