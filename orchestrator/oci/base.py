@@ -2,7 +2,9 @@
 
 Spellings: ``oci:DIR`` or ``oci:DIR:TAG`` (an OCI image layout),
 ``docker-archive:FILE`` (``docker save``), anything else a registry reference
-(``registry.py``). Blobs go into the shared store; what was learnt about a base
+(``registry.py``). Blobs go into the shared store; an archive's plain-tar layers
+are gzipped once on import (``oci-v1/compressed/`` maps a diff id and compressor
+to the gzip blob), so it is stored and pushed compressed; what was learnt about a base
 (its layers, and where its python is, found by reading the layer tars) is kept
 in ``oci-v1/bases/<config digest>.json`` so the next build reads nothing big.
 """
@@ -20,7 +22,7 @@ from typing import IO
 
 from orchestrator import atomic
 from orchestrator.errors import BuildError
-from orchestrator.oci.layers import LAYER_TAR, Interpreter
+from orchestrator.oci.layers import LAYER_GZIP, Interpreter, compressor_identity, gzip_stream
 from orchestrator.oci.layout import (
     CONFIG,
     INDEX,
@@ -173,16 +175,76 @@ def _import_archive(path: Path, store: BlobStore) -> Descriptor:
         diff_ids = json.loads(store.path(config.digest).read_bytes())["rootfs"]["diff_ids"]
         layers = []
         for name, diff_id in zip(entries[0]["Layers"], diff_ids, strict=True):
-            if store.has(diff_id):  # imported before: plain tars are addressed by diff id
-                layers.append(Descriptor(LAYER_TAR, diff_id, store.path(diff_id).stat().st_size))
-                continue
-            member = tar.extractfile(name)
-            assert member is not None
-            digest, size = _copy_in(member, store)
-            layers.append(Descriptor(LAYER_TAR, digest, size))
+            known = _compressed(store, diff_id)
+            if known is None:  # not imported before with this compressor
+                member = tar.extractfile(name)
+                if member is None:
+                    raise BuildError(f"{path} has no {name}", file=path,
+                                     hint="pass an archive written by `docker save`")
+                known = _compress_in(member, store, diff_id, path)
+            layers.append(known)
     manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "config": config.as_dict(),
                 "layers": [d.as_dict() for d in layers]}
     return store.put_json(manifest, MANIFEST)
+
+
+def _record(store: BlobStore, diff_id: str) -> Path:
+    identity = hashlib.sha256(compressor_identity("gzip").encode()).hexdigest()[:16]
+    return store.root / "compressed" / f"{diff_id.replace(':', '-')}-{identity}.json"
+
+
+def _compressed(store: BlobStore, diff_id: str) -> Descriptor | None:
+    """The gzip blob of the plain layer *diff_id*, written by this compressor before."""
+    try:
+        data = json.loads(_record(store, diff_id).read_text())
+    except (OSError, ValueError):
+        return None
+    desc = Descriptor(LAYER_GZIP, str(data["digest"]), int(data["size"]))
+    return desc if store.has(desc.digest) else None
+
+
+def _compress_in(stream: IO[bytes], store: BlobStore, diff_id: str, path: Path) -> Descriptor:
+    """Gzip the plain layer *stream* into *store* (igzip or zlib, the layers' own
+    deterministic stream), checking that the tar is the one *diff_id* names."""
+
+    class Hashing:
+        def __init__(self, out: IO[bytes]) -> None:
+            self.out, self.sha, self.size = out, hashlib.sha256(), 0
+
+        def write(self, data: bytes) -> None:
+            self.sha.update(data)
+            self.size += len(data)
+            self.out.write(data)
+
+    class Plain:
+        def __init__(self) -> None:
+            self.sha = hashlib.sha256()
+
+        def read(self, size: int) -> bytes:
+            data = stream.read(size)
+            self.sha.update(data)
+            return data
+
+    fd, tmp = store.temp()
+    plain = Plain()
+    try:
+        with open(fd, "wb") as out:
+            stored = Hashing(out)
+            gzip_stream(plain, stored)
+        if f"sha256:{plain.sha.hexdigest()}" != diff_id:
+            raise BuildError(f"a layer of {path} is not the one its config names ({diff_id})",
+                             file=path, hint="save the image again with `docker save`")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    digest = f"sha256:{stored.sha.hexdigest()}"
+    store.adopt(tmp, digest)
+    record = _record(store, diff_id)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(record, json.dumps({"digest": digest, "size": stored.size,
+                                          "diff_id": diff_id,
+                                          "compressor": compressor_identity("gzip")}))
+    return Descriptor(LAYER_GZIP, digest, stored.size)
 
 
 def _import_layout(spec: str, store: BlobStore, platform: str) -> Descriptor:

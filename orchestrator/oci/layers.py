@@ -52,8 +52,11 @@ _CHUNK = 1024 * 1024
 GZIP_LEVEL = 3
 # igzip level 2: on the data-science service's 539 MB of layer tars, 0.97 s of CPU for
 # 184.7 MB; level 3 1.56 s for 181.0 MB, level 1 0.92 s for 187.9 MB; zlib 3 7.2 s for
-# 175.0 MB (docs/benchmarks.md, "Cold OCI build: compression and bytecode").
+# 175.0 MB (docs/benchmarks.md, "Cold OCI build: compression and bytecode"). Levels 0-2
+# give the same bytes on every x86-64 CPU with SSE4.2 (SSE4.2, AVX, AVX2 under qemu, and
+# AVX-512 here); level 3 differs between AVX2 and AVX-512 hosts (tests/test_oci_compress.py).
 ISAL_LEVEL = 2
+GZIP_VAR = "ORCHESTRATOR_OCI_GZIP"  # "zlib": zlib even where python-isal is installed
 # magic, deflate, no flags, mtime 0, no extra flags, OS 255 ("unknown"): the header
 # Python's gzip module writes for level 3 with mtime 0 and no name, on every platform.
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -342,11 +345,13 @@ class Deflate:
     library: str  # "isal" or "zlib"
     version: str  # python-isal's version (it bundles ISA-L), or zlib's runtime version
     level: int
+    machine: str = ""  # igzip's: its aarch64 code gives other bytes than its x86-64 code
 
     @property
     def identity(self) -> str:
         """What the bytes depend on, for cache keys: one blob store never mixes two."""
-        return f"{self.library} {self.version} level {self.level}"
+        return " ".join(filter(None, (self.library, self.version, f"level {self.level}",
+                                      self.machine)))
 
     def compressor(self) -> _Deflater:
         if self.library == "isal":
@@ -371,15 +376,19 @@ class Deflate:
 @functools.cache
 def gzip_deflate() -> Deflate:
     """igzip (python-isal, a dependency: 5-7x faster than zlib at a similar size), or
-    zlib level 3 where python-isal cannot be imported."""
+    zlib level 3 where python-isal cannot be imported or ``ORCHESTRATOR_OCI_GZIP=zlib``."""
+    import platform
+    import zlib
+
+    fallback = Deflate("zlib", zlib.ZLIB_RUNTIME_VERSION, GZIP_LEVEL)
+    if os.environ.get(GZIP_VAR, "").strip().lower() == "zlib":
+        return fallback
     try:
         import isal
         from isal import isal_zlib  # noqa: F401  # the compiled part, not only the package
     except ImportError:
-        import zlib
-
-        return Deflate("zlib", zlib.ZLIB_RUNTIME_VERSION, GZIP_LEVEL)
-    return Deflate("isal", isal.__version__, ISAL_LEVEL)
+        return fallback
+    return Deflate("isal", isal.__version__, ISAL_LEVEL, platform.machine().lower())
 
 
 def compressor_identity(compression: str) -> str:
@@ -429,7 +438,11 @@ class GzipWriter:
         self.out.write(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
 
 
-def gzip_stream(source: IO[bytes], out: _Sink, deflate: Deflate | None = None) -> None:
+class _Source(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+def gzip_stream(source: _Source, out: _Sink, deflate: Deflate | None = None) -> None:
     """Compress all of *source* into *out* as one deterministic gzip member."""
     writer = GzipWriter(out, deflate)
     while chunk := source.read(_CHUNK):
