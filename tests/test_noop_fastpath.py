@@ -295,3 +295,23 @@ def test_parse_accepts_only_the_plain_forms() -> None:
                  ["-w"], ["-w", "a", "-w", "b", "lock"], ["--workspace=", "lock"], [],
                  ["update"], ["lock", "--refresh"]):
         assert noop.parse(argv) is None, argv
+
+
+
+def test_a_closed_stdout_exits_as_the_normal_path_does(synced: Path) -> None:
+    answered(synced, "lock", "--check")
+    results = []
+    for fast in (True, False):
+        handle, modules = tempfile.mkstemp(prefix="noop-modules-")
+        os.close(handle)
+        env = {**os.environ, "NOOP_TEST_MODULES": modules, "NOOP_TEST_RACY_NS": "0",
+               **({} if fast else {noop.DISABLE_ENV: "1"})}
+        read, write = os.pipe()
+        os.close(read)
+        proc = subprocess.run([sys.executable, "-c", SCRIPT, "lock", "--check"], cwd=synced,
+                              stdout=write, stderr=subprocess.PIPE, env=env, check=False)
+        os.close(write)
+        click = "click" in Path(modules).read_text().split(",")
+        os.unlink(modules)
+        results.append((proc.returncode, proc.stderr, click))
+    assert results == [(1, b"", False), (1, b"", True)]
