@@ -397,10 +397,10 @@ def _load_parts(cache: PageCache, url: str, kind: str, page_sha256: str) -> Deri
     keep = False
     try:
         size = os.fstat(fd).st_size
-        head = os.pread(fd, min(size, 64 * 1024), 0)
+        head = _read_at(fd, min(size, 64 * 1024), 0)
         newline = head.find(b"\n")
         if newline < 0 and len(head) < size:  # a long header: a project with many releases
-            head = os.pread(fd, size, 0)
+            head = _read_at(fd, size, 0)
             newline = head.find(b"\n")
         if newline < 0:
             return None
@@ -423,8 +423,8 @@ def _load_parts(cache: PageCache, url: str, kind: str, page_sha256: str) -> Deri
         if not intact:
             return None
         base = newline + 1
-        if size <= _SMALL_PARTS:
-            data = head if len(head) == size else os.pread(fd, size, 0)
+        if size <= _SMALL_PARTS or not hasattr(os, "pread"):  # (no pread: Windows)
+            data = head if len(head) == size else _read_at(fd, size, 0)
             if len(data) != size:
                 return None
             return DerivedParts(None, data, base, sizes, crcs, holes, secrets)
@@ -435,6 +435,13 @@ def _load_parts(cache: PageCache, url: str, kind: str, page_sha256: str) -> Deri
     finally:
         if not keep:
             os.close(fd)
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
 
 
 def _store_parts(cache: PageCache, url: str, kind: str, page_sha256: str,

@@ -916,3 +916,15 @@ def test_page_is_fresh_says_whether_a_lookup_needs_the_index(
         requests = server.count() + second.count()
         assert make_client(server.url, second.url).page_is_fresh("demo")
         assert server.count() + second.count() == requests  # it never asks the index
+
+
+def test_a_listing_with_a_long_header_and_many_parts_loads(tmp_path: Path) -> None:
+    cache = PageCache(tmp_path)
+    url, digest = "https://x/simple/many/", "ab" * 32
+    parts = [str(i).encode() * (i % 7) for i in range(6000)]  # a header well over 64 KiB
+    cache.store_parts(url, LISTING_KIND, digest, parts)
+    assert cache.derived_path(url, LISTING_KIND).read_bytes().index(b"\n") > 64 * 1024
+    loaded = cache.load_parts(url, LISTING_KIND, digest)
+    assert loaded is not None and len(loaded) == 6000
+    assert [loaded.part(i) for i in (0, 1, 5999)] == [parts[0], parts[1], parts[5999]]
+    assert loaded.part(6000) is None and loaded.part(-1) is None
