@@ -13,8 +13,6 @@ from orchestrator.models import Member, Target, Workspace
 if TYPE_CHECKING:
     from packaging.pylock import PackageDirectory, Pylock
 
-FORMATS = ("requirements.txt", "pylock.toml")
-
 
 def export(
     workspace: Workspace,

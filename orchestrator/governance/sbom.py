@@ -40,8 +40,7 @@ if TYPE_CHECKING:
 
     from orchestrator.session import Session
 
-SbomFormat = Literal["cyclonedx-json", "spdx-json"]
-FORMATS: tuple[SbomFormat, ...] = ("cyclonedx-json", "spdx-json")
+SbomFormat = Literal["cyclonedx-json", "spdx-json"]  # cli/governance.py lists them too
 
 
 @dataclass(frozen=True, slots=True)
