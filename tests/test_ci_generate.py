@@ -264,6 +264,19 @@ def test_ci_check_of_a_binary_file_is_an_error_not_a_traceback(shop: Path) -> No
                    "hint: pass a file `orchestrator ci generate` wrote\n")
 
 
+def test_a_bitbucket_step_quotes_a_service_path_with_a_space(make_workspace: MakeWorkspace,
+                                                             tmp_path: Path) -> None:
+    root = make_workspace({"services/my api": pyproject("api", tool='kind = "service"')},
+                          manifest="version: 1\nname: shop\nmembers: [services/*]\n")
+    doc = yaml.safe_load(generated(root, "bitbucket").read_text())
+    (step,) = doc["pipelines"]["branches"]["main"][0]["parallel"]
+    export = step["step"]["script"][3].splitlines()[0]
+    assert export == "export SERVICE=api SERVICE_PATH='services/my api'"
+    shown = subprocess.run(["bash", "-c", f'{export}; echo "$SERVICE_PATH"'],
+                           capture_output=True, text=True, check=True).stdout
+    assert shown == "services/my api\n"
+
+
 def test_audit_only_when_configured(shop: Path) -> None:
     assert "orchestrator audit" not in generated(shop, "github").read_text()
     manifest = shop / "workspace.yaml"

@@ -375,10 +375,11 @@ def bitbucket(workspace: Workspace, options: CiOptions) -> str:
             f"export ORCHESTRATOR_CACHE_DIR=$BITBUCKET_CLONE_DIR/{CACHE_DIR}",
             install_command(),
             block([*plan_script("BITBUCKET_PR_DESTINATION_BRANCH", "bitbucket", "plan.txt"),
-                   f"if ! grep -qx {service} plan.txt; then",
+                   f"if ! grep -qx {shlex.quote(service)} plan.txt; then",
                    f'  echo "{service} is not affected: skipping"; exit 0',
                    "fi"]),
-            block([f"export SERVICE={service} SERVICE_PATH={path}",
+            # Quoted: a member directory may hold a space (unchanged output otherwise).
+            block([f"export SERVICE={shlex.quote(service)} SERVICE_PATH={shlex.quote(path)}",
                    *service_script(workspace, options, '"$SERVICE"', '"$SERVICE_PATH"')]),
         ]
         return {"step": {"name": service, "clone": {"depth": "full"},
