@@ -296,8 +296,11 @@ def test_registry_login_only_for_a_remote_registry(shop: Path, tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     config = (tmp_path / ".docker" / "config.json").read_text()
     assert config == '{"auths": {"ghcr.io": {"auth": "Y2k6czNjcmV0"}}}'
-    local = generated(shop, "github", "--registry", "127.0.0.1:5000").read_text()
-    assert "python - <<'PY'" not in local and "REGISTRY_PASSWORD" not in local
+    for loopback in ("127.0.0.1:5000", "localhost:5000", "[::1]:5000", "127.0.0.2"):
+        local = generated(shop, "github", "--registry", loopback).read_text()
+        assert "python - <<'PY'" not in local and "REGISTRY_PASSWORD" not in local, loopback
+    remote = generated(shop, "github", "--registry", "localhost.example.com").read_text()
+    assert "REGISTRY_PASSWORD" in remote  # a name that starts like localhost is not it
 
 
 # -- matrix formats ------------------------------------------------------------------------------

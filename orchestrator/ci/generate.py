@@ -93,7 +93,23 @@ def registry_host(workspace: Workspace, options: CiOptions) -> str | None:
 def login_host(workspace: Workspace, options: CiOptions) -> str | None:
     """The registry the jobs log in to; none for a loopback one (it takes no credentials)."""
     host = registry_host(workspace, options)
-    return None if host is None or host.startswith(("127.0.0.1", "localhost")) else host
+    return None if host is None or _loopback(host) else host
+
+
+def _loopback(host: str) -> bool:
+    """Whether HOST[:PORT] is this machine: localhost, 127.0.0.0/8 or [::1].
+
+    By name, not by prefix: ``localhost.example.com`` is a remote registry.
+    """
+    import ipaddress
+
+    name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def publish_token_variable(workspace: Workspace) -> str:
