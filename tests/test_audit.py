@@ -367,6 +367,22 @@ def test_online_queries_the_batch_endpoint_and_caches(
             [m for m, _p in server.requests])  # records came from the cache
 
 
+def test_online_paging_past_the_limit_is_a_note(
+        make_workspace: MakeWorkspace, index: IndexServer, monkeypatch: pytest.MonkeyPatch,
+        records: dict[str, dict[str, Any]]) -> None:
+    from orchestrator.governance import osv_api
+
+    root = pinned_workspace(make_workspace, index, VULNERABLE)
+    monkeypatch.setattr(osv_api, "PAGES", 1)
+    with OsvServer(records, page_size=1) as server:  # one ID a page: every package is cut
+        monkeypatch.setenv("ORCHESTRATOR_OSV_URL", server.url)
+        _code, online, _err = audit_json(root, "--online")
+    cut = [n for n in online["notes"] if n.startswith("the OSV API listed more than 1 pages")]
+    assert len(cut) == 1, online["notes"]
+    assert cut[0].endswith("; the rest were not read")
+    assert f"django {VULNERABLE['django']}" in cut[0]
+
+
 def test_online_unreachable_says_so_and_falls_back(
         make_workspace: MakeWorkspace, index: IndexServer, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ class OsvApi:
     cache_dir: Path
     url: str = field(default_factory=api_url)
     timeout: float = 10.0
+    _notes: list[str] = field(default_factory=list)
 
     @property
     def describe(self) -> str:
@@ -67,7 +68,7 @@ class OsvApi:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return ()
+        return tuple(self._notes)
 
     def advisories(self, packages: Collection[tuple[str, str]]) -> Mapping[str, Sequence[Advisory]]:
         import httpx
@@ -110,6 +111,10 @@ class OsvApi:
                     if isinstance(token, str) and token:
                         again.append((query, token))
             pending = again
+        if pending:  # a report that silently lacks advisories would read as clean
+            cut = ", ".join(sorted({f"{name} {version}" for (name, version), _t in pending}))
+            self._notes.append(f"the OSV API listed more than {PAGES} pages of advisories for "
+                               f"{cut}; the rest were not read")
         now = time.time()
         for query, ids in found.items():
             write_bytes(self._query_file(query), json.dumps(
@@ -223,7 +228,7 @@ class OnlineSource:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        return tuple(self._notes)
+        return (*self.api.notes, *self._notes)
 
     def advisories(self, packages: Collection[tuple[str, str]]) -> Mapping[str, Sequence[Advisory]]:
         try:
