@@ -68,6 +68,7 @@ BUILT = "built-v1"
 UNPACKED = "unpacked-v1"
 BUCKETS = (WHEELS, BUILT, UNPACKED)
 LOCKS = "locks-v1"  # advisory lock files: per bucket (here) and per venv (venv.py)
+PLANS = "plans-v1"  # sync.plan's memos: which cached wheels a lock selects (small JSON files)
 _STALE_TEMP_SECONDS = 3600  # temp entries older than this are left by dead processes
 
 
@@ -288,6 +289,44 @@ class WheelCache:
     def get(self, file: DistFile) -> Path | None:
         """The verified cached copy of *file*, or None; a corrupt copy is discarded."""
         return self._lookup(file)[0]
+
+    def cached_wheel(self, filename: str, sha256: str) -> Path | None:
+        """The cached *filename* (by *sha256*) if it is as it was when verified, else None.
+
+        A hit is what ``fetch_many`` answers from its marker check, without an index
+        or a DistFile; nothing is hashed or discarded here, and ``--verify``
+        (``rehash``) always misses: the caller then goes through ``fetch_many``,
+        which re-checks, reports and replaces a damaged copy.
+        """
+        if self.rehash:
+            return None
+        try:
+            entry = self.entry_dir(WHEELS, sha256)
+            path = self._file_in(entry, filename)
+            stat = path.stat()
+        except (OSError, CacheError):
+            return None
+        return path if self._marker_matches(entry, filename, stat) else None
+
+    def read_memo(self, key: str) -> str | None:
+        """The memo stored under *key* (a sha256 hex digest), or None."""
+        try:
+            return self._memo_path(key).read_text("utf-8")
+        except (OSError, CacheError, UnicodeDecodeError):
+            return None
+
+    def write_memo(self, key: str, text: str) -> None:
+        """Store *text* under *key*, atomically; a read-only cache just keeps none."""
+        from orchestrator.atomic import write_text
+
+        with contextlib.suppress(OSError, CacheError):
+            path = self._memo_path(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, text)
+
+    def _memo_path(self, key: str) -> Path:
+        entry = self.entry_dir(PLANS, key)  # checks the digest
+        return entry.parent / f"{entry.name}.json"
 
     def _lookup(self, file: DistFile) -> tuple[Path | None, bool]:
         """(path or None, whether a corrupt copy was found and discarded)."""

@@ -90,12 +90,18 @@ def plan(
     from orchestrator.versions import member_version
 
     workspace = session.workspace
+    if only_groups:
+        include_self = False
+    memo = _memo_key(session, member, target, groups, extras,
+                     (only_groups, editable_members, include_self))
+    if memo is not None and (known := _memoized(session, member, memo, editable_members,
+                                                include_self)) is not None:
+        return known
     lock = read_lock(member.lockfile)
     chosen = select(lock, [target], groups, extras=extras)
     if only_groups:
         keep = reachable(lock, _group_roots(member, groups, extras))
         chosen = [c for c in chosen if c.name in keep]
-        include_self = False
     files: dict[str, DistFile] = {}
     sdists: dict[str, DistFile] = {}
     by_url = _index_names(workspace)
@@ -108,9 +114,11 @@ def plan(
     paths = session.cache.fetch_many([*files.values(), *sdists.values()], session.index,
                                      progress=progress)
     wanted = []
+    entries: list[dict[str, str]] = []  # the memo: what the next plan of these inputs reads
     for item in chosen:
         version = str(item.package.version) if item.package.version else "0"
         if item.is_member:
+            entries.append({"member": item.name})
             dep = workspace.find(item.name)
             if dep is not None and editable_members:
                 wanted.append(WantedDist.for_member(dep, member_version(session, dep)))
@@ -120,7 +128,91 @@ def plan(
             wanted.append(WantedDist(item.name, version, wheel=built.path, sha256=built.sha256))
             continue
         dist = files[item.name]
+        assert dist.sha256 is not None  # _dist_file requires it
+        entries.append({"name": item.name, "version": version, "file": dist.filename,
+                        "sha256": dist.sha256})
         wanted.append(WantedDist(item.name, version, wheel=paths[dist], sha256=dist.sha256))
+    if include_self and editable_members:
+        wanted.append(WantedDist.for_member(member, member_version(session, member)))
+    if memo is not None and not sdists:  # a built sdist is the build cache's to find
+        import json
+
+        session.cache.write_memo(memo, json.dumps({"format": _MEMO_FORMAT, "wanted": entries}))
+    return wanted
+
+
+# -- the plan memo --------------------------------------------------------------------
+#
+# `plan` reads and validates the lock (TOML), selects for the target (marker evaluation,
+# which imports the resolver) and looks each wheel up in the cache: 30-60 ms a member,
+# every time a venv is made, in every new checkout. What it selects depends only on the
+# lock's bytes, the target, groups and extras, the member's pyproject.toml (its groups'
+# roots) and the manifest; the memo is keyed by their contents (not stats, so a new
+# clone with the same files finds it) and lists the selected wheels by file name and
+# sha256, never a URL (no index token is written). A hit still finds every wheel through
+# the cache's marker check (`cached_wheel`); any miss, `--verify`, an sdist or a dynamic
+# member version takes the full path. Members come from the workspace as it is now.
+
+_MEMO_FORMAT = 1
+
+
+def _memo_key(session: Session, member: Member, target: Target, groups: Collection[str],
+              extras: Collection[str], flags: tuple[bool, bool, bool]) -> str | None:
+    import hashlib
+    import json
+
+    from orchestrator import __version__
+
+    workspace = session.workspace
+    if session.cache.rehash or any(m.dynamic_version for m in workspace.members):
+        return None
+    try:
+        inputs = [hashlib.sha256(p.read_bytes()).hexdigest()
+                  for p in (member.lockfile, member.pyproject, workspace.manifest)]
+    except OSError:
+        return None  # the full path says what is missing
+    parts = [_MEMO_FORMAT, __version__, member.name, target.python, target.platform,
+             list(groups), sorted(extras), list(flags), inputs]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def _memoized(session: Session, member: Member, key: str, editable_members: bool,
+              include_self: bool) -> list[WantedDist] | None:
+    """The plan the memo under *key* records, if every wheel in it is still cached."""
+    import json
+
+    from orchestrator.venv import WantedDist
+    from orchestrator.versions import member_version
+
+    text = session.cache.read_memo(key)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        entries = data["wanted"] if data.get("format") == _MEMO_FORMAT else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not isinstance(entries, list):
+        return None
+    workspace = session.workspace
+    wanted = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+            return None
+        if "member" in entry:
+            dep = workspace.find(entry["member"])
+            if dep is not None and editable_members:
+                wanted.append(WantedDist.for_member(dep, member_version(session, dep)))
+            continue
+        try:
+            name, version, file, sha256 = (entry["name"], entry["version"], entry["file"],
+                                           entry["sha256"])
+        except KeyError:
+            return None
+        path = session.cache.cached_wheel(file, sha256)
+        if path is None:
+            return None
+        wanted.append(WantedDist(name, version, wheel=path, sha256=sha256))
     if include_self and editable_members:
         wanted.append(WantedDist.for_member(member, member_version(session, member)))
     return wanted

@@ -232,3 +232,32 @@ def test_members_of_one_command_finish_in_order_and_a_failure_keeps_the_done_one
     assert "api: synced services/api/.venv (+7 ~0 -0)" in err
     assert "is not a virtual environment; refusing to replace it" in err
     assert run(locked_shop, "sync", "api") == (0, "", "api: up to date (7 packages)\n")
+
+
+def test_a_new_checkout_reuses_the_plan_memo_until_a_wheel_is_gone(
+        locked_shop: Path, tmp_path: Path) -> None:
+    assert run(locked_shop, "sync", "api")[0] == 0
+    memos = list((tmp_path / "cache" / "plans-v1").glob("*/*.json"))
+    assert len(memos) == 1
+    assert "://" not in memos[0].read_text()  # wheels by file name and sha256, no URL
+    # a new clone (same files, no venv): the memo answers, no lock is parsed or selected
+    clone = tmp_path / "clone"
+    shutil.copytree(locked_shop, clone, ignore=shutil.ignore_patterns(".venv"))
+    code = ("import sys\nfrom orchestrator.cli import main\n"
+            f"try:\n    main(['-w', {str(clone)!r}, 'sync', 'api'])\n"
+            "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print('RESOLVER=' + str('orchestrator.resolver' in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stderr == "api: synced services/api/.venv (+7 ~0 -0)\n"
+    assert proc.stdout.splitlines()[-1] == "RESOLVER=False"
+    assert dists(clone / "services/api/.venv") == dists(locked_shop / "services/api/.venv")
+    # a wheel the memo names left the cache: the full plan fetches it again
+    for wheel in (tmp_path / "cache" / "wheels-v1").glob("*/*/attrs-*.whl"):
+        shutil.rmtree(wheel.parent)
+    again = tmp_path / "again"
+    shutil.copytree(clone, again, ignore=shutil.ignore_patterns(".venv"))
+    code_, _, err = run(again, "sync", "api")
+    assert code_ == 0, err
+    assert err.splitlines()[0].endswith("] attrs-24.2.0-py3-none-any.whl")
+    assert dists(again / "services/api/.venv") == dists(locked_shop / "services/api/.venv")
