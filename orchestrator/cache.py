@@ -666,6 +666,10 @@ class WheelCache:
                 freed += _tree_size(entry)
                 self._discard(entry)
                 removed += 1
+        plans = self.root / PLANS
+        if plans.is_dir():  # memos name wheels: made again by the next sync of each lock
+            freed += _tree_size(plans)
+            self._discard(plans)
         self._remove_stale_temps()  # an hour old: left by dead processes
         for name in BUCKETS:  # and any age, where no live process writes the bucket
             if (self.root / name).is_dir():

@@ -381,3 +381,25 @@ def test_manifest_of_an_entry_unpacked_before_manifests_is_made_once(tmp_path: P
     own = tree / installer.OWN_DIR
     assert sorted(p.name for p in own.iterdir()) == ["INSTALLER", "REQUESTED", "manifest.json"]
     assert (own / "INSTALLER").read_text() == "orchestrator\n"
+
+
+def test_plan_memos_and_cached_wheel(tmp_path: Path, wheels: list[Path]) -> None:
+    cache = WheelCache(tmp_path / "cache")
+    file = dist_file(wheels[0])
+    assert file.sha256
+    assert cache.cached_wheel(file.filename, file.sha256) is None  # not fetched yet
+    path = cache.fetch(file, DirDownloader(wheels[0].parent))
+    assert cache.cached_wheel(file.filename, file.sha256) == path
+    assert cache.cached_wheel("other.whl", file.sha256) is None
+    assert cache.cached_wheel(file.filename, "not-a-digest") is None
+    os.utime(path, ns=(1, 1))  # no longer as verified: a miss, left for fetch_many to check
+    assert cache.cached_wheel(file.filename, file.sha256) is None
+    assert path.exists()
+
+    key = "ab" * 32
+    assert cache.read_memo(key) is None
+    cache.write_memo(key, '{"x": 1}')
+    assert cache.read_memo(key) == '{"x": 1}'
+    assert cache.read_memo("../../etc") is None
+    cache.prune({file.sha256})  # memos name wheels: pruned with them, made again later
+    assert cache.read_memo(key) is None
