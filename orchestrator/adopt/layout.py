@@ -143,14 +143,14 @@ def choose_python(requires: Mapping[str, str | None], wanted: str | None) -> tup
                                  "specifier", hint="write it like \">=3.10\"",
                                  member=member, actual=text) from exc
 
-    def admitted(minor: int) -> list[str]:
+    def refusing(minor: int) -> list[str]:
+        """The members whose requires-python excludes 3.*minor*."""
         return [m for m, s in specs.items() if not s.contains(f"3.{minor}.0", prereleases=True)]
 
     if wanted is not None:
-        minor = int(wanted.split(".")[1])
-        refusing = admitted(minor)
-        if refusing:
-            detail = ", ".join(f"{m} ({requires[m]})" for m in refusing)
+        excluded = refusing(int(wanted.split(".")[1]))
+        if excluded:
+            detail = ", ".join(f"{m} ({requires[m]})" for m in excluded)
             raise WorkspaceError(f"--python {wanted} is excluded by the requires-python of "
                                  f"{detail}", hint="pick a Python every member admits, or "
                                  "leave --python out to have one chosen", expected=wanted)
@@ -159,7 +159,7 @@ def choose_python(requires: Mapping[str, str | None], wanted: str | None) -> tup
         return DEFAULT_PYTHON, (f"no member declares requires-python; {DEFAULT_PYTHON} is the "
                                 "workspace default (pass --python to choose)")
     for minor in PYTHON_MINORS:
-        if not admitted(minor):
+        if not refusing(minor):
             listed = "; ".join(f"{m}: {requires[m]}" for m in specs)
             return f"3.{minor}", f"the lowest of 3.9-3.14 every member admits ({listed})"
     detail = "; ".join(f"{m}: {requires[m]}" for m in specs)
