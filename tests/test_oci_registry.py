@@ -194,6 +194,13 @@ def test_references() -> None:
     ref = registry.parse_reference("127.0.0.1:5000/acme/orders@sha256:" + "0" * 64)
     assert (ref.host, ref.repository, ref.tag, ref.base_url) == (
         "127.0.0.1:5000", "acme/orders", None, "http://127.0.0.1:5000/v2/acme/orders")
+    # loopback by address, IPv6 included; a look-alike name is a remote registry (https)
+    for host, scheme in (("[::1]:5000", "http"), ("localhost:5000", "http"),
+                         ("127.0.0.2:5000", "http"), ("localhost.example.com", "https"),
+                         ("ghcr.io", "https")):
+        ref = registry.parse_reference(f"{host}/acme/orders:1")
+        assert (ref.host, ref.tag, ref.base_url) == (host, "1",
+                                                     f"{scheme}://{host}/v2/acme/orders")
 
 
 def test_a_base_tag_resolved_a_moment_ago_is_used_without_asking(

@@ -20,6 +20,7 @@ from typing import Literal
 
 from orchestrator import __version__
 from orchestrator.models import AuditSpec, Workspace
+from orchestrator.names import is_loopback_host
 
 System = Literal["github", "gitlab", "bitbucket", "jenkins"]
 SYSTEMS: tuple[System, ...] = ("github", "gitlab", "bitbucket", "jenkins")
@@ -93,23 +94,7 @@ def registry_host(workspace: Workspace, options: CiOptions) -> str | None:
 def login_host(workspace: Workspace, options: CiOptions) -> str | None:
     """The registry the jobs log in to; none for a loopback one (it takes no credentials)."""
     host = registry_host(workspace, options)
-    return None if host is None or _loopback(host) else host
-
-
-def _loopback(host: str) -> bool:
-    """Whether HOST[:PORT] is this machine: localhost, 127.0.0.0/8 or [::1].
-
-    By name, not by prefix: ``localhost.example.com`` is a remote registry.
-    """
-    import ipaddress
-
-    name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return None if host is None or is_loopback_host(host) else host
 
 
 def publish_token_variable(workspace: Workspace) -> str:

@@ -42,8 +42,10 @@ class Reference:
 
     @property
     def base_url(self) -> str:
-        local = self.host.split(":")[0] in ("127.0.0.1", "localhost", "::1", "[::1]")
-        return f"{'http' if local else 'https'}://{self.host}/v2/{self.repository}"
+        from orchestrator.names import is_loopback_host
+
+        scheme = "http" if is_loopback_host(self.host) else "https"
+        return f"{scheme}://{self.host}/v2/{self.repository}"
 
     @property
     def ref(self) -> str:
