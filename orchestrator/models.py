@@ -330,6 +330,7 @@ class PublishSpec:
 
 UnknownLicense = Literal["fail", "warn"]
 FailOn = Literal["any", "low", "medium", "high", "critical"]  # audit thresholds, lowest first
+FAIL_ON_LEVELS: tuple[FailOn, ...] = ("any", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)

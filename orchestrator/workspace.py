@@ -32,6 +32,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from orchestrator.errors import WorkspaceError
 from orchestrator.models import (
+    FAIL_ON_LEVELS,
     AuditIgnore,
     AuditSpec,
     HttpTimeouts,
@@ -594,8 +595,8 @@ class _Loader(_Reporter):
         value = self.mapping("audit", value, {"db", "ignore", "fail-on"},
                              "a mapping with db, ignore and fail-on")
         fail_on = value.get("fail-on", "any")
-        if fail_on not in ("any", "low", "medium", "high", "critical"):
-            self.expect("audit.fail-on", "one of any, low, medium, high, critical",
+        if fail_on not in FAIL_ON_LEVELS:
+            self.expect("audit.fail-on", f"one of {', '.join(FAIL_ON_LEVELS)}",
                         _describe(fail_on))
         db = None
         if "db" in value:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from orchestrator.cli.app import EXIT_USER_ERROR, App, echo_json
+from orchestrator.models import FAIL_ON_LEVELS
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
               help="Accept this advisory (any of its IDs or aliases) for this run.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
               show_default=True)
-@click.option("--fail-on", type=click.Choice(["any", "low", "medium", "high", "critical"]),
+@click.option("--fail-on", type=click.Choice(FAIL_ON_LEVELS),
               default="any", show_default=True,
               help="Exit 1 on findings of this severity or higher; an unknown severity fails "
               "at every level.")
