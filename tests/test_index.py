@@ -928,3 +928,15 @@ def test_a_listing_with_a_long_header_and_many_parts_loads(tmp_path: Path) -> No
     assert loaded is not None and len(loaded) == 6000
     assert [loaded.part(i) for i in (0, 1, 5999)] == [parts[0], parts[1], parts[5999]]
     assert loaded.part(6000) is None and loaded.part(-1) is None
+
+
+def test_storing_a_listing_removes_the_earlier_formats_beside_the_page(
+    server: IndexServer, make_client: MakeClient, tmp_path: Path
+) -> None:
+    server.add_wheel("demo", "1.0")
+    cache = PageCache(tmp_path / "cache")
+    old = cache.derived_path(f"{server.url}/demo/", listing.OLD_LISTING_KINDS[0])
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"an earlier version's listing")
+    make_client(server.url).files("demo")
+    assert not old.exists() and len(_listings(tmp_path / "cache")) == 1

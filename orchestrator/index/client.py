@@ -18,7 +18,13 @@ from orchestrator.atomic import write_bytes
 from orchestrator.errors import HashMismatchError, PackageIndexError
 from orchestrator.httpcache import CacheControl, CachedPage, PageCache
 from orchestrator.index.auth import ResolvedIndex, redact_url, resolve_index
-from orchestrator.index.listing import LISTING_KIND, ProjectFiles, decode_listing, encode_listing
+from orchestrator.index.listing import (
+    LISTING_KIND,
+    OLD_LISTING_KINDS,
+    ProjectFiles,
+    decode_listing,
+    encode_listing,
+)
 from orchestrator.index.metadata import (
     check_metadata_matches,
     file_key,
@@ -333,6 +339,8 @@ class IndexClient:
             with contextlib.suppress(OSError):  # the listing only saves time
                 listing = encode_listing(files, versions)
                 self._pages.store_parts(page.url, LISTING_KIND, digest, listing)
+                for old in OLD_LISTING_KINDS:  # an earlier version's, read by nothing now
+                    self._pages.derived_path(page.url, old).unlink(missing_ok=True)
         return files, versions
 
     def _relisted(self, index: ResolvedIndex, page: CachedPage, name: str) -> ProjectFiles:

@@ -36,6 +36,7 @@ Row = tuple[str, str, str | None, int | None, str | None, str | None, str | None
 # code, the cache is as trusted as __pycache__ (which is marshal too), and
 # every entry is size-, CRC- and shape-checked before use.
 LISTING_KIND = "files-v4"
+OLD_LISTING_KINDS = ("files-v3",)  # removed beside a page when its listing is stored anew
 _MARSHAL_VERSION = 4  # fixed, so every Python 3 that shares the cache reads it
 
 
