@@ -1050,6 +1050,12 @@ def _fetch_pages_ahead(finder: PackageFinder, members: Sequence[Member],
             if match is not None and normalize(match.group(1)) not in by_name:
                 names[normalize(match.group(1))] = None
     missing = [name for name in names if not fresh(name)]
+    connect = getattr(finder, "connect", None)
+    if missing and connect is not None:
+        # The HTTP client made here, before the burst: made by the first requesting
+        # thread instead, it competed for the GIL with this thread's imports of the
+        # resolver, and the first request went out 30 ms later (in-process, example).
+        connect()
     prefetch(missing)
     return bool(missing)
 

@@ -940,3 +940,23 @@ def test_storing_a_listing_removes_the_earlier_formats_beside_the_page(
     old.write_bytes(b"an earlier version's listing")
     make_client(server.url).files("demo")
     assert not old.exists() and len(_listings(tmp_path / "cache")) == 1
+
+
+def test_connect_makes_the_http_client_once_for_every_request(
+    server: IndexServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.add_wheel("demo", "1.0")
+    made: list[int] = []
+    make = transport.make_http_client
+
+    def counting(max_workers: int) -> object:
+        made.append(max_workers)
+        return make(max_workers)
+
+    monkeypatch.setattr(client_module, "make_http_client", counting)
+    client = make_client(server.url)
+    client.connect()
+    client.connect()
+    assert len(made) == 1
+    assert [f.filename for f in client.files("demo")] == ["demo-1.0-py3-none-any.whl"]
+    assert len(made) == 1
