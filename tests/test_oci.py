@@ -259,6 +259,17 @@ def test_no_change_is_found_by_fingerprint(workspace: Path, tmp_path: Path,
     again = build(workspace, tmp_path / "cache", monkeypatch, base)
     assert again["api"]["built"] is False
     assert again["api"]["digest"] == first["api"]["digest"]
+    # another gzip implementation writes other bytes: not the recorded image, a new digest
+    from orchestrator.oci import layers
+
+    layers.gzip_deflate.cache_clear()
+    monkeypatch.setenv(layers.GZIP_VAR, "zlib")
+    try:
+        other = build(workspace, tmp_path / "cache", monkeypatch, base)
+    finally:
+        layers.gzip_deflate.cache_clear()
+    assert other["api"]["built"] is True
+    assert other["api"]["digest"] != first["api"]["digest"]
 
 
 def test_multi_platform_index_has_aarch64_extensions(workspace: Path, tmp_path: Path,

@@ -449,7 +449,9 @@ def build_service(session: Session, service: Member, request: OciRequest, *,
                      {"engine": "oci", "platforms": ",".join(platforms), "mtime": str(mtime),
                       "created": created, "revision": revision.get("revision", ""),
                       "layers": str(LAYER_RECIPE), "compiler": sys.version.split()[0],
-                      **({"compression": compression} if compression != "gzip" else {})})
+                      # the layers' bytes depend on it: an image recorded with zlib's gzip
+                      # is not what igzip writes, so it is not this build's
+                      "compression": compressor_identity(compression)})
     found = None if request.rebuild else _known(store, fp)
     if found is None and request.push and not request.rebuild and request.layout is None \
             and request.archive is None:
