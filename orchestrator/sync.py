@@ -194,12 +194,18 @@ def _memoized(session: Session, member: Member, key: str, editable_members: bool
         return None
     if not isinstance(entries, list):
         return None
+    try:  # a memo only ever names wheels the lock names: file and sha256 are in its text
+        locked = member.lockfile.read_text("utf-8").lower()
+    except (OSError, UnicodeDecodeError):
+        return None
     workspace = session.workspace
     wanted = []
     for entry in entries:
         if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
             return None
         if "member" in entry:
+            if f'"{entry["member"].lower()}"' not in locked:
+                return None
             dep = workspace.find(entry["member"])
             if dep is not None and editable_members:
                 wanted.append(WantedDist.for_member(dep, member_version(session, dep)))
@@ -209,6 +215,8 @@ def _memoized(session: Session, member: Member, key: str, editable_members: bool
                                            entry["sha256"])
         except KeyError:
             return None
+        if f'"{sha256.lower()}"' not in locked or f'"{file.lower()}"' not in locked:
+            return None  # not this lock's wheel (a planted or foreign memo): the full path
         path = session.cache.cached_wheel(file, sha256)
         if path is None:
             return None

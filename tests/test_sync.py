@@ -261,3 +261,36 @@ def test_a_new_checkout_reuses_the_plan_memo_until_a_wheel_is_gone(
     assert code_ == 0, err
     assert err.splitlines()[0].endswith("] attrs-24.2.0-py3-none-any.whl")
     assert dists(again / "services/api/.venv") == dists(locked_shop / "services/api/.venv")
+
+
+def test_a_memo_naming_a_wheel_the_lock_does_not_is_not_followed(
+        locked_shop: Path, tmp_path: Path) -> None:
+    # CI restores caches from shared storage: a planted memo (its key is computable from
+    # the lock) must not put a wheel into the venv that the lock does not name
+    import hashlib
+    import json
+
+    from orchestrator.cache import WheelCache
+    from tests.support.wheels import build_wheel
+
+    assert run(locked_shop, "sync", "api")[0] == 0
+    expected = dists(locked_shop / "services/api/.venv")
+    (memo,) = (tmp_path / "cache" / "plans-v1").glob("*/*.json")
+    evil = build_wheel(tmp_path / "w", "evil", "1.0")
+    sha256 = hashlib.sha256(evil.read_bytes()).hexdigest()
+    cache = WheelCache(tmp_path / "cache")
+    entry = cache.entry_dir("wheels-v1", sha256)
+    entry.mkdir(parents=True)
+    shutil.copy(evil, entry / evil.name)
+    cache._write_marker(entry, evil.name)  # a cache hit, as a planted entry would be
+    assert cache.cached_wheel(evil.name, sha256) is not None
+    data = json.loads(memo.read_text())
+    data["wanted"].append({"name": "evil", "version": "1.0", "file": evil.name,
+                           "sha256": sha256})
+    memo.write_text(json.dumps(data))
+    clone = tmp_path / "clone"
+    shutil.copytree(locked_shop, clone, ignore=shutil.ignore_patterns(".venv"))
+    code, _, err = run(clone, "sync", "api")
+    assert code == 0, err
+    assert dists(clone / "services/api/.venv") == expected
+    assert "evil" not in json.dumps(dists(clone / "services/api/.venv"))
