@@ -240,6 +240,25 @@ def test_pool_pycs_are_a_fresh_interpreters_in_any_order(tmp_path: Path) -> None
             assert data[4:8] == b"\x01\0\0\0"  # PEP 552: hash-based, not checked
 
 
+def test_pool_pycs_ignore_the_environment(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """PYTHONOPTIMIZE (asserts stripped) or a .pth import in the build's environment does
+    not reach the plain pycs: the workers start isolated."""
+    root = tmp_path / "root"
+    site = root / SITE
+    site.mkdir(parents=True)
+    (site / "checked.py").write_text("def f(x):\n    assert x, 'x is needed'\n    return x\n")
+    name = f"{SITE}/__pycache__/checked.cpython-311.pyc"
+    with BytecodeCompiler(workers=1) as compiler:
+        plain = compiler.submit(root, site).result(name)
+    monkeypatch.setenv("PYTHONOPTIMIZE", "2")
+    monkeypatch.setenv("PYTHONSTARTUP", str(tmp_path / "nope.py"))
+    with BytecodeCompiler(workers=1) as compiler:
+        again = compiler.submit(root, site).result(name)
+    assert plain is not None and again == plain
+    assert b"x is needed" in plain  # the assert is there
+
+
 def test_pycs_in_the_tar_are_as_files_written_there(tmp_path: Path) -> None:
     """The tar with the pool's pycs added equals the tar of a tree they were written to."""
     root = tmp_path / "root"

@@ -153,7 +153,7 @@ def pyc(path, name):
     try:
         with open(path, "rb") as f:
             source = f.read()
-        code = compile(source, name, "exec", dont_inherit=True, optimize=-1)
+        code = compile(source, name, "exec", dont_inherit=True, optimize=0)
         return external._code_to_hash_pyc(code, importlib.util.source_hash(source), False)
     except Exception:
         return None
@@ -180,7 +180,11 @@ class _Worker:
         import subprocess
 
         self.proc: subprocess.Popen[bytes] = subprocess.Popen(
-            [sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            # -I -S: no PYTHON* variables (PYTHONOPTIMIZE would strip asserts from pycs
+            # named as plain ones), no user site, no site-packages .pth imports (what the
+            # interpreter has imported changes marshal's bytes): the same on every machine
+            [sys.executable, "-I", "-S", "-c", _WORKER], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE)
 
     def compile(self, batch: Sequence[tuple[str, str]]) -> list[bytes | None]:
         import json
