@@ -11,7 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.version import Version
 
-import orchestrator.resolver as resolver
+import orchestrator.resolver.core as resolver_core
 from orchestrator.errors import ConflictCause, ResolutionError
 from orchestrator.index import group_by_version, version_text
 from orchestrator.models import DistFile, Member, MemberOptions, Target
@@ -211,7 +211,7 @@ def test_invalid_and_url_requirements_in_pyproject() -> None:
 
 
 def test_too_deep_is_a_resolution_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resolver, "MAX_ROUNDS", 1)
+    monkeypatch.setattr(resolver_core, "MAX_ROUNDS", 1)
     finder = MemoryFinder({"a": {"1.0": {"dependencies": ["b"]}}, "b": {"1.0": {}}})
     with pytest.raises(ResolutionError, match="gave up after 1 resolution rounds"):
         resolve(member("a"), {}, [AMD64], finder)
@@ -392,3 +392,22 @@ def test_prefetcher_drops_what_fails_and_changes_no_resolution() -> None:
                                              "web-1.0-py3-none-any.whl"]
     with pytest.raises(ResolutionError):
         resolve(member("web"), {}, [AMD64], MemoryFinder(projects))
+
+
+def test_package_names_import_lazily() -> None:
+    """Importing the environment module leaves resolvelib unimported; the names still resolve."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import orchestrator.resolver.environment; "
+            "assert 'resolvelib' not in sys.modules, 'resolvelib imported'; "
+            "assert 'orchestrator.resolver.core' not in sys.modules; "
+            "from orchestrator.resolver import Catalog, PackageFinder, Resolution, "
+            "ResolvedPackage, UsedRequirement, resolve; "
+            "import orchestrator.resolver as r; assert r.resolve is resolve; "
+            "assert 'resolvelib' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import orchestrator.resolver as package
+
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        package.nothing  # noqa: B018 (the lookup is what raises)
