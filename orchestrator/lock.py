@@ -991,8 +991,11 @@ def _lock_members(
     # everything in the cache there are none, and threads only contend for the GIL.
     threads = max(1, min(RESOLVER_THREADS if cold else 1, len(members)))
     try:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            resolved = list(pool.map(one, members))
+        if threads == 1:  # a warm lock: no thread to start, nothing to overlap
+            resolved = [one(member) for member in members]
+        else:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                resolved = list(pool.map(one, members))
     finally:
         if prefetcher is not None:
             prefetcher.close()
