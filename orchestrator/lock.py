@@ -960,8 +960,6 @@ def _lock_members(
     upgrade: bool | Collection[str],
     progress: Callable[[str], None] | None,
 ) -> list[LockResult]:
-    from concurrent.futures import ThreadPoolExecutor
-
     by_name = {m.name: m for m in workspace.members}
     # Before anything else (the resolver's imports included): one burst of
     # requests for the page of every member's direct dependencies.
@@ -994,6 +992,8 @@ def _lock_members(
         if threads == 1:  # a warm lock: no thread to start, nothing to overlap
             resolved = [one(member) for member in members]
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 resolved = list(pool.map(one, members))
     finally:

@@ -8,11 +8,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 from orchestrator.atomic import write_bytes
 from orchestrator.errors import HashMismatchError, PackageIndexError
@@ -58,6 +57,8 @@ from orchestrator.models import CoreMetadata, DistFile, IndexSpec
 from orchestrator.names import normalize
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     import httpx
 
 METADATA_BUCKET = "metadata-v1"
@@ -65,6 +66,38 @@ HTTP_EXTRA_THREADS = 24  # requesting threads besides the pool's (resolver, pref
 SDIST_BUCKET = "sdists-v1"
 
 T = TypeVar("T")
+
+
+class _Pending:
+    """The result of one in-flight request, shared by every thread that waits for it.
+
+    What ``_once`` and ``_submit`` need of a ``concurrent.futures.Future`` (set
+    once, wait, raise the failure in every waiter) without importing it.
+    """
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: object = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def set_result(self, value: object) -> None:
+        self._value = value
+        self._done.set()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    def result(self) -> object:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class IndexClient:
@@ -106,8 +139,10 @@ class IndexClient:
         self._page_ttl = page_ttl
         self._sdist_metadata = sdist_metadata
         self._deadlines = deadlines  # workspace.yaml's http.timeout; None: the defaults
-        self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="index")
-        self._inflight: dict[tuple[str, str], Future[Any]] = {}
+        # Started by the first background request (_submit): a warm run may make none,
+        # and concurrent.futures (with logging) costs a warm lock 2-3 ms to import.
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: dict[tuple[str, str], _Pending] = {}
         self._lock = threading.Lock()
         self._closed = False
         # Built on the first request: a warm run may make none, and building
@@ -121,7 +156,9 @@ class IndexClient:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         with self._http_lock:
             if self._http_client is not None:
                 self._http_client.close()
@@ -261,29 +298,33 @@ class IndexClient:
             if future is None:
                 if self._closed:
                     raise _closed_error(key)
-                future = self._inflight[key] = Future()
+                future = self._inflight[key] = _Pending()
         if owner:
             self._run(key, future, work)
-        result: T = future.result()
-        return result
+        return cast("T", future.result())
 
     def _submit(self, key: tuple[str, str], work: Callable[[], Any]) -> None:
         with self._lock:
             if key in self._inflight or self._closed:
                 return
-            future: Future[Any] = Future()
+            future = _Pending()
             self._inflight[key] = future
-        task = self._pool.submit(self._run, key, future, work)
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="index")
+            pool = self._pool
+        task = pool.submit(self._run, key, future, work)
         # close() cancels queued tasks; their waiters must not hang forever.
         task.add_done_callback(lambda t: self._abandon(key, future) if t.cancelled() else None)
 
-    def _abandon(self, key: tuple[str, str], future: Future[Any]) -> None:
+    def _abandon(self, key: tuple[str, str], future: _Pending) -> None:
         with self._lock:
             self._inflight.pop(key, None)
         if not future.done():
             future.set_exception(_closed_error(key))
 
-    def _run(self, key: tuple[str, str], future: Future[Any], work: Callable[[], Any]) -> None:
+    def _run(self, key: tuple[str, str], future: _Pending, work: Callable[[], Any]) -> None:
         try:
             future.set_result(work())
         except BaseException as exc:
