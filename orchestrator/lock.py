@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import tomllib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -221,6 +220,8 @@ def staleness(workspace: Workspace, member: Member) -> Staleness | None:
     tail = _tool_table(raw)
     if tail is not None and tail.get("fingerprint") == current.combined:
         return None
+    import tomllib  # here: a lock with no pylock.toml to read does not import it
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -248,6 +249,8 @@ def _tool_table(raw: bytes) -> dict[str, object] | None:
     start = raw.find(_TOOL_HEADER)
     if start < 0:
         return None
+    import tomllib
+
     try:
         data = tomllib.loads(raw[start + 1:].decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -637,6 +640,8 @@ def write_lock(member: Member, lock: Pylock | LockTable) -> bool:
 
 def read_lock(path: Path) -> Pylock:
     """Parse and validate a pylock.toml; errors name the file and the bad key."""
+    import tomllib
+
     from packaging.pylock import Pylock, PylockValidationError
 
     try:

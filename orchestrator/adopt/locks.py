@@ -29,7 +29,6 @@ just keeps fewer versions.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +127,8 @@ def read_pins(path: Path, *, shown: str | None = None) -> ForeignPins:
     Raises ``LockError`` naming the file (as *shown*) when it cannot be read,
     is not TOML, or has no array of ``[[package]]`` tables.
     """
+    import tomllib  # here: most locks have no foreign lock to read
+
     shown = shown or str(path)
     try:
         with path.open("rb") as fh:
