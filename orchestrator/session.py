@@ -136,10 +136,13 @@ class Session:
 
         Naming a library where only services make sense is an error that says so.
         """
-        from orchestrator.graph import select
-
         ws = self.workspace
-        chosen = select(ws, names) if names else list(ws.members)
+        if names:
+            from orchestrator.graph import select  # here: `lock` or `sync` of all members skips it
+
+            chosen = select(ws, names)
+        else:
+            chosen = list(ws.members)
         if not services_only:
             return chosen
         for member in chosen if names else ():
