@@ -375,10 +375,11 @@ def _activate_script(venv: Path) -> str:
 def _swap_in(new: Path, path: Path) -> None:
     """Rename *new* to *path*, moving an existing venv there aside first."""
     import shutil
-    import tempfile
 
     old = None
     if path.exists():
+        import tempfile  # here: a new venv (the usual case) has nothing to move aside
+
         old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
         os.rename(path, old / "venv")  # atomic: the venv is whole until the next rename
     os.rename(new, path)
