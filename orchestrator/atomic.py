@@ -40,7 +40,9 @@ def _write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NOFOLLOW and O_CLOEXEC where the system has them (Windows has neither), as mkstemp does
+_TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
 _TEMP_ATTEMPTS = 100
 
 
